@@ -1,0 +1,95 @@
+"""Build objects named by `class_path` in a config section, checking keys before construction.
+
+Why: configs wire models, data and callbacks without code knowing each other. Checking the
+section against the constructor signature turns a misspelt key into an error that names the
+key and the closest valid parameter, before any weights are loaded.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from common.config import ConfigError, closest
+
+
+def import_object(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"cannot import class_path '{path}': {e}") from e
+
+
+def _accepts_var_kwargs(sig: inspect.Signature) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+
+_PRIMITIVES = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def _check_annotation(where: str, name: str, annotation: Any, value: Any) -> None:
+    if value is None or annotation is inspect.Parameter.empty:
+        return
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) \
+        else (annotation,)
+    allowed: list[type] = []
+    for opt in options:
+        if opt in _PRIMITIVES:
+            allowed.extend(_PRIMITIVES[opt])
+        else:
+            return  # complex annotation: let the constructor judge
+    if isinstance(value, bool) and bool not in allowed:
+        ok = False
+    else:
+        ok = isinstance(value, tuple(allowed))
+    if not ok:
+        want = " or ".join(sorted({getattr(o, "__name__", str(o)) for o in options}))
+        raise ConfigError(f"config key '{where}.{name}' expects {want}, got {type(value).__name__} {value!r}")
+
+
+def check_kwargs(cls: Any, kwargs: Mapping[str, Any], where: str) -> None:
+    sig = inspect.signature(cls)
+    params = {k: p for k, p in sig.parameters.items() if k != "self"}
+    if not _accepts_var_kwargs(sig):
+        for key in kwargs:
+            if key not in params:
+                hint = closest(key, params)
+                raise ConfigError(f"unknown config key '{where}.{key}' for {cls.__name__}"
+                                  + (f"; did you mean '{where}.{hint}'?" if hint else ""))
+    for key, value in kwargs.items():
+        if key in params:
+            _check_annotation(where, key, params[key].annotation if not isinstance(params[key].annotation, str)
+                              else _eval_annotation(cls, key), value)
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty
+               and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in kwargs]
+    if missing:
+        raise ConfigError(f"config section '{where}' is missing required key(s): {', '.join(missing)}")
+
+
+def _eval_annotation(cls: Any, key: str) -> Any:
+    try:
+        target = cls.__init__ if inspect.isclass(cls) else cls
+        return typing.get_type_hints(target).get(key, inspect.Parameter.empty)
+    except Exception:
+        return inspect.Parameter.empty
+
+
+def accepted(cls: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `extra` that `cls` takes as constructor parameters."""
+    params = inspect.signature(cls).parameters
+    return {k: v for k, v in extra.items() if k in params}
+
+
+def instantiate(section: DictConfig | Mapping[str, Any], where: str, **extra: Any) -> Any:
+    """Construct `section.class_path(**rest, **extra)`; `extra` entries the class lacks are dropped."""
+    data = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    if "class_path" not in data:
+        raise ConfigError(f"config section '{where}' needs a class_path")
+    cls = import_object(data.pop("class_path"))
+    check_kwargs(cls, {**data, **accepted(cls, extra)}, where)
+    return cls(**data, **accepted(cls, extra))

@@ -1,0 +1,38 @@
+"""What every task LightningModule shares: its task name in checkpoints and the optimizer.
+
+Why: resume and export must refuse a checkpoint from another task, so the task name travels
+in every checkpoint; and the optimizer/scheduler settings are config (lr, weight decay,
+warmup), not hard-coded per task. Kept to one shallow base class on purpose.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class TaskModule(L.LightningModule):
+    task: str = ""
+
+    def __init__(self, lr: float = 3e-5, weight_decay: float = 0.0, warmup_steps: int = 0,
+                 optimizer: str = "adamw"):
+        super().__init__()
+        self.lr, self.weight_decay, self.warmup_steps, self.optimizer_name = lr, weight_decay, warmup_steps, optimizer
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["task"] = self.task
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_name == "adam":
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        elif self.optimizer_name == "adamw":
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
+        if not self.warmup_steps:
+            return opt
+        warmup = self.warmup_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
