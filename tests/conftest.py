@@ -1,0 +1,18 @@
+"""Test environment: never touch the network, one torch thread, offline W&B.
+
+Why: a missing hub model otherwise costs ~50 s of retries, and on 2 busy cores two torch
+threads made a tiny fine-tune 30x slower.
+"""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

@@ -1,0 +1,68 @@
+"""Config composition, dotted overrides, unknown-key and wrong-type errors."""
+import pytest
+
+from common.config import ConfigError, load_config
+from common.instantiate import instantiate
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "trainer").mkdir()
+    (tmp_path / "base.yaml").write_text("experiment: null\nseed: 0\noutput_dir: null\n")
+    (tmp_path / "trainer" / "default.yaml").write_text("max_epochs: 3\nprecision: 32-true\nlimit_train_batches: null\n")
+    (tmp_path / "exp.yaml").write_text(
+        "defaults: [trainer/default]\n"
+        "trainer: {max_epochs: 5}\n"
+        "data: {class_path: datetime.timedelta, days: 1, seconds: 0}\n"
+        "lr: 0.001\n")
+    return tmp_path
+
+
+def test_composition_and_precedence(root):
+    cfg = load_config(root / "exp.yaml", [], root=root)
+    assert cfg.experiment == "exp" and cfg.trainer.max_epochs == 5 and cfg.trainer.precision == "32-true"
+    cfg = load_config(root / "exp.yaml", ["trainer.max_epochs=7", "lr=1", "+trainer.devices=2",
+                                         "trainer.limit_train_batches=0.5"], root=root)
+    assert cfg.trainer.max_epochs == 7 and cfg.trainer.devices == 2 and cfg.trainer.limit_train_batches == 0.5
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)  # int accepted for a float key
+
+
+def test_unknown_key_names_closest(root):
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer.max_epoch'; did you mean 'trainer.max_epochs'"):
+        load_config(root / "exp.yaml", ["trainer.max_epoch=3"], root=root)
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("trainer.max_epochs=abc", "'trainer.max_epochs' expects int, got str"),
+    ("trainer.max_epochs=1.5", "'trainer.max_epochs' expects int, got float"),
+    ("trainer=3", "is a section"),
+])
+def test_wrong_type_names_key_and_type(root, override, msg):
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(")):
+        load_config(root / "exp.yaml", [override], root=root)
+
+
+def test_instantiate_checks_constructor_keys():
+    class Model:
+        def __init__(self, lr: float = 1e-3, layers: int = 2, name: str = "m"):
+            self.lr, self.layers = lr, layers
+
+    import sys
+    import types
+    mod = types.ModuleType("fake_models")
+    mod.Model = Model
+    sys.modules["fake_models"] = mod
+    assert instantiate({"class_path": "fake_models.Model", "lr": 0.1}, "model").lr == 0.1
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.layer' for Model; did you mean 'model.layers'"):
+        instantiate({"class_path": "fake_models.Model", "layer": 3}, "model")
+    with pytest.raises(ConfigError, match=r"'model.layers' expects int, got str"):
+        instantiate({"class_path": "fake_models.Model", "layers": "three"}, "model")
+    # extras the class does not take (e.g. task_info from data) are dropped, not errors
+    assert instantiate({"class_path": "fake_models.Model"}, "model", labels=["a"]).layers == 2
+
+
+def test_repo_experiments_compose():
+    from pathlib import Path
+    for path in sorted(Path("configs/experiment").glob("*.yaml")):
+        cfg = load_config(path, [])
+        assert cfg.model.class_path and cfg.experiment
