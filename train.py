@@ -87,6 +87,9 @@ def run(cfg: Any) -> dict[str, float]:
     metrics = {k: v for k, v in sorted(metrics.items()) if not k.endswith("_step")}
     if trainer.is_global_zero:
         atomic_write_json(run_dir / "metrics.json", metrics)
+        if (run_dir / "export" / "manifest.json").is_file():
+            from common.export import update_metrics
+            update_metrics(run_dir / "export", metrics)
         _print_metrics(cfg.experiment, metrics, run_dir)
     return metrics
 

@@ -202,9 +202,9 @@ PARSERS: dict[str, Callable[[Mapping], Record]] = {
 }
 
 
-def load_records(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None,
-                 limit: int = 50) -> list[Record]:
-    """Read and validate a JSONL file of `kind` records; raise DataValidationError listing problems.
+def read_records(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
+                 ) -> tuple[list[Record], list[Problem]]:
+    """Parse a JSONL file of `kind` records; return the valid records and every problem found.
 
     `field_map` renames source fields to schema fields ({"text": "narrative"} reads `narrative`
     as `text`), so files from other teams load by config override, not code change.
@@ -213,7 +213,7 @@ def load_records(path: str | Path, kind: str, field_map: Mapping[str, str] | Non
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(PARSERS)}")
     path = Path(path)
     if not path.is_file():
-        raise DataValidationError([Problem(str(path), 0, "<file>", "file not found")])
+        return [], [Problem(str(path), 0, "<file>", "file not found")]
     parse, problems, records, seen = PARSERS[kind], [], [], {}
     with path.open("rb") as f:
         raw_lines = f.read().split(b"\n")
@@ -247,6 +247,13 @@ def load_records(path: str | Path, kind: str, field_map: Mapping[str, str] | Non
         records.append(rec)
     if not records and not problems:
         problems.append(Problem(str(path), 0, "<file>", "no records"))
+    return records, problems
+
+
+def load_records(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None,
+                 limit: int = 50) -> list[Record]:
+    """Read and validate a JSONL file of `kind` records; raise DataValidationError listing problems."""
+    records, problems = read_records(path, kind, field_map)
     if problems:
         raise DataValidationError(problems, limit=limit)
     return records
