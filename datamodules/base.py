@@ -7,10 +7,11 @@ DataModules subclass this and only say how records become batches.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.records import load_records
 from datamodules.splits import Splits, make_splits
@@ -25,6 +26,27 @@ class ListDataset(Dataset):
 
     def __getitem__(self, i: int) -> Any:
         return self.items[i]
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Shuffles by (seed, epoch) instead of the global RNG.
+
+    Why: a job resumed from a checkpoint must see the same batch order as an uninterrupted
+    one; Lightning calls `set_epoch` on samplers that have it (DistributedSampler does the same).
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class RecordDataModule(L.LightningDataModule):
@@ -97,5 +119,6 @@ class RecordDataModule(L.LightningDataModule):
 
     def loader(self, items: Sequence[Any], collate: Any, train: bool) -> DataLoader:
         size = self.per_device_batch_size(self.batch_size if train else self.eval_batch_size)
-        return DataLoader(ListDataset(items), batch_size=size, shuffle=train, collate_fn=collate,
+        sampler = EpochSeededSampler(len(items), self.seed) if train else None
+        return DataLoader(ListDataset(items), batch_size=size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)

@@ -6,6 +6,7 @@ warmup), not hard-coded per task. Kept to one shallow base class on purpose.
 """
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import lightning as L
@@ -22,6 +23,19 @@ class TaskModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["task"] = self.task
+        # RNG state, so a resumed job draws the same dropout masks as an uninterrupted one
+        checkpoint["rng_torch"] = torch.get_rng_state()
+        checkpoint["rng_python"] = random.getstate()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.trainer_attached() and self.trainer.state.fn == "fit":
+            if "rng_torch" in checkpoint:
+                torch.set_rng_state(checkpoint["rng_torch"])
+            if "rng_python" in checkpoint:
+                random.setstate(_as_tuple(checkpoint["rng_python"]))
+
+    def trainer_attached(self) -> bool:
+        return self._trainer is not None
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -36,3 +50,7 @@ class TaskModule(L.LightningModule):
         warmup = self.warmup_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
