@@ -61,7 +61,7 @@ def run(cfg: Any) -> dict[str, float]:
     model_cls = import_object(cfg.model.class_path)
     if ckpt_path:
         check_checkpoint(ckpt_path, model_cls)
-    run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment)
+    run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"))
     is_zero = rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
