@@ -1,0 +1,192 @@
+"""Benchmark: training samples/s of the issue model (000) vs HF `Seq2SeqTrainer`, and Lightning's overhead.
+
+    python bench/seq2seq_throughput.py                       # MiniLM enc-dec (3+2 layers), CPU-sized
+    python bench/seq2seq_throughput.py --pretrained t5-base --encoder-layers 0 --decoder-layers 0 \
+        --batch-size 40 --steps 200 --max-source-length 512 --max-target-length 64   # paper scale, GPU
+
+Three trainers, measured in the same process on the same weights (reset before each), the same
+training samples (epoch 0 of `MultiTaskSamples`: both issue levels, shuffled as in training),
+the same batch size, AdamW and gradient clipping 1.0:
+- `hf`: transformers `Seq2SeqTrainer` as `run_summarization.py` uses it: texts tokenized ahead
+  (not timed), `DataCollatorForSeq2Seq` dynamic padding, random batches (its default sampler);
+- `plain`: a bare PyTorch loop over OUR DataLoader (tokenize in collate, dynamic padding,
+  length-grouped batches) and our loss (`seq2seq_loss`);
+- `lightning`: `MultiLevelIssuesModule` + `FeedbackDataModule` under `L.Trainer` (logging on,
+  no checkpoints) — the same batches and loss as `plain`.
+The first --warmup steps of each are not timed. Goals (issue 3): lightning / hf >= 1.2, and
+Lightning's overhead (1 - lightning / plain) <= 3%.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from datamodules.feedback import FeedbackDataModule, Seq2SeqCollator  # noqa: E402
+from lightning_modules.multilevel_issues import MultiLevelIssuesModule  # noqa: E402
+from lightning_modules.seq2seq_backbone import seq2seq_loss  # noqa: E402
+
+
+def feedback_file(path: str | None, n: int, seed: int) -> str:
+    if path:
+        return path
+    from common.io import atomic_write_jsonl
+    from demo_data.feedback import generate_feedback
+    out = Path(tempfile.mkdtemp()) / "feedback.jsonl"
+    return str(atomic_write_jsonl(out, generate_feedback(random.Random(seed), n)))
+
+
+def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, FeedbackDataModule]:
+    dm = FeedbackDataModule(train_path=data, dev_path=data, batch_size=a.batch_size, seed=0,
+                            max_source_length=a.max_source_length, max_target_length=a.max_target_length,
+                            group_by_length=not a.no_grouping)
+    dm.validate()
+    info = {k: v for k, v in dm.task_info().items() if k != "labels"}
+    module = MultiLevelIssuesModule(pretrained=a.pretrained, encoder_layers=a.encoder_layers or None,
+                                    decoder_layers=a.decoder_layers or None, lr=a.lr,
+                                    generate_on_validation=False, copy_input_baseline=False, **info)
+    dm.connect(tokenizer=module.tokenizer)
+    dm.setup("fit")
+    return module, dm
+
+
+class StepClock:
+    """Wall time from the end of step `warmup` to the end of the last step, and samples seen."""
+
+    def __init__(self, warmup: int):
+        self.warmup, self.steps, self.samples, self.t0, self.t1 = warmup, 0, 0, None, None
+
+    def step(self, batch_size: int) -> None:
+        self.steps += 1
+        if self.steps == self.warmup:
+            self.t0 = time.perf_counter()
+        elif self.steps > self.warmup:
+            self.samples += batch_size
+            self.t1 = time.perf_counter()
+
+    @property
+    def rate(self) -> float:
+        return self.samples / (self.t1 - self.t0) if self.t0 and self.t1 and self.t1 > self.t0 else float("nan")
+
+
+def run_plain(module, dm, a, device) -> float:
+    model = module.model.to(device).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    clock = StepClock(a.warmup)
+    while clock.steps < a.steps + a.warmup:
+        for batch in dm.train_dataloader():
+            loss, _, _ = seq2seq_loss(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                      batch["labels"].to(device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            clock.step(len(batch["ids"]))
+            if clock.steps >= a.steps + a.warmup:
+                break
+    return clock.rate
+
+
+def run_lightning(module, dm, a, device) -> float:
+    import lightning as L
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.clock = StepClock(a.warmup)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            self.clock.step(len(batch["ids"]))
+
+    cb = Clock()
+    trainer = L.Trainer(accelerator=device.type, devices=1, max_steps=a.steps + a.warmup, limit_val_batches=0,
+                        logger=L.pytorch.loggers.CSVLogger(tempfile.mkdtemp()), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
+                        log_every_n_steps=10, num_sanity_val_steps=0, callbacks=[cb])
+    trainer.fit(module, datamodule=dm)
+    return cb.clock.rate
+
+
+def run_hf(module, dm, a, device) -> float:
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+    samples, collate = dm.train_samples, Seq2SeqCollator(module.tokenizer, a.max_source_length, a.max_target_length)
+    rows = []
+    for i in range(len(samples)):  # tokenized ahead, as run_summarization's dataset.map (not timed)
+        item = samples[(0, i)]
+        enc = collate.encode([item["source"]], [item["target"]])
+        rows.append({"input_ids": enc["input_ids"][0].tolist(), "attention_mask": enc["attention_mask"][0].tolist(),
+                     "labels": enc["labels"][0].tolist()})
+
+    clock = StepClock(a.warmup)
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            clock.step(a.batch_size)
+
+    args = Seq2SeqTrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size,
+                                    max_steps=a.steps + a.warmup, learning_rate=a.lr, report_to=[],
+                                    save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                                    max_grad_norm=1.0, dataloader_num_workers=0, use_cpu=device.type == "cpu",
+                                    optim="adamw_torch")
+    trainer = Seq2SeqTrainer(model=module.model, args=args, train_dataset=rows,
+                             data_collator=DataCollatorForSeq2Seq(module.tokenizer, model=module.model),
+                             callbacks=[Clock()])
+    trainer.train()
+    return clock.rate
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pretrained", default="packaged:all-MiniLM-L6-v2")
+    p.add_argument("--encoder-layers", type=int, default=3, help="0 = all (EncoderDecoder warm start only)")
+    p.add_argument("--decoder-layers", type=int, default=2)
+    p.add_argument("--data", default=None, help="feedback JSONL (default: 400 synthetic demo records)")
+    p.add_argument("--n-records", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per trainer")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--max-source-length", type=int, default=96)
+    p.add_argument("--max-target-length", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--no-grouping", action="store_true", help="ours without length-grouped batches")
+    p.add_argument("--only", default="hf,plain,lightning")
+    p.add_argument("--json", default=None, help="also write the results here")
+    a = p.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = feedback_file(a.data, a.n_records, 0)
+    module, dm = build(a, data)
+    initial = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+    rates = {}
+    for name in a.only.split(","):
+        module.model.load_state_dict(initial)
+        torch.manual_seed(0)
+        rates[name] = {"hf": run_hf, "plain": run_plain, "lightning": run_lightning}[name](module, dm, a, device)
+        print(f"{name:>9}: {rates[name]:.2f} training samples/s", flush=True)
+    out = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": a.batch_size,
+           "pretrained": a.pretrained, "samples_per_s": rates}
+    if "hf" in rates and "lightning" in rates:
+        out["lightning_vs_hf"] = rates["lightning"] / rates["hf"]
+        print(f"ours (Lightning) / HF Seq2SeqTrainer: {out['lightning_vs_hf']:.2f}x  (goal >= 1.2x)")
+    if "plain" in rates and "lightning" in rates:
+        out["lightning_overhead"] = 1 - rates["lightning"] / rates["plain"]
+        print(f"Lightning overhead vs plain PyTorch loop: {100 * out['lightning_overhead']:+.1f}%  (goal <= 3%)")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

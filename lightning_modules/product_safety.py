@@ -1,0 +1,287 @@
+"""Product-safety claim classifier (001 §3.1 "Model Architecture", §4.2, §5).
+
+Why this shape: the paper fine-tunes multilingual BERT with the [CLS] representation of the
+last layer -> one linear layer -> softmax over {not safety, safety}, cross-entropy, Adam.
+What makes it a product is around the model: the decision threshold is chosen for 95% dev
+recall (callbacks/recall_threshold.py) and travels with the weights (a buffer, so every
+checkpoint and export carries it), the evaluation reports the business KPIs of Table 3
+(metrics/safety_kpis.py), and every prediction names the model version it came from (§5).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import CatMetric, MeanMetric
+
+from common.model_factory import load_model, load_tokenizer
+from lightning_modules.base import TaskModule
+from metrics.safety_kpis import safety_kpis
+
+DEFAULT_LABELS = ["not_product_safety", "product_safety"]
+HEAD_FILE, INFO_FILE = "classifier_head.safetensors", "classifier.json"
+EVAL_FIELDS = ("index", "labels", "language", "group", "in_test", "in_traffic", "is_original", "escalated")
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def cls_logits(encoder: nn.Module, head: nn.Module, batch: dict[str, Any],
+               dropout: nn.Module | None = None) -> torch.Tensor:
+    """001 §3.1: last-layer [CLS] vector -> linear layer; shared by training, export and serving."""
+    out = encoder(**{k: batch[k] for k in ENCODER_INPUTS if k in batch})
+    cls = out.last_hidden_state[:, 0]
+    return head(dropout(cls) if dropout is not None else cls)
+
+
+class ProductSafetyClassifier(TaskModule):
+    task = "product_safety"
+    record_kind = "claim"
+
+    def __init__(self, pretrained: str = "bert-base-multilingual-cased", labels: list[str] | None = None,
+                 max_length: int = 128, dropout: float = 0.1, lr: float = 3e-6, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, optimizer: str = "adam"):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer)
+        self.save_hyperparameters()
+        self.labels = list(labels or DEFAULT_LABELS)
+        if len(self.labels) != 2:
+            raise ValueError(f"product safety is binary (001 §3); got labels {self.labels}")
+        self.max_length = max_length
+        self.encoder = load_model("AutoModel", pretrained)
+        self.tokenizer = load_tokenizer(pretrained)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.config.hidden_size, 2)
+        # 001 §4.2: the operating point, chosen on dev by RecallThreshold and saved in every
+        # checkpoint (on_save_checkpoint). Python floats, not buffers: a bf16/fp16 run casts float
+        # buffers, and a threshold rounded to 3 significant digits changes decisions.
+        self.threshold: float = 0.5
+        self.target_recall: float | None = None
+        self.dev_recall: float | None = None
+        self.val_loss = MeanMetric()
+        self.val_store = nn.ModuleDict({k: CatMetric() for k in ("index", "labels", "probs")})
+        self.test_store = nn.ModuleDict({k: CatMetric() for k in (*EVAL_FIELDS, "probs")})
+        self._version: str | None = None
+
+    # --- model -----------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return cls_logits(self.encoder, self.head, batch, self.dropout)
+
+    def probabilities(self, batch: dict[str, Any]) -> torch.Tensor:
+        return torch.softmax(self(batch).float(), dim=-1)[:, 1]
+
+    def set_threshold(self, threshold: float, target_recall: float | None, dev_recall: float | None) -> None:
+        self.threshold = float(threshold)
+        self.target_recall = None if target_recall is None else float(target_recall)
+        self.dev_recall = None if dev_recall is None else float(dev_recall)
+
+    # --- training and validation -------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(self(batch), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        for m in self.val_store.values():
+            m.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch)
+        self.val_loss.update(nn.functional.cross_entropy(logits, batch["labels"]), weight=len(batch["labels"]))
+        self.log("val/loss", self.val_loss, prog_bar=True, batch_size=len(batch["labels"]))
+        probs = torch.softmax(logits.float(), dim=-1)[:, 1]
+        for key, value in (("index", batch["index"]), ("labels", batch["labels"]), ("probs", probs)):
+            self.val_store[key].update(value.float())
+
+    def validation_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, labels) of the whole dev set, gathered over ranks, each item once."""
+        out = _gather(self.val_store)
+        return out["probs"], out["labels"].astype(np.int64)
+
+    # --- test: 001 §4.2 KPIs -----------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        for m in self.test_store.values():
+            m.reset()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self.probabilities(batch)
+        self.test_store["probs"].update(probs)
+        for key in EVAL_FIELDS:
+            self.test_store[key].update(batch[key].float())
+
+    def on_test_epoch_end(self) -> None:
+        out = _gather(self.test_store)
+        names = list(getattr(self.trainer.datamodule, "languages", []) or [])
+        langs = [names[i] if 0 <= i < len(names) else f"lang{i}" for i in out["language"].astype(np.int64)]
+        threshold = float(self.threshold)
+        flat, rows = safety_kpis(out["probs"], out["labels"].astype(np.int64), threshold,
+                                 in_test=out["in_test"], in_traffic=out["in_traffic"], is_original=out["is_original"],
+                                 escalated=out["escalated"], group=out["group"].astype(np.int64), languages=langs)
+        for key in ("target_recall", "dev_recall"):
+            if getattr(self, key) is not None:
+                flat[f"test/{key}"] = float(getattr(self, key))
+        flat.update({k: float(v) for k, v in (getattr(self.trainer.datamodule, "stats", None) or {}).items()})
+        for key, value in flat.items():
+            self.log(key, value, sync_dist=True)
+        self._report(flat, rows)
+
+    def _report(self, flat: dict[str, float], rows: dict[str, dict]) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        from lightning.pytorch.loggers import WandbLogger
+        columns = ["language", "precision", "recall", "n", "positives", "volume_model", "traffic"]
+        data = [[code, *(row[c] for c in columns[1:])] for code, row in rows.items()]
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):  # 001 §5: per-language dashboard
+                logger.log_table(key="test/per_language", columns=columns, data=data)
+        f = lambda k: f"{flat[k]:.3f}" if k in flat else "n/a"  # noqa: E731
+        print(f"[product_safety] test recall {f('test/recall')} at threshold {f('test/threshold')} "
+              f"(dev target {f('test/target_recall')}, dev recall {f('test/dev_recall')}); "
+              f"test precision {f('test/precision')}; Volume(Model) {flat['traffic/volume_model']:.0f}, "
+              f"Volume(Model ∪ FCC) {flat['traffic/volume_model_or_fcc']:.0f} of {flat['traffic/size']:.0f} "
+              f"traffic comments; language fairness avg std {f('test/fairness_std')} "
+              f"over {flat['test/fairness_groups']:.0f} translated test comments", flush=True)
+
+    # --- predict: 001 §5 every prediction links back to a model version ------------------------
+    def on_predict_start(self) -> None:
+        self._version = self.weights_version()
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict]:
+        probs = self.probabilities(batch).tolist()
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        t = float(self.threshold)
+        return [{"id": i, "probability": p, "decision": int(p >= t), "label": self.labels[int(p >= t)],
+                 "threshold": t, "model_version": self._version, "predicted_at": stamp}
+                for i, p in zip(batch["ids"], probs)]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["product_safety"] = {"threshold": self.threshold, "target_recall": self.target_recall,
+                                        "dev_recall": self.dev_recall}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restores the threshold with the weights (Lightning calls this for test/predict on a ckpt)."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("product_safety")
+        if state:
+            self.set_threshold(state["threshold"], state.get("target_recall"), state.get("dev_recall"))
+
+    # --- serving export ------------------------------------------------------------------------
+    def save_weights(self, out_dir: Path) -> None:
+        """The only .safetensors files of an export: encoder (HF layout) and the linear head.
+
+        The threshold is stored in the head's metadata, so the model version (a hash of these
+        files, common/export.py) changes whenever the decision rule changes.
+        """
+        from safetensors.torch import save_file
+        self.encoder.save_pretrained(out_dir)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(out_dir / HEAD_FILE), metadata={"threshold": repr(float(self.threshold))})
+
+    def weights_version(self) -> str:
+        """The model version an export of these weights would get (common/export.model_version)."""
+        from common.export import model_version, weight_hashes
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_weights(Path(tmp))
+            return model_version(weight_hashes(Path(tmp)))
+
+    def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
+        out_dir = Path(out_dir)
+        self.save_weights(out_dir)
+        self.tokenizer.save_pretrained(out_dir)
+        info = {"task": self.task, "labels": self.labels, "threshold": float(self.threshold),
+                "max_length": self.max_length, "pooling": "cls", "head": HEAD_FILE,
+                "target_recall": self.target_recall, "dev_recall": self.dev_recall}
+        (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        return info
+
+
+class SafetyPredictor:
+    """Serving-side classifier: loads only safetensors + JSON from an export folder (no pickles)."""
+
+    def __init__(self, export_dir: str | Path, batch_size: int = 32):
+        from safetensors.torch import load_file
+        d = Path(export_dir)
+        info = json.loads((d / INFO_FILE).read_text(encoding="utf-8"))
+        self.labels, self.threshold, self.max_length = info["labels"], float(info["threshold"]), int(info["max_length"])
+        self.batch_size = batch_size
+        self.encoder = load_model("AutoModel", str(d), use_safetensors=True).eval()
+        self.tokenizer = load_tokenizer(str(d))
+        state = load_file(str(d / info.get("head", HEAD_FILE)))
+        self.head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+        self.head.load_state_dict(state)
+        self.head.eval()
+
+    @torch.no_grad()
+    def probabilities(self, texts: Sequence[str]) -> list[float]:
+        out: list[float] = []
+        for i in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+            out += torch.softmax(cls_logits(self.encoder, self.head, dict(enc)).float(), dim=-1)[:, 1].tolist()
+        return out
+
+    def predict(self, records: Sequence[Any]) -> list[dict]:
+        probs = self.probabilities([r.text for r in records])
+        return [{"id": r.id, "probability": p, "decision": int(p >= self.threshold),
+                 "label": self.labels[int(p >= self.threshold)], "threshold": self.threshold}
+                for r, p in zip(records, probs)]
+
+
+def load_predictor(export_dir: str | Path) -> SafetyPredictor:
+    return SafetyPredictor(export_dir)
+
+
+def onnx_export(export_dir: str | Path, onnx_path: str | Path, opset: int = 17, atol: float = 1e-4) -> float:
+    """Export encoder + head (-> P(safety)) to ONNX and check it against eager PyTorch.
+
+    Returns the max absolute difference of P(safety) on a probe batch; raises if > `atol`.
+    """
+    import onnxruntime as ort
+    pred = SafetyPredictor(export_dir)
+
+    class _Probs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.head = pred.encoder, pred.head
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            logits = cls_logits(self.encoder, self.head, {"input_ids": input_ids, "attention_mask": attention_mask})
+            return torch.softmax(logits, dim=-1)[:, 1]
+
+    probe = ["The heel broke off and I fell down the stairs.", "Der Stoff ist zu dünn.", "ok"]
+    enc = pred.tokenizer(probe, padding=True, truncation=True, max_length=pred.max_length, return_tensors="pt")
+    model = _Probs().eval()
+    torch.onnx.export(model, (enc["input_ids"], enc["attention_mask"]), str(onnx_path),
+                      input_names=["input_ids", "attention_mask"], output_names=["probability"],
+                      opset_version=opset, dynamo=False,
+                      dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                                    "probability": {0: "batch"}})
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    # check on the traced shape and on another batch size and length (traced shapes must not be baked in)
+    other = ["a", "Mein Kind hat sich an einer scharfen Kante geschnitten, es hat stark geblutet und "
+             "wir mussten ins Krankenhaus fahren.", "It smells of petrol.", "x y", "Too small."]
+    got, want = [], []
+    for texts in (probe, other):
+        e = pred.tokenizer(texts, padding=True, truncation=True, max_length=pred.max_length, return_tensors="pt")
+        feed = {"input_ids": e["input_ids"].numpy(), "attention_mask": e["attention_mask"].numpy()}
+        got.append(sess.run(None, feed)[0])
+        with torch.no_grad():
+            want.append(model(e["input_ids"], e["attention_mask"]).numpy())
+    got, want = np.concatenate(got), np.concatenate(want)
+    diff = float(np.max(np.abs(got - want)))
+    if diff > atol:
+        raise RuntimeError(f"ONNX export differs from eager PyTorch by {diff:.2e} (> {atol:.0e})")
+    return diff
+
+
+def _gather(store: nn.ModuleDict) -> dict[str, np.ndarray]:
+    """Synced CatMetric states as arrays, each item once (DistributedSampler pads with repeats)."""
+    out = {k: (m.compute().reshape(-1).cpu().numpy() if m._update_count else np.zeros(0, dtype=np.float32))
+           for k, m in store.items()}
+    _, keep = np.unique(out["index"].astype(np.int64), return_index=True)
+    return {k: v[keep] for k, v in out.items()}
+

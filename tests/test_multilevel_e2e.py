@@ -1,0 +1,141 @@
+"""End to end (000): train.main with a tiny random T5 and with the MiniLM EncoderDecoder path,
+then export for serving and predict from the export folder alone."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from common.io import atomic_write_jsonl
+from demo_data.feedback import generate_feedback
+from tests.tiny_models import train_wordpiece
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "configs/experiment/multilevel_issues_demo.yaml")
+
+
+def tiny_t5(out_dir: Path, texts: list[str]) -> str:
+    """A 2-layer random T5 with a WordPiece tokenizer ([PAD]=0 is T5's pad and decoder start)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = train_wordpiece(texts, out_dir, vocab_size=300)
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                   num_heads=2, pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    T5ForConditionalGeneration(cfg).save_pretrained(out_dir)
+    return str(out_dir)
+
+
+def run_train(args: list[str]) -> dict[str, float]:
+    import train
+    old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
+    try:
+        return train.main(args)
+    finally:
+        os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
+        if old is not None:
+            os.environ["FEEDBACK_NLP_RUN_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mli_data")
+    rows = generate_feedback(random.Random(0), 40)
+    train_rows, test_rows = rows[:30], rows[30:]
+    return (tmp, atomic_write_jsonl(tmp / "train.jsonl", train_rows), atomic_write_jsonl(tmp / "test.jsonl", test_rows),
+            rows)
+
+
+@pytest.fixture(scope="module")
+def t5_run(data):
+    tmp, train_file, test_file, rows = data
+    texts = [r["text"] for r in rows] + [" ".join(r["coarse"] + r["granular"]) for r in rows]
+    model_dir = tiny_t5(tmp / "tiny_t5", texts + ["identify high-level issues: identify fine-grain issues:"])
+    metrics = run_train(["--config", CONFIG, f"model.pretrained={model_dir}", "model.architecture=auto",
+                         "model.encoder_layers=null", "model.decoder_layers=null", "model.freeze_embeddings=false",
+                         "model.generate_on_validation=true", "model.lr=0.001", "data.path=null",
+                         f"+data.train_path={train_file}", f"+data.test_path={test_file}", "data.batch_size=8",
+                         "data.span_infilling_weight=0.5", "data.max_source_length=48", "data.max_target_length=12",
+                         "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+                         f"output_dir={tmp / 't5_run'}"])
+    return tmp / "t5_run", metrics, model_dir
+
+
+def test_metrics_per_level_and_copy_baseline(t5_run):
+    run_dir, metrics, _ = t5_run
+    for level in ("coarse", "granular"):
+        for name in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1",
+                     "copy_input_rouge1", "copy_input_simcse_f1"):
+            assert 0.0 <= metrics[f"test/{level}/{name}"] <= 1.0
+        assert f"val/{level}/simcse_f1" in metrics and f"val/{level}/loss" in metrics
+    assert "val/loss" in metrics and "train/span_infilling/loss" in metrics
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["test/granular/rouge1"] == pytest.approx(metrics["test/granular/rouge1"])
+
+
+def test_predictions_and_generation_table(t5_run, data):
+    run_dir, _, _ = t5_run
+    rows = [json.loads(x) for x in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in data[3][30:]]
+    assert all(isinstance(r["coarse"], list) and isinstance(r["granular"], list) for r in rows)
+    table = [json.loads(x) for x in (run_dir / "generations" / "val_epoch000.jsonl").read_text().splitlines()]
+    assert table and set(table[0]) == {"input", "target", "prediction"}
+
+
+def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
+    import torch
+    from datamodules.records import load_records
+    from lightning_modules.multilevel_issues import MultiLevelIssuesModule, load_predictor
+
+    run_dir, _, _ = t5_run
+    ckpt = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    module = MultiLevelIssuesModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    fields = module.export_for_serving(tmp_path / "export")
+    names = {p.name for p in (tmp_path / "export").iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= names
+    assert not any(n.endswith((".bin", ".pkl", ".ckpt", ".pt")) for n in names)
+    gen = json.loads((tmp_path / "export" / "generation_config.json").read_text())
+    assert gen["num_beams"] == 2 and gen["length_penalty"] == 2.5 and gen["max_new_tokens"] == 12
+    assert fields["task"] == "multilevel_issues" and fields["prefixes"]["coarse"] == "identify high-level issues: "
+    recs = load_records(data[2], "feedback")
+    served = load_predictor(tmp_path / "export").predict(recs)
+    batch = module.tokenizer([fields["prefixes"][lvl] + r.text for lvl in ("coarse", "granular") for r in recs],
+                             max_length=48, truncation=True, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        direct = module.eval().generate_issue_sets(batch["input_ids"], batch["attention_mask"])
+    assert [s["coarse"] for s in served] == direct[:len(recs)]
+    assert [s["granular"] for s in served] == direct[len(recs):]
+    assert [s["id"] for s in served] == [r.id for r in recs]
+
+
+def test_minilm_encoder_decoder_path_with_sentinels(data):
+    """The offline default: packaged MiniLM warm-started on both sides of an EncoderDecoderModel."""
+    tmp, train_file, test_file, _ = data
+    metrics = run_train(["--config", CONFIG, "model.encoder_layers=1", "model.decoder_layers=1",
+                         "data.path=null", f"+data.train_path={train_file}", f"+data.test_path={test_file}",
+                         "data.batch_size=4", "data.span_infilling_weight=0.25", "data.summarization_weight=0.25",
+                         "data.max_source_length=40", "data.max_target_length=8", "trainer.max_epochs=1",
+                         "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+                         f"output_dir={tmp / 'minilm_run'}", "run_predict=false"])
+    assert metrics["test/coarse/simcse_f1"] >= 0.0 and metrics["test/granular/rouge2"] >= 0.0
+    assert "train/summarization/loss" in metrics
+
+
+def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
+    from tests.tiny_models import tiny_bert
+    tmp, train_file, test_file, rows = data
+    model_dir = tiny_bert(tmp_path / "tiny_bert", [r["text"] for r in rows])
+    metrics = run_train(["--config", str(ROOT / "configs/experiment/mcml_bert_demo.yaml"),
+                         f"model.pretrained={model_dir}", "data.path=null", f"+data.train_path={train_file}",
+                         f"+data.test_path={test_file}", "data.batch_size=8", "trainer.max_epochs=1",
+                         f"output_dir={tmp_path / 'run'}"])
+    for name in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1"):
+        assert 0.0 <= metrics[f"test/coarse/{name}"] <= 1.0
+    assert not any(k.startswith("test/granular/") for k in metrics)
+    preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 10 and all(len(p["coarse"]) >= 1 for p in preds)  # at_least_one

@@ -1,0 +1,123 @@
+"""DDP on CPU (gloo), one W&B run per job, rank-0-only writes, metric sync, export + predict.
+
+Each of the three LightningModules runs with 2 DDP processes for a few steps through the real
+entry point (train.py as a subprocess). Synced test metrics must equal a single-process
+evaluation of the same checkpoint on the same (even-sized, so unpadded) test set: unsynced
+metrics would describe only rank 0's half.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+from omegaconf import OmegaConf
+
+from common.instantiate import import_object, instantiate
+from demo_data.claims import generate_claims
+from demo_data.feedback import generate_feedback
+from demo_data.transcripts import generate_transcripts
+from tests.scale_helpers import REPO, metrics, only_run_dir, run_train
+from tests.tiny_models import tiny_bert
+
+pytestmark = pytest.mark.slow
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scale")
+    claims = generate_claims(random.Random(1), 80)
+    transcripts = generate_transcripts(random.Random(2), 96)
+    feedback = generate_feedback(random.Random(3), 96)
+    texts = [c["text"] for c in claims] + [t["text"] for tr in transcripts for t in tr["turns"]] + \
+        [f["text"] + " " + ", ".join(f["coarse"] + f["granular"]) for f in feedback]
+    return {
+        "bert": tiny_bert(tmp / "bert", texts),
+        "claims": write_jsonl(tmp / "claims.jsonl", claims),
+        "transcripts": write_jsonl(tmp / "transcripts.jsonl", transcripts),
+        "feedback": write_jsonl(tmp / "feedback.jsonl", feedback),
+        "tmp": tmp,
+    }
+
+
+CASES = {
+    "product_safety": ("configs/experiment/product_safety_demo.yaml",
+                       ["data.path={claims}", "model.pretrained={bert}", "data.variant=original",
+                        "data.batch_size=8", "model.max_length=32"]),
+    "seacat": ("configs/experiment/seacat_demo.yaml",
+               ["data.path={transcripts}", "model.pretrained={bert}", "model.freeze_layers=0",
+                "data.batch_size=8", "model.max_sentences=12", "model.max_tokens=16"]),
+}
+COMMON = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1",
+          "trainer.max_steps=3", "trainer.log_every_n_steps=1", "logger.wandb.enabled=true", "run_predict=true"]
+
+
+def overrides(case, assets, out_root):
+    _, extra = CASES[case]
+    return [o.format(**assets) for o in extra] + [f"output_root={out_root}"]
+
+
+def single_process_test(run_dir):
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    dm = instantiate(cfg.data, "data")
+    dm.validate()
+    cls = import_object(cfg.model.class_path)
+    ckpt = sorted((run_dir / "checkpoints").glob("best*.ckpt"))[-1]
+    model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    dm.connect(tokenizer=model.tokenizer)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    (row,) = trainer.test(model, datamodule=dm, verbose=False)
+    return {k: float(v) for k, v in row.items()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ddp_two_processes(case, assets):
+    out_root = assets["tmp"] / f"runs-{case}"
+    config, _ = CASES[case]
+    experiment = OmegaConf.load(REPO / config).experiment
+    run_train(config, COMMON + overrides(case, assets, out_root))
+
+    # exactly one run dir, written once: config, checkpoints, metrics, predictions, export, one W&B run
+    assert [p.name for p in out_root.iterdir()] == [experiment]
+    run_dir = only_run_dir(out_root, experiment)
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "predictions.jsonl").is_file()
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and len(ckpts) == 2, ckpts
+    assert not [p for p in run_dir.rglob(".*rank*")], "prediction shards left behind"
+    manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
+    assert manifest["task"] and manifest["weights_sha256"] and len(manifest["model_version"]) == 16
+    wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 1, wandb_runs
+    run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
+    assert wandb_runs[0].name.endswith(run_id)
+    summary = json.loads(next(wandb_runs[0].rglob("wandb-summary.json")).read_text())
+    assert "val/loss" in summary and "train/loss" in summary
+
+    # metrics synced across ranks == one process over the whole test set
+    ddp = metrics(run_dir)
+    single = single_process_test(run_dir)
+    shared = [k for k in single if k.startswith("test/") and k in ddp]
+    assert shared, (sorted(ddp), sorted(single))
+    for k in shared:
+        assert ddp[k] == pytest.approx(single[k], abs=1e-5), k
+
+    # the export serves: predict.py on the training file, every line stamped with the model version
+    out = run_dir / "served.jsonl"
+    data_file = {"product_safety": assets["claims"], "seacat": assets["transcripts"]}.get(case)
+    if data_file is not None:
+        proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--export", str(run_dir / "export"),
+                               "--input", str(data_file), "--output", str(out)], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == sum(1 for _ in open(data_file))
+        assert {r["model_version"] for r in rows} == {manifest["model_version"]}

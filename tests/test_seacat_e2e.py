@@ -1,0 +1,74 @@
+"""End to end (002 §2-§3): train SeaCat through train.main with a tiny random BERT, then build
+the question repository from its checkpoint and run the universal model on it."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from common.io import atomic_write_jsonl
+from demo_data.transcripts import generate_transcripts
+from tests.tiny_models import tiny_bert
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seacat_e2e")
+    rows = generate_transcripts(random.Random(0), 56)
+    data = atomic_write_jsonl(tmp / "transcripts.jsonl", rows)
+    tiny = tiny_bert(tmp / "tiny", [turn["text"] for r in rows for turn in r["turns"]])
+    import os
+    old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
+    import train
+    try:
+        metrics = train.main(["--config", str(ROOT / "configs/experiment/seacat_demo.yaml"),
+                              f"model.pretrained={tiny}", f"data.path={data}", f"output_dir={tmp / 'run'}",
+                              "model.freeze_layers=0", "model.max_tokens=24", "data.batch_size=8",
+                              "trainer.max_epochs=1", "trainer.limit_train_batches=3", "model.log_examples=2"])
+    finally:
+        os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
+        if old is not None:
+            os.environ["FEEDBACK_NLP_RUN_DIR"] = old
+    return tmp, data, metrics
+
+
+def test_train_main_reports_label_and_main_question_metrics(trained):
+    tmp, _, metrics = trained
+    for key in ("test/acc", "test/loss", "test/main_question/rule1_acc", "test/main_question/rule2_acc", "val/loss"):
+        assert key in metrics and 0.0 <= metrics[key] <= (1.0 if "acc" in key else 100.0)
+    saved = json.loads((tmp / "run" / "metrics.json").read_text())
+    assert saved["test/acc"] == pytest.approx(metrics["test/acc"])
+
+
+def test_predictions_carry_sentence_weights_and_both_rules(trained):
+    tmp, _, _ = trained
+    rows = [json.loads(x) for x in (tmp / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert rows
+    for r in rows:
+        assert sum(r["sentence_weights"]) == pytest.approx(1.0, abs=1e-4)
+        assert len(r["sentence_weights"]) == len(r["sentences"]) == len(r["speakers"])
+        for rule in ("rule1", "rule2"):
+            i = r["main_question_index"][rule]
+            assert r["speakers"][i] == "customer" and r["sentences"][i] == r["main_question"][rule]
+        i2 = r["main_question_index"]["rule2"]
+        window = [j for j, s in enumerate(r["speakers"]) if s == "customer" and abs(j - r["agent_first"]) <= 2]
+        assert i2 == max(window, key=lambda j: r["sentence_weights"][j])
+
+
+def test_repository_from_checkpoint_then_universal_model(trained):
+    tmp, data, _ = trained
+    ckpt = next((tmp / "run" / "checkpoints").glob("last*.ckpt"))
+    from scripts.build_question_repository import main as build
+    assert build(["--transcripts", str(data), "--checkpoint", str(ckpt), "--out", str(tmp / "repo.jsonl")]) == 0
+    repo = [json.loads(x) for x in (tmp / "repo.jsonl").read_text().splitlines()]
+    assert len(repo) == 56 and {"id", "question", "product", "handle_time"} <= set(repo[0])
+    from scripts.universal_model import main as um
+    metrics = um(["--config", str(ROOT / "configs/experiment/universal_model_demo.yaml"),
+                  f"repository.transcripts={data}", f"repository.seacat_checkpoint={ckpt}",
+                  f"output_dir={tmp / 'um'}", "baseline.n_estimators=5", "retrieval.k=10"])
+    assert {"test/top1", "test/top5", "test/within_5", "rf/top1"} <= set(metrics)
+    assert (tmp / "um" / "metrics.json").is_file()
