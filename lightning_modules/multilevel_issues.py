@@ -106,18 +106,26 @@ class MultiLevelIssuesModule(TaskModule):
         loss, row_sum, row_count = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["levels"]), sync_dist=True)
         self._log_task_losses(stage, batch["levels"], row_sum, row_count, on_step=False)
-        if not generate:
-            return
-        self.embedder.device = self.device
-        predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
-        for lvl in LEVELS:
-            rows = [i for i, level in enumerate(batch["levels"]) if level == lvl]
-            metrics[lvl].update([predicted[i] for i in rows], [batch["annotated"][i] for i in rows])
-        if stage == "val" and len(self._samples) < self.hparams.log_generations:
-            for i in range(len(predicted)):
-                if len(self._samples) < self.hparams.log_generations:
-                    self._samples.append({"input": batch["sources"][i], "target": join_issues(batch["annotated"][i]),
-                                          "prediction": join_issues(predicted[i])})
+        table = self._table_rows(batch) if stage == "val" else []
+        if generate:
+            self.embedder.device = self.device
+            predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
+            for lvl in LEVELS:
+                rows = [i for i, level in enumerate(batch["levels"]) if level == lvl]
+                metrics[lvl].update([predicted[i] for i in rows], [batch["annotated"][i] for i in rows])
+        elif table:  # no metrics this validation, but still the sample table (item 9): generate those rows only
+            sub = self.generate_issue_sets(batch["input_ids"][table], batch["attention_mask"][table])
+            predicted = dict(zip(table, sub))
+        for i in table:
+            self._samples.append({"input": batch["sources"][i], "target": join_issues(batch["annotated"][i]),
+                                  "prediction": join_issues(predicted[i])})
+
+    def _table_rows(self, batch: dict[str, Any]) -> list[int]:
+        """Rows for the generations table: both levels of the first feedback, until it is full."""
+        room = self.hparams.log_generations - len(self._samples)
+        n = len(batch["ids"])
+        pairs = [j for i in range(n) for j in (i, n + i)]
+        return pairs[:max(0, room)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step("val", batch, self.val_metrics, self.hparams.generate_on_validation)
