@@ -91,7 +91,18 @@ def run(cfg: Any) -> dict[str, float]:
             from common.export import update_metrics
             update_metrics(run_dir / "export", metrics)
         _print_metrics(cfg.experiment, metrics, run_dir)
+    finish_wandb(trainer, metrics)
     return metrics
+
+
+def finish_wandb(trainer: Any, metrics: dict[str, float]) -> None:
+    """Put the final metrics in the W&B run summary and close the run (rank 0 only)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            logger.experiment.summary.update(metrics)
+            logger.experiment.finish()
 
 
 def _print_metrics(experiment: str, metrics: dict[str, float], run_dir: Path) -> None:

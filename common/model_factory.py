@@ -88,3 +88,19 @@ def load_model(auto_class: str, name: str, **kwargs: Any):
 def load_sentence_transformer(name: str, device: str | None = None):
     from sentence_transformers import SentenceTransformer
     return _wrap(name, SentenceTransformer, device=device)
+
+
+def load_encoder(name: str, **kwargs: Any):
+    """An `AutoModel` encoder without its pooler head.
+
+    Why: the tasks here read token states ([CLS] or mean pooling), never BERT's pooler; an
+    unused parameter makes DDP fail ("parameters that were not used in producing the loss")
+    or forces the slower find_unused_parameters mode.
+    """
+    try:  # BERT-family models take the flag; others (DistilBERT, ...) have no pooler to drop
+        model = load_model("AutoModel", name, add_pooling_layer=False, **kwargs)
+    except TypeError:
+        model = load_model("AutoModel", name, **kwargs)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model

@@ -22,7 +22,7 @@ from torch import nn
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from common.model_factory import load_model, load_tokenizer
+from common.model_factory import load_encoder, load_tokenizer
 from lightning_modules.base import TaskModule
 from lightning_modules.main_question import pick_rule1, pick_rule2, rule_accuracy
 from lightning_modules.sentence_position import SentencePositionEmbedding
@@ -160,6 +160,7 @@ def prediction_rows(batch: dict[str, Any], logits: torch.Tensor, weights: torch.
 
 class SeaCat(TaskModule):
     task = "seacat"
+    record_kind = "transcript"
 
     def __init__(self, labels: list[str] | None = None, pretrained: str = "packaged:all-MiniLM-L6-v2",
                  max_sentences: int = 64, max_tokens: int = 128, pooling: str = "mean",
@@ -174,7 +175,7 @@ class SeaCat(TaskModule):
         self.labels = list(labels)
         self.window, self.head_lr, self.log_examples = main_question_window, head_lr, log_examples
         self.tokenizer = load_tokenizer(pretrained)
-        encoder = load_model("AutoModel", pretrained)
+        encoder = load_encoder(pretrained)
         freeze_lower_layers(encoder, freeze_layers)
         self.net = SeaCatNet(encoder, len(labels), max_sentences, pooling, position_embedding, dropout,
                              embedding_cache_size).train()

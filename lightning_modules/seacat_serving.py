@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from common.io import atomic_write_json
-from common.model_factory import load_model, load_tokenizer
+from common.model_factory import load_encoder, load_tokenizer
 from datamodules.records import Transcript
 from datamodules.transcripts import collate_features, featurize
 
@@ -66,7 +66,7 @@ class SeaCatPredictor:
         settings = json.loads(path.read_text(encoding="utf-8"))
         if settings.get("task") != "seacat":
             raise ValueError(f"{export_dir} holds a '{settings.get('task')}' export, not seacat")
-        encoder = load_model("AutoModel", str(export_dir / ENCODER_DIR))
+        encoder = load_encoder(str(export_dir / ENCODER_DIR))
         tokenizer = load_tokenizer(str(export_dir / ENCODER_DIR))
         net = SeaCatNet(encoder, len(settings["labels"]), settings["max_sentences"], settings["pooling"],
                         settings["position_embedding"], dropout=0.0)

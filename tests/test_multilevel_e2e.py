@@ -124,6 +124,9 @@ def test_minilm_encoder_decoder_path_with_sentinels(data):
                          f"output_dir={tmp / 'minilm_run'}", "run_predict=false"])
     assert metrics["test/coarse/simcse_f1"] >= 0.0 and metrics["test/granular/rouge2"] >= 0.0
     assert "train/summarization/loss" in metrics
+    # generate_on_validation is off in the demo config, yet every validation logs a sample table
+    table = [json.loads(x) for x in (tmp / "minilm_run" / "generations" / "val_epoch000.jsonl").read_text().splitlines()]
+    assert [r["input"].split(":")[0] for r in table[:2]] == ["identify high-level issues", "identify fine-grain issues"]
 
 
 def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
