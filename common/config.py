@@ -120,8 +120,8 @@ def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
             raise ConfigError(f"unknown config key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
                               + " (prefix with + to add a new key)")
         old = OmegaConf.select(cfg, key) if exists else None
-        if isinstance(old, DictConfig) and not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' is a section; set one of its keys instead")
+        if isinstance(old, DictConfig) and not isinstance(value, dict) and value is not None:
+            raise ConfigError(f"config key '{key}' is a section; set one of its keys (or null to drop it)")
         OmegaConf.update(cfg, key, check_type(key, old, value), merge=True, force_add=True)
     return cfg
 

@@ -37,7 +37,7 @@ class MultiLevelIssuesModule(TaskModule):
     def __init__(self, pretrained: str = PACKAGED_MINILM, architecture: str = "auto",
                  encoder_layers: int | None = None, decoder_layers: int | None = None,
                  cross_attention_init: str = "random", freeze_embeddings: bool = False,
-                 new_params_lr: float | None = None,
+                 new_params_lr: float | None = None, lr_schedule: str = "constant", fused_optimizer: bool = True,
                  num_beams: int = 2, length_penalty: float = 2.5, no_repeat_ngram_size: int = 0,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
                  generate_on_validation: bool = True, copy_input_baseline: bool = True, log_generations: int = 8,
@@ -65,9 +65,12 @@ class MultiLevelIssuesModule(TaskModule):
         self._samples: list[dict[str, str]] = []
 
     def configure_optimizers(self) -> Any:
-        """The base optimizer (TaskModule's settings); with `new_params_lr`, the parameters an
-        EncoderDecoder warm start creates from scratch (cross-attention, LM-head transform) get
-        their own learning rate — they have everything to learn, the pretrained rest little."""
+        """AdamW/Adam with TaskModule's lr, weight decay and warmup, plus three options:
+        `new_params_lr` — the parameters an EncoderDecoder warm start creates from scratch
+        (cross-attention, LM-head transform) get their own learning rate: they have everything to
+        learn, the pretrained rest little; `lr_schedule: linear` — decay to 0 over training (HF's
+        default schedule); `fused_optimizer` — torch's fused kernel on CPU/CUDA, one pass over all
+        parameters instead of a Python loop per tensor (a large share of a small model's CPU step)."""
         new = new_parameter_names(self.model) if self.hparams.new_params_lr else set()
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in named if n not in new]}]
@@ -76,11 +79,21 @@ class MultiLevelIssuesModule(TaskModule):
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.optimizer_name)
         if cls is None:
             raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
-        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay)
-        if not self.warmup_steps:
+        fused = self.hparams.fused_optimizer and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                                     for _, p in named)
+        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay, **({"fused": True} if fused else {}))
+        warmup, schedule = self.warmup_steps, self.hparams.lr_schedule
+        if schedule not in ("constant", "linear"):
+            raise ValueError(f"model.lr_schedule must be constant or linear, got {schedule!r}")
+        if not warmup and schedule == "constant":
             return opt
-        warmup = self.warmup_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+
+        def factor(step: int) -> float:
+            f = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            return f * max(0.0, 1.0 - step / total) if schedule == "linear" else f
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- steps ------------------------------------------------------------------------------

@@ -63,6 +63,12 @@ def test_instantiate_checks_constructor_keys():
 
 def test_repo_experiments_compose():
     from pathlib import Path
-    for path in sorted(Path("configs/experiment").glob("*.yaml")):
+    from common.instantiate import import_object
+    paths = sorted(Path("configs/experiment").glob("*.yaml"))
+    assert paths
+    for path in paths:
         cfg = load_config(path, [])
-        assert cfg.model.class_path and cfg.experiment
+        assert cfg.experiment
+        for section in ("model", "data"):
+            if "class_path" in (cfg.get(section) or {}):
+                import_object(cfg[section].class_path)  # every wired class exists

@@ -1,0 +1,80 @@
+"""Resume after SIGKILL ends with the metrics of an uninterrupted run; bad checkpoints fail clearly."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+import train
+from demo_data.transcripts import generate_transcripts
+from tests.scale_helpers import REPO, job_env, metrics, run_train, train_cmd
+from tests.tiny_models import tiny_bert
+
+CONFIG = "configs/experiment/seacat_demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resume")
+    rows = generate_transcripts(random.Random(5), 160)
+    data = tmp / "transcripts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
+    base = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=4",
+            "model.max_sentences=12", "model.max_tokens=16", "trainer.max_epochs=3", "trainer.accelerator=cpu",
+            "model.dropout=0.2", "run_predict=false", "callbacks.serving_export=null"]
+    return tmp, base
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(assets):
+    tmp, base = assets
+    run_train(CONFIG, base + [f"output_dir={tmp / 'straight'}"])
+    expected = metrics(tmp / "straight")
+
+    crashed = tmp / "crashed"
+    proc = subprocess.Popen(train_cmd(CONFIG, base + [f"output_dir={crashed}"]), cwd=REPO, env=job_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = crashed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and time.time() - last.stat().st_mtime > 0.3:  # epoch 0 done, epoch 1 running
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the job finished before it could be killed"
+    assert not (crashed / "metrics.json").exists()
+    saved_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    assert saved_epoch < 2, "killed after the last epoch: nothing left to resume"
+
+    run_train(CONFIG, base + [f"resume={crashed}"])
+    resumed = metrics(crashed)
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("crashed")] == ["crashed"]  # same run dir
+    for key in ("test/acc", "test/loss", "val/loss", "val/acc"):
+        assert resumed[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def _main_exit(args):
+    with pytest.raises(SystemExit) as e:
+        train.main(args)
+    return e.value.code
+
+
+def test_truncated_or_foreign_checkpoint_is_a_clear_error(assets, tmp_path, capsys):
+    _, base = assets
+    bad = tmp_path / "truncated.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "task": "seacat"}, bad)
+    bad.write_bytes(bad.read_bytes()[:500])
+    assert _main_exit(["--config", str(REPO / CONFIG), *base, f"resume={bad}", f"output_dir={tmp_path / 'o'}"]) == 2
+    assert "unreadable (truncated or corrupt?)" in capsys.readouterr().err
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "task": "product_safety"}, foreign)
+    assert _main_exit(["--config", str(REPO / CONFIG), *base, f"resume={foreign}", f"output_dir={tmp_path / 'o'}"]) == 2
+    assert "written by task 'product_safety', but this experiment trains 'seacat'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing created before the check
