@@ -1,0 +1,65 @@
+"""train.py: resolved config saved, run dir layout, and bad input stops before anything is written."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+import train
+from demo_data.transcripts import generate_transcripts
+from tests.scale_helpers import REPO
+from tests.tiny_models import tiny_bert
+
+CONFIG = str(REPO / "configs/experiment/seacat_demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("entry")
+    rows = generate_transcripts(random.Random(9), 60)
+    data = tmp / "transcripts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
+    return tmp, data, [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0",
+                       "data.batch_size=8", "model.max_sentences=8", "model.max_tokens=12", "trainer.max_epochs=1",
+                       "trainer.limit_train_batches=2", "trainer.accelerator=cpu", "callbacks.serving_export=null"]
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_smoke_run_then_bad_input_leaves_earlier_runs_untouched(assets, capsys):
+    tmp, data, base = assets
+    root = tmp / "outputs"
+    got = train.main(["--config", CONFIG, *base, f"output_root={root}"])
+    (run_dir,) = list((root / "seacat_demo").iterdir())
+    assert {"config.yaml", "metrics.json", "checkpoints", "predictions.jsonl", "csv"} <= {p.name for p in run_dir.iterdir()}
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == pytest.approx(got) and "test/acc" in saved and all(isinstance(v, float) for v in saved.values())
+    assert "max_tokens: 12" in (run_dir / "config.yaml").read_text()  # the resolved config, overrides applied
+    assert "# resolved config" in capsys.readouterr().out
+
+    before = snapshot(root)
+    bad = tmp / "bad.jsonl"
+    lines = data.read_text().splitlines()
+    lines[3] = lines[3].replace('"speaker": "agent"', '"speaker": "robot"', 1)
+    bad.write_text("\n".join(lines) + "\n{broken\n")
+    with pytest.raises(SystemExit) as e:
+        train.main(["--config", CONFIG, *base, f"data.path={bad}", f"output_root={root}"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:4: field 'turns[" in err and "unknown speaker 'robot'" in err
+    assert f"{bad}:{len(lines) + 1}: field '<line>': invalid JSON" in err and "2 problem(s)" in err
+    assert snapshot(root) == before  # no new run dir, nothing earlier touched
+
+
+def test_unknown_override_exits_with_suggestion(capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--config", CONFIG, "trainer.max_epoch=3"])
+    assert e.value.code == 2
+    assert "did you mean 'trainer.max_epochs'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--config", CONFIG, "model.max_tokenz=3"])
+    assert "did you mean 'model.max_tokens'" in capsys.readouterr().err
