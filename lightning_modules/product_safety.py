@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
-from common.model_factory import load_model, load_tokenizer
+from common.model_factory import load_encoder, load_tokenizer
 from lightning_modules.base import TaskModule
 from metrics.safety_kpis import safety_kpis
 
@@ -51,7 +51,7 @@ class ProductSafetyClassifier(TaskModule):
         if len(self.labels) != 2:
             raise ValueError(f"product safety is binary (001 §3); got labels {self.labels}")
         self.max_length = max_length
-        self.encoder = load_model("AutoModel", pretrained)
+        self.encoder = load_encoder(pretrained)
         self.tokenizer = load_tokenizer(pretrained)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, 2)
@@ -208,7 +208,7 @@ class SafetyPredictor:
         info = json.loads((d / INFO_FILE).read_text(encoding="utf-8"))
         self.labels, self.threshold, self.max_length = info["labels"], float(info["threshold"]), int(info["max_length"])
         self.batch_size = batch_size
-        self.encoder = load_model("AutoModel", str(d), use_safetensors=True).eval()
+        self.encoder = load_encoder(str(d), use_safetensors=True).eval()
         self.tokenizer = load_tokenizer(str(d))
         state = load_file(str(d / info.get("head", HEAD_FILE)))
         self.head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
