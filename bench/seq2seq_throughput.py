@@ -1,6 +1,6 @@
 """Benchmark: training samples/s of the issue model (000) vs HF `Seq2SeqTrainer`, and Lightning's overhead.
 
-    python bench/seq2seq_throughput.py                       # MiniLM enc-dec (3+2 layers), CPU-sized
+    python bench/seq2seq_throughput.py                       # MiniLM enc-dec (2+1 layers, the demo model), CPU-sized
     python bench/seq2seq_throughput.py --pretrained t5-base --encoder-layers 0 --decoder-layers 0 \
         --batch-size 40 --steps 200 --max-source-length 512 --max-target-length 64   # paper scale, GPU
 
@@ -13,7 +13,7 @@ the same batch size, AdamW and gradient clipping 1.0:
   length-grouped batches) and our loss (`seq2seq_loss`);
 - `lightning`: `MultiLevelIssuesModule` + `FeedbackDataModule` under `L.Trainer` (logging on,
   no checkpoints) — the same batches and loss as `plain`.
-The first --warmup steps of each are not timed. Goals (issue 3): lightning / hf >= 1.2, and
+The first --warmup steps of each are not timed; --repeats interleaved rounds, best rate counts. Goals (issue 3): lightning / hf >= 1.2, and
 Lightning's overhead (1 - lightning / plain) <= 3%.
 """
 from __future__ import annotations
@@ -79,7 +79,8 @@ class StepClock:
 
 def run_plain(module, dm, a, device) -> float:
     model = module.model.to(device).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    opt = module.configure_optimizers()  # the very optimizer Lightning gets (fused AdamW, same groups)
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
     clock = StepClock(a.warmup)
     while clock.steps < a.steps + a.warmup:
         for batch in dm.train_dataloader():
@@ -139,8 +140,8 @@ def run_hf(module, dm, a, device) -> float:
     args = Seq2SeqTrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size,
                                     max_steps=a.steps + a.warmup, learning_rate=a.lr, report_to=[],
                                     save_strategy="no", logging_strategy="no", disable_tqdm=True,
-                                    max_grad_norm=1.0, dataloader_num_workers=0, use_cpu=device.type == "cpu",
-                                    optim="adamw_torch")
+                                    max_grad_norm=1.0, dataloader_num_workers=0, use_cpu=device.type == "cpu")
+    # optim: HF's default, fused AdamW — the same kernel ours uses
     trainer = Seq2SeqTrainer(model=module.model, args=args, train_dataset=rows,
                              data_collator=DataCollatorForSeq2Seq(module.tokenizer, model=module.model),
                              callbacks=[Clock()])
@@ -151,8 +152,8 @@ def run_hf(module, dm, a, device) -> float:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pretrained", default="packaged:all-MiniLM-L6-v2")
-    p.add_argument("--encoder-layers", type=int, default=3, help="0 = all (EncoderDecoder warm start only)")
-    p.add_argument("--decoder-layers", type=int, default=2)
+    p.add_argument("--encoder-layers", type=int, default=2, help="0 = all (EncoderDecoder warm start only)")
+    p.add_argument("--decoder-layers", type=int, default=1)
     p.add_argument("--data", default=None, help="feedback JSONL (default: 400 synthetic demo records)")
     p.add_argument("--n-records", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=16)
@@ -163,18 +164,23 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--no-grouping", action="store_true", help="ours without length-grouped batches")
     p.add_argument("--only", default="hf,plain,lightning")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best rate of each counts")
     p.add_argument("--json", default=None, help="also write the results here")
     a = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = feedback_file(a.data, a.n_records, 0)
     module, dm = build(a, data)
     initial = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
-    rates = {}
-    for name in a.only.split(","):
-        module.model.load_state_dict(initial)
-        torch.manual_seed(0)
-        rates[name] = {"hf": run_hf, "plain": run_plain, "lightning": run_lightning}[name](module, dm, a, device)
-        print(f"{name:>9}: {rates[name]:.2f} training samples/s", flush=True)
+    rates: dict[str, float] = {}
+    for r in range(a.repeats):  # interleaved repeats, best of each: robust to a busy shared machine
+        for name in a.only.split(","):
+            module.model.load_state_dict(initial)
+            torch.manual_seed(0)
+            rate = {"hf": run_hf, "plain": run_plain, "lightning": run_lightning}[name](module, dm, a, device)
+            rates[name] = max(rates.get(name, 0.0), rate)
+            print(f"{name:>9}: {rate:.2f} training samples/s (round {r + 1})", flush=True)
+    for name, rate in rates.items():
+        print(f"{name:>9}: best {rate:.2f} training samples/s")
     out = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": a.batch_size,
            "pretrained": a.pretrained, "samples_per_s": rates}
     if "hf" in rates and "lightning" in rates:

@@ -61,7 +61,20 @@ class MultiTaskSamples(Dataset):
             if n:
                 random.Random(f"aux:{seed}:{task}").shuffle(eligible)
                 self.specs += [(task, eligible[j % len(eligible)]) for j in range(n)]
-        self.lengths = [len(self.records[i].text) + 8 * len(self.records[i].granular) for _, i in self.specs]
+        self._lengths: list[int] | None = None
+
+    def lengths(self, tokenizer: Any) -> list[int]:
+        """Source token counts (epoch-0 texts; shuffling keeps a sample's length) for grouping batches.
+
+        Why the source only, as HF's `group_by_length`: both levels of a feedback share its length,
+        so a batch still mixes coarse and granular targets. Sorting on target length first pads
+        less (measured: 1.16x the real compute vs 1.33x) but makes batches of one task and one
+        target length, and the demo model then learned half as well in the same steps.
+        """
+        if self._lengths is None:
+            sources = [self.prefixes[task] + self.records[i].text for task, i in self.specs]
+            self._lengths = [len(ids) for ids in tokenizer(sources, add_special_tokens=True)["input_ids"]]
+        return self._lengths
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -227,10 +240,10 @@ class FeedbackDataModule(RecordDataModule):
         if self.target_format == "multilabel":
             return self.loader(self.splits.train, self._eval_collate(), train=True)
         samples = self.train_samples
-        batch_sampler = EpochBatchSampler(
-            EpochRandomSampler(samples, self.seed), self.per_device_batch_size(self.batch_size), False,
-            lengths=samples.lengths if self.group_by_length else None, group_size=self.length_group_size,
-            seed=self.seed)
+        lengths = samples.lengths(self._require_tokenizer()) if self.group_by_length else None
+        batch_sampler = EpochBatchSampler(EpochRandomSampler(samples, self.seed),
+                                          self.per_device_batch_size(self.batch_size), False, lengths=lengths,
+                                          group_size=self.length_group_size, seed=self.seed)
         collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length)
         return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

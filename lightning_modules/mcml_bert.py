@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from common.model_factory import PACKAGED_MINILM, load_model, load_tokenizer
+from common.model_factory import PACKAGED_MINILM, load_encoder, load_tokenizer
 from lightning_modules.base import TaskModule
 from metrics.level_metrics import LevelMetrics, SentenceEmbedder
 
@@ -36,6 +36,7 @@ class McmlBertModule(TaskModule):
     """Encoder + linear + sigmoid over the coarse label set seen in training."""
 
     task = "mcml_bert"
+    record_kind = "feedback"
 
     def __init__(self, labels: Sequence[str] | None = None, pretrained: str = PACKAGED_MINILM,
                  pooling: str = "cls", dropout: float = 0.1, threshold: float = 0.5, at_least_one: bool = True,
@@ -48,7 +49,7 @@ class McmlBertModule(TaskModule):
             raise ValueError(f"model.pooling must be cls or mean, got {pooling!r}")
         self.save_hyperparameters()
         self.labels = list(labels)
-        self.encoder = load_model("AutoModel", pretrained)
+        self.encoder = load_encoder(pretrained)
         self.tokenizer = load_tokenizer(pretrained)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.config.hidden_size, len(self.labels)))
         self.loss_fn = nn.BCEWithLogitsLoss()

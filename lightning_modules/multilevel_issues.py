@@ -33,6 +33,7 @@ class MultiLevelIssuesModule(TaskModule):
     """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule."""
 
     task = "multilevel_issues"
+    record_kind = "feedback"  # what predict.py reads for this export
 
     def __init__(self, pretrained: str = PACKAGED_MINILM, architecture: str = "auto",
                  encoder_layers: int | None = None, decoder_layers: int | None = None,

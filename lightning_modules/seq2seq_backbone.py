@@ -7,6 +7,7 @@ the serving loader never branch on the architecture themselves.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Sequence
 
 import torch
@@ -47,6 +48,17 @@ def init_cross_attention_from_self(model: Any) -> int:
     return n
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def build_seq2seq(pretrained: str, architecture: str = "auto", encoder_layers: int | None = None,
                   decoder_layers: int | None = None, cross_attention_init: str = "random") -> tuple[Any, Any]:
     """(model, tokenizer) for a config name; see module docstring."""
@@ -68,7 +80,8 @@ def build_seq2seq(pretrained: str, architecture: str = "auto", encoder_layers: i
         kwargs["encoder_num_hidden_layers"] = encoder_layers
     if decoder_layers:
         kwargs["decoder_num_hidden_layers"] = decoder_layers
-    model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, path, **kwargs)
+    with _quiet_transformers():  # its load report lists every new cross-attention weight: expected here
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, path, **kwargs)
     _set_special_ids(model, tokenizer)
     if cross_attention_init == "self_attention":
         init_cross_attention_from_self(model)

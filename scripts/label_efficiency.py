@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 os.environ.pop(RUN_DIR_ENV, None)  # each run gets its own dir (the variable is for DDP ranks)
                 train.main(["--config", a.config, *a.overrides, "data.path=null",
                             f"+data.train_path={train_file}", f"+data.dev_path={data_dir / 'dev.jsonl'}",
-                            f"+data.test_path={data_dir / 'test.jsonl'}", f"output_dir={run_dir}"])
+                            f"+data.test_path={data_dir / 'test.jsonl'}", f"output_dir={run_dir}",
+                            "run_predict=true"])
                 runs[fingerprint] = run_dir
             preds = {}
             for raw in (runs[fingerprint] / "predictions.jsonl").read_text(encoding="utf-8").splitlines():

@@ -191,3 +191,10 @@ def test_bad_feedback_file_fails_before_training(tmp_path):
     bad.write_text('{"id": "1", "text": "ok", "coarse": ["a"], "granular": ["b"]}\n{"id": "2", "text": "x", "coarse": "a"}\n')
     with pytest.raises(DataValidationError, match="bad.jsonl:2"):
         FeedbackDataModule(path=str(bad)).validate()
+
+
+def test_grouping_keys_are_source_token_counts(bert_tok):
+    ds = MultiTaskSamples(records(4), PREFIXES)
+    lengths = ds.lengths(bert_tok)
+    assert lengths == [len(bert_tok(ds[i]["source"])["input_ids"]) for i in range(len(ds))]
+    assert ds.lengths(bert_tok) is lengths  # computed once

@@ -58,7 +58,7 @@ def t5_run(data):
     model_dir = tiny_t5(tmp / "tiny_t5", texts + ["identify high-level issues: identify fine-grain issues:"])
     metrics = run_train(["--config", CONFIG, f"model.pretrained={model_dir}", "model.architecture=auto",
                          "model.encoder_layers=null", "model.decoder_layers=null", "model.freeze_embeddings=false",
-                         "model.generate_on_validation=true", "model.lr=0.001", "data.path=null",
+                         "model.generate_on_validation=true", "model.lr=0.001", "data.path=null", "run_predict=true",
                          f"+data.train_path={train_file}", f"+data.test_path={test_file}", "data.batch_size=8",
                          "data.span_infilling_weight=0.5", "data.max_source_length=48", "data.max_target_length=12",
                          "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
@@ -111,6 +111,20 @@ def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
     assert [s["coarse"] for s in served] == direct[:len(recs)]
     assert [s["granular"] for s in served] == direct[len(recs):]
     assert [s["id"] for s in served] == [r.id for r in recs]
+
+
+def test_run_export_serves_through_predict_py(t5_run, data, tmp_path):
+    """The run's own export (ServingExport callback) + the generic predict.py: no Lightning, no pickles."""
+    import predict
+    run_dir, _, _ = t5_run
+    manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
+    assert manifest["task"] == "multilevel_issues" and manifest["record_kind"] == "feedback"
+    assert manifest["generation"]["num_beams"] == 2 and manifest["prefixes"]["granular"] == "identify fine-grain issues: "
+    out = tmp_path / "pred.jsonl"
+    assert predict.main(["--export", str(run_dir / "export"), "--input", str(data[2]), "--output", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in data[3][30:]]
+    assert all(set(r) >= {"id", "coarse", "granular", "model_version"} for r in rows)
 
 
 def test_minilm_encoder_decoder_path_with_sentinels(data):
