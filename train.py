@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from common.config import ConfigError, load_config, to_yaml
+from common.run_dir import ENV_VAR as RUN_DIR_ENV
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -137,7 +138,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             print(f"# resolved config ({args.config})\n{to_yaml(cfg)}", flush=True)
         if args.print_config:
             return {}
-        return run(cfg)
+        inherited = os.environ.get(RUN_DIR_ENV)
+        try:
+            return run(cfg)
+        finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
+            if inherited is None:
+                os.environ.pop(RUN_DIR_ENV, None)
     except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
