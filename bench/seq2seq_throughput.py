@@ -13,8 +13,10 @@ the same batch size, AdamW and gradient clipping 1.0:
   length-grouped batches) and our loss (`seq2seq_loss`);
 - `lightning`: `MultiLevelIssuesModule` + `FeedbackDataModule` under `L.Trainer` (logging on,
   no checkpoints) — the same batches and loss as `plain`.
-The first --warmup steps of each are not timed; --repeats interleaved rounds, best rate counts. Goals (issue 3): lightning / hf >= 1.2, and
-Lightning's overhead (1 - lightning / plain) <= 3%.
+All three use fused AdamW (HF's default `optim`; ours via `configure_optimizers`). The first
+--warmup steps of each are not timed; --repeats interleaved rounds, the best rate of each counts
+(the machine may be shared). Goals (issue 3): lightning / hf >= 1.2, and Lightning's overhead
+(1 - lightning / plain) <= 3%.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from lightning_modules.base import TaskModule
 from lightning_modules.multilevel_issues_serving import (export_hf_folder, generate_issue_sets, generation_kwargs,
                                                          load_predictor)
 from lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
-                                               seq2seq_loss)
+                                               seq2seq_loss, set_dropout)
 from metrics.issue_sets import join_issues
 from metrics.level_metrics import LevelMetrics, SentenceEmbedder
 
@@ -37,7 +37,7 @@ class MultiLevelIssuesModule(TaskModule):
 
     def __init__(self, pretrained: str = PACKAGED_MINILM, architecture: str = "auto",
                  encoder_layers: int | None = None, decoder_layers: int | None = None,
-                 cross_attention_init: str = "random", freeze_embeddings: bool = False,
+                 cross_attention_init: str = "random", freeze_embeddings: bool = False, dropout: float | None = None,
                  new_params_lr: float | None = None, lr_schedule: str = "constant", fused_optimizer: bool = True,
                  num_beams: int = 2, length_penalty: float = 2.5, no_repeat_ngram_size: int = 0,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
@@ -50,6 +50,9 @@ class MultiLevelIssuesModule(TaskModule):
         self.model, self.tokenizer = build_seq2seq(pretrained, architecture, encoder_layers, decoder_layers,
                                                    cross_attention_init)
         self.added_tokens = add_tokens(self.model, self.tokenizer, list(sentinel_tokens or []))
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
+        if dropout is not None:
+            set_dropout(self.model, dropout)
         if freeze_embeddings:
             freeze_word_embeddings(self.model)
         self.prefixes = {"coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",
@@ -60,10 +63,13 @@ class MultiLevelIssuesModule(TaskModule):
         gen.no_repeat_ngram_size = no_repeat_ngram_size or None
         gen.early_stopping = num_beams > 1
         self.embedder = SentenceEmbedder(simcse_model)  # not an nn.Module: never in checkpoints
-        make = lambda: nn.ModuleDict({lvl: LevelMetrics(self.embedder, simcse_threshold, rouge_use_stemmer)
-                                      for lvl in LEVELS})
-        self.val_metrics, self.test_metrics, self.copy_metrics = make(), make(), make()
+        self.val_metrics, self.test_metrics, self.copy_metrics = (self._level_metrics() for _ in range(3))
         self._samples: list[dict[str, str]] = []
+
+    def _level_metrics(self) -> nn.ModuleDict:
+        hp = self.hparams
+        return nn.ModuleDict({lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer)
+                              for lvl in LEVELS})
 
     def configure_optimizers(self) -> Any:
         """AdamW/Adam with TaskModule's lr, weight decay and warmup, plus three options:

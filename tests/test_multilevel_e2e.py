@@ -156,3 +156,33 @@ def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
     assert not any(k.startswith("test/granular/") for k in metrics)
     preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 10 and all(len(p["coarse"]) >= 1 for p in preds)  # at_least_one
+
+
+def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
+    import torch
+    from lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    rows = data[3]
+    model_dir = tiny_t5(tmp_path / "t5", [r["text"] for r in rows])
+    module = MultiLevelIssuesModule(pretrained=model_dir, dropout=0.0)
+    assert all(m.training for m in module.model.modules())  # HF loads in eval mode; Lightning keeps modes
+    assert all(m.p == 0.0 for m in module.model.modules() if isinstance(m, torch.nn.Dropout))
+    assert all(getattr(m, "dropout", 0.0) == 0.0 for m in module.model.modules()
+               if isinstance(getattr(m, "dropout", None), float))
+    kept = MultiLevelIssuesModule(pretrained=model_dir)
+    assert {m.p for m in kept.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # T5Config default
+
+
+def test_warm_start_new_parameters_get_their_own_learning_rate():
+    from lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    module = MultiLevelIssuesModule(encoder_layers=1, decoder_layers=1, cross_attention_init="self_attention",
+                                    new_params_lr=1e-3, lr=1e-4)
+    opt = module.configure_optimizers()
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+    new = {id(p) for p in opt.param_groups[1]["params"]}
+    names = [n for n, p in module.model.named_parameters() if id(p) in new]
+    assert names and all("crossattention" in n or "cls.predictions" in n for n in names)
+    layer = module.model.decoder.bert.encoder.layer[0]  # cross-attention starts as the self-attention
+    assert (layer.crossattention.self.query.weight == layer.attention.self.query.weight).all()
+    assert opt.defaults.get("fused") is True
+    assert module.model.config.decoder_start_token_id == module.tokenizer.cls_token_id
+    assert module.model.generation_config.eos_token_id == module.tokenizer.sep_token_id
