@@ -110,7 +110,8 @@ def safety_kpis(probs: Any, labels: Any, threshold: float, *, in_test: Any, in_t
 
     - test/precision, test/recall: labeled original test comments;
     - traffic/volume_model, traffic/volume_model_or_fcc: original traffic comments (not translations);
-    - test/fairness_std: over test comments that have translations (original + versions);
+    - test/fairness_std: over test comments that have translations (original + versions); 0.0 with
+      test/fairness_groups = 0 when no test comment has a translation (the key is always there);
     - test/lang/<code>/{precision,recall}: every labeled test version in that language;
       traffic/lang/<code>/volume_model: original traffic comments in that language.
     """
@@ -119,6 +120,8 @@ def safety_kpis(probs: Any, labels: Any, threshold: float, *, in_test: Any, in_t
     pr = precision_recall_at(p[t & orig], y[t & orig], threshold)
     vol = volumes(p[tr & orig], threshold, np.asarray(escalated, dtype=bool)[tr & orig])
     fair, n_groups = fairness_std(p[t], np.asarray(group)[t])
+    if fair is None and pr["support"]:
+        fair = 0.0  # no translated test comment: every comment has one version, so no spread (groups = 0)
     flat: dict[str, float | None] = {
         "test/threshold": float(threshold), "test/precision": pr["precision"], "test/recall": pr["recall"],
         "test/support": pr["support"], "test/positives": pr["positives"],
