@@ -21,6 +21,15 @@ class TaskModule(L.LightningModule):
         super().__init__()
         self.lr, self.weight_decay, self.warmup_steps, self.optimizer_name = lr, weight_decay, warmup_steps, optimizer
 
+    def on_fit_start(self) -> None:
+        """Train mode for every submodule before the first step.
+
+        Why: `from_pretrained` returns a model in eval mode and Lightning keeps module modes as it
+        finds them, so a pretrained encoder would be fine-tuned with its dropout off. A module that
+        must stay in eval mode while training (a frozen encoder) says so in its own `train()`.
+        """
+        self.train()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["task"] = self.task
         # RNG state, so a resumed job draws the same dropout masks as an uninterrupted one

@@ -50,7 +50,6 @@ class McmlBertModule(TaskModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         self.encoder = load_encoder(pretrained)
-        self.encoder.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
         self.tokenizer = load_tokenizer(pretrained)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.config.hidden_size, len(self.labels)))
         self.loss_fn = nn.BCEWithLogitsLoss()

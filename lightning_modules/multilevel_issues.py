@@ -50,7 +50,6 @@ class MultiLevelIssuesModule(TaskModule):
         self.model, self.tokenizer = build_seq2seq(pretrained, architecture, encoder_layers, decoder_layers,
                                                    cross_attention_init)
         self.added_tokens = add_tokens(self.model, self.tokenizer, list(sentinel_tokens or []))
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps module modes as found
         if dropout is not None:
             set_dropout(self.model, dropout)
         if freeze_embeddings:

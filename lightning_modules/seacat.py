@@ -178,7 +178,7 @@ class SeaCat(TaskModule):
         encoder = load_encoder(pretrained)
         freeze_lower_layers(encoder, freeze_layers)
         self.net = SeaCatNet(encoder, len(labels), max_sentences, pooling, position_embedding, dropout,
-                             embedding_cache_size).train()
+                             embedding_cache_size)
         n = len(labels)
         self.acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes=n, average="micro") for s in ("val", "test")})
         self.loss_mean = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
