@@ -59,10 +59,10 @@ def evaluate(cfg: Any) -> dict[str, float]:
     from common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
     from universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
 
+    repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
+    check_labels(cfg, repo)
     run_dir = _run_dir(cfg)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    repo, queries = load_repository_and_queries(cfg)
-    check_labels(cfg, repo)
     print(f"repository: {len(repo)} questions, queries: {len(queries)}", flush=True)
     metrics, rows = evaluate_um(cfg, repo, queries, "test")
     if cfg.baseline.enabled:
@@ -86,10 +86,10 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     from universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
     from universal_model.question_repository import subsample
 
-    run_dir = _run_dir(cfg, "_scaling")
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     repo, queries = load_repository_and_queries(cfg)
     check_labels(cfg, repo)
+    run_dir = _run_dir(cfg, "_scaling")
+    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     sizes = sorted({min(int(s), len(repo)) for s in cfg.scaling.sizes})
     results: list[dict[str, Any]] = []
     for size in sizes:

@@ -81,6 +81,25 @@ def test_universal_model_mode_median_and_incremental_add():
     assert row["product"]["prediction"] == "devices" and row["handle_time"]["prediction"] == 20.0
 
 
+def test_chunked_indexing_and_querying_give_the_same_predictions(monkeypatch):
+    """Indexing and querying run in chunks (for the progress bar): chunk sizes must not matter."""
+    import universal_model.predict as um_mod
+    repo, queries = _clinc()
+    texts = [q.question for q in queries[:40]]
+
+    def run() -> list[dict]:
+        um = UniversalModel(BM25Index(), ["intent"], [], k=20)
+        um.add(repo[:300], progress=True)
+        return um.predict(texts, progress=True)
+
+    whole = run()
+    monkeypatch.setattr(um_mod, "ADD_CHUNK", 7)
+    monkeypatch.setattr(um_mod, "QUERY_CHUNK", 3)
+    chunked = run()
+    assert [r["neighbors"] for r in chunked] == [r["neighbors"] for r in whole]
+    assert [r["intent"]["ranked"] for r in chunked] == [r["intent"]["ranked"] for r in whole]
+
+
 def test_universal_model_rejects_bad_settings():
     with pytest.raises(ValueError, match="weighting"):
         UniversalModel(BM25Index(), weighting="mean")
@@ -181,6 +200,7 @@ def test_unknown_label_is_a_clear_error(clinc_files, tmp_path, capsys):
               f"output_dir={tmp_path / 'x'}", "labels.numeric=[]"])
     assert e.value.code == 2
     assert "label 'product'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # stopped before a run directory was made
 
 
 def test_rank_bm25_backend_gives_the_same_predictions(clinc_files, tmp_path):

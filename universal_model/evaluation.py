@@ -74,7 +74,7 @@ def build_universal_model(cfg: Any, repo: list[Question]) -> UniversalModel:
     r, p = cfg.retrieval, cfg.prediction
     model = UniversalModel(build_retriever(r.method, _opts(r)), list(cfg.labels.categorical),
                            list(cfg.labels.numeric), k=r.k, weighting=p.weighting, backfill_prior=p.backfill_prior)
-    model.add(repo)
+    model.add(repo, progress=True)
     return model
 
 
@@ -103,7 +103,7 @@ def evaluate_um(cfg: Any, repo: list[Question], queries: list[Question],
     model = build_universal_model(cfg, repo)
     build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rows = model.predict([x.question for x in queries])
+    rows = model.predict([x.question for x in queries], progress=True)
     query_s = time.perf_counter() - t0
     cat = {n: [r[n]["ranked"] for r in rows] for n in cfg.labels.categorical}
     num = {n: [r[n]["prediction"] for r in rows] for n in cfg.labels.numeric}

@@ -17,6 +17,16 @@ import numpy as np
 from datamodules.records import Question
 
 WEIGHTINGS = ("count", "similarity")
+ADD_CHUNK, QUERY_CHUNK = 20_000, 256  # progress granularity; results do not depend on them
+
+
+def _chunks(n: int, size: int, description: str, progress: bool) -> Iterable[int]:
+    """Chunk starts 0, size, 2*size, ... < n, with a rich progress bar when asked."""
+    starts: Iterable[int] = range(0, n, size)
+    if progress and n > size:
+        from rich.progress import track
+        starts = track(starts, total=-(-n // size), description=description, transient=True)
+    return starts
 
 
 class Retriever(Protocol):
@@ -82,10 +92,16 @@ class UniversalModel:
         self._counts: dict[str, Counter] = {name: Counter() for name in self.categorical}
         self._prior: dict[str, list[Hashable]] = {}
 
-    def add(self, questions: Iterable[Question]) -> range:
-        """002 §3.2: adding questions is all an update takes -- no retraining, no rebuild."""
+    def add(self, questions: Iterable[Question], progress: bool = False) -> range:
+        """002 §3.2: adding questions is all an update takes -- no retraining, no rebuild.
+
+        Indexed in chunks (each an incremental `add`), so a large repository shows a progress bar.
+        """
         questions = list(questions)
-        ids = self.retriever.add([q.question for q in questions])
+        start = len(self.questions)
+        for lo in _chunks(len(questions), ADD_CHUNK, "indexing questions", progress):
+            self.retriever.add([q.question for q in questions[lo:lo + ADD_CHUNK]])
+        ids = range(start, start + len(questions))
         self.questions.extend(questions)
         for name in self.categorical:
             self._counts[name].update(q.labels.get(name) for q in questions if q.labels.get(name) is not None)
@@ -98,11 +114,15 @@ class UniversalModel:
             self._prior[name] = [lab for lab, _ in self._counts[name].most_common()]
         return self._prior[name]
 
-    def predict(self, queries: Sequence[str]) -> list[dict[str, Any]]:
+    def predict(self, queries: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
         """One dict per query: neighbours (ids, scores) and, per label, the prediction with its
         distribution (categorical: mode; numeric: median)."""
+        queries = list(queries)
+        hits: list[tuple[np.ndarray, np.ndarray]] = []
+        for lo in _chunks(len(queries), QUERY_CHUNK, "universal model queries", progress):
+            hits += self.retriever.search(queries[lo:lo + QUERY_CHUNK], self.k)
         out = []
-        for ids, scores in self.retriever.search(list(queries), self.k):
+        for ids, scores in hits:
             neigh = [self.questions[i] for i in ids]
             weights = scores if self.weighting == "similarity" else None
             row: dict[str, Any] = {"neighbors": [q.id for q in neigh], "neighbor_index": [int(i) for i in ids],
