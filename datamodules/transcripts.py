@@ -19,7 +19,18 @@ import torch
 from datamodules.base import RecordDataModule
 from datamodules.records import Transcript
 from datamodules.sentences import split_sentences
-from lightning_modules.sentence_position import agent_first_index, offset_positions
+
+
+def agent_first_index(speakers: Sequence[str]) -> int:
+    """Index of the agent's first sentence; len(speakers) when the agent never speaks (the
+    customer's sentences then all precede where the agent's reply would be)."""
+    return next((i for i, s in enumerate(speakers) if s == "agent"), len(speakers))
+
+
+def offset_positions(speakers: Sequence[str], max_sentences: int) -> list[int]:
+    """002 §2.3: position index (i - agent_first) + S of every sentence, clipped to [0, 2S]."""
+    first = agent_first_index(speakers)
+    return [min(max(i - first + max_sentences, 0), 2 * max_sentences) for i in range(len(speakers))]
 
 
 @dataclass

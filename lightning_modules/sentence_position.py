@@ -4,26 +4,13 @@ Why: the customer's main question sits in the first few sentences around the age
 reply (002 §2.2), so SeaCat adds to each sentence embedding a fixed sinusoidal embedding of
 its position *relative to that reply* rather than of its absolute index. Offsets in [-S, +S]
 are shifted by S (S = max sentences) to the non-negative range [0, 2S]; index S marks the
-agent's first sentence (002 §2.4: S = 64, indices 0..128).
+agent's first sentence (002 §2.4: S = 64, indices 0..128). The indices are a property of the
+transcript and are computed with its features (`datamodules.transcripts.offset_positions`).
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import nn
-
-
-def agent_first_index(speakers: Sequence[str]) -> int:
-    """Index of the agent's first sentence; len(speakers) when the agent never speaks (the
-    customer's sentences then all precede where the agent's reply would be)."""
-    return next((i for i, s in enumerate(speakers) if s == "agent"), len(speakers))
-
-
-def offset_positions(speakers: Sequence[str], max_sentences: int) -> list[int]:
-    """002 §2.3: position index (i - agent_first) + S of every sentence, clipped to [0, 2S]."""
-    first = agent_first_index(speakers)
-    return [min(max(i - first + max_sentences, 0), 2 * max_sentences) for i in range(len(speakers))]
 
 
 def sinusoidal_table(n_positions: int, dim: int) -> torch.Tensor:

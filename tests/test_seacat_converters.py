@@ -7,7 +7,7 @@ import pytest
 
 from common.io import atomic_write_jsonl
 from datamodules.records import load_records
-from lightning_modules.sentence_position import agent_first_index
+from datamodules.transcripts import agent_first_index
 from scripts.abcd_to_transcripts import convert as abcd_convert
 from scripts.clinc150_to_questions import convert as clinc_convert
 from scripts.dstc11_to_questions import to_questions, to_transcripts
