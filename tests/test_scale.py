@@ -139,11 +139,10 @@ def test_ddp_two_processes(case, assets):
     out = run_dir / "served.jsonl"
     data_file = {"product_safety": assets["claims"], "seacat": assets["transcripts"],
                  "multilevel_issues": assets["feedback"]}[case]
-    if True:
-        proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--export", str(run_dir / "export"),
-                               "--input", str(data_file), "--output", str(out)], cwd=REPO, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        rows = [json.loads(line) for line in out.read_text().splitlines()]
-        assert len(rows) == sum(1 for _ in open(data_file))
-        assert {r["model_version"] for r in rows} == {manifest["model_version"]}
+    proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--export", str(run_dir / "export"),
+                           "--input", str(data_file), "--output", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == sum(1 for _ in open(data_file))
+    assert {r["model_version"] for r in rows} == {manifest["model_version"]}
