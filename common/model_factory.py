@@ -104,3 +104,19 @@ def load_encoder(name: str, **kwargs: Any):
     if getattr(model, "pooler", None) is not None:
         model.pooler = None
     return model
+
+
+def set_dropout(model: Any, p: float) -> int:
+    """Set every dropout probability of an HF model (nn.Dropout modules and the float `dropout`
+    attributes T5/BART attention reads); returns how many were set."""
+    import torch
+    n = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+            n += 1
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, p)
+                n += 1
+    return n

@@ -17,9 +17,10 @@ class TaskModule(L.LightningModule):
     task: str = ""
 
     def __init__(self, lr: float = 3e-5, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 optimizer: str = "adamw"):
+                 optimizer: str = "adamw", lr_schedule: str = "constant", fused_optimizer: bool = False):
         super().__init__()
         self.lr, self.weight_decay, self.warmup_steps, self.optimizer_name = lr, weight_decay, warmup_steps, optimizer
+        self.lr_schedule, self.fused_optimizer = lr_schedule, fused_optimizer
 
     def on_fit_start(self) -> None:
         """Train mode for every submodule before the first step.
@@ -46,18 +47,34 @@ class TaskModule(L.LightningModule):
     def trainer_attached(self) -> bool:
         return self._trainer is not None
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; a task overrides this to give new parameters their own lr."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer_name == "adam":
-            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        elif self.optimizer_name == "adamw":
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        else:
+        """Adam/AdamW over `param_groups()` with warmup and a `constant` or `linear` (decay to 0
+        over training, HF's default) schedule. `fused_optimizer`: torch's fused kernel on CPU/CUDA,
+        one pass over all parameters instead of a Python loop per tensor (a large share of a small
+        model's CPU step)."""
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.optimizer_name)
+        if cls is None:
             raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
-        if not self.warmup_steps:
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"model.lr_schedule must be constant or linear, got {self.lr_schedule!r}")
+        groups = [g for g in self.param_groups() if g["params"]]
+        params = [p for g in groups for p in g["params"]]
+        fused = self.fused_optimizer and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay, **({"fused": True} if fused else {}))
+        warmup, schedule = self.warmup_steps, self.lr_schedule
+        if not warmup and schedule == "constant":
             return opt
-        warmup = self.warmup_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+
+        def factor(step: int) -> float:
+            f = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            return f * max(0.0, 1.0 - step / total) if schedule == "linear" else f
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -41,8 +41,10 @@ class McmlBertModule(TaskModule):
     def __init__(self, labels: Sequence[str] | None = None, pretrained: str = PACKAGED_MINILM,
                  pooling: str = "cls", dropout: float = 0.1, threshold: float = 0.5, at_least_one: bool = True,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
-                 lr: float = 5e-5, weight_decay: float = 0.0, warmup_steps: int = 0, optimizer: str = "adamw"):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer)
+                 lr: float = 5e-5, weight_decay: float = 0.0, warmup_steps: int = 0, optimizer: str = "adamw",
+                 lr_schedule: str = "constant", fused_optimizer: bool = False):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
+                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
         if not labels:
             raise ValueError("McmlBertModule needs the coarse label set (FeedbackDataModule.task_info()['labels'])")
         if pooling not in ("cls", "mean"):

@@ -15,13 +15,13 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from common.model_factory import PACKAGED_MINILM
+from common.model_factory import PACKAGED_MINILM, set_dropout
 from datamodules.sentences import split_sentences
 from lightning_modules.base import TaskModule
 from lightning_modules.multilevel_issues_serving import (export_hf_folder, generate_issue_sets, generation_kwargs,
                                                          load_predictor)
 from lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
-                                               seq2seq_loss, set_dropout)
+                                               seq2seq_loss)
 from metrics.issue_sets import join_issues
 from metrics.level_metrics import LevelMetrics, SentenceEmbedder
 
@@ -45,7 +45,8 @@ class MultiLevelIssuesModule(TaskModule):
                  prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
                  max_target_length: int = 64, sentinel_tokens: Sequence[str] | None = None,
                  lr: float = 5e-5, weight_decay: float = 0.0, warmup_steps: int = 0, optimizer: str = "adamw"):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer)
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
+                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
         self.save_hyperparameters()
         self.model, self.tokenizer = build_seq2seq(pretrained, architecture, encoder_layers, decoder_layers,
                                                    cross_attention_init)
@@ -70,37 +71,16 @@ class MultiLevelIssuesModule(TaskModule):
         return nn.ModuleDict({lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer)
                               for lvl in LEVELS})
 
-    def configure_optimizers(self) -> Any:
-        """AdamW/Adam with TaskModule's lr, weight decay and warmup, plus three options:
-        `new_params_lr` — the parameters an EncoderDecoder warm start creates from scratch
+    def param_groups(self) -> list[dict[str, Any]]:
+        """With `new_params_lr`, the parameters an EncoderDecoder warm start creates from scratch
         (cross-attention, LM-head transform) get their own learning rate: they have everything to
-        learn, the pretrained rest little; `lr_schedule: linear` — decay to 0 over training (HF's
-        default schedule); `fused_optimizer` — torch's fused kernel on CPU/CUDA, one pass over all
-        parameters instead of a Python loop per tensor (a large share of a small model's CPU step)."""
+        learn, the pretrained rest little."""
         new = new_parameter_names(self.model) if self.hparams.new_params_lr else set()
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [{"params": [p for n, p in named if n not in new]}]
         if new:
             groups.append({"params": [p for n, p in named if n in new], "lr": self.hparams.new_params_lr})
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.optimizer_name)
-        if cls is None:
-            raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
-        fused = self.hparams.fused_optimizer and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-                                                     for _, p in named)
-        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay, **({"fused": True} if fused else {}))
-        warmup, schedule = self.warmup_steps, self.hparams.lr_schedule
-        if schedule not in ("constant", "linear"):
-            raise ValueError(f"model.lr_schedule must be constant or linear, got {schedule!r}")
-        if not warmup and schedule == "constant":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
-
-        def factor(step: int) -> float:
-            f = min(1.0, (step + 1) / warmup) if warmup else 1.0
-            return f * max(0.0, 1.0 - step / total) if schedule == "linear" else f
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return groups
 
     # --- steps ------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):

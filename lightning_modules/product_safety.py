@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
-from common.model_factory import load_encoder, load_tokenizer
+from common.model_factory import load_encoder, load_tokenizer, set_dropout
 from lightning_modules.base import TaskModule
 from metrics.safety_kpis import safety_kpis
 
@@ -43,17 +43,22 @@ class ProductSafetyClassifier(TaskModule):
     record_kind = "claim"
 
     def __init__(self, pretrained: str = "bert-base-multilingual-cased", labels: list[str] | None = None,
-                 max_length: int = 128, dropout: float = 0.1, lr: float = 3e-6, weight_decay: float = 0.0,
-                 warmup_steps: int = 0, optimizer: str = "adam"):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer)
+                 max_length: int = 128, dropout: float = 0.1, encoder_dropout: float | None = None,
+                 lr: float = 3e-6, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, optimizer: str = "adam",
+                 lr_schedule: str = "constant", fused_optimizer: bool = False):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
+                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
         self.save_hyperparameters()
         self.labels = list(labels or DEFAULT_LABELS)
         if len(self.labels) != 2:
             raise ValueError(f"product safety is binary (001 §3); got labels {self.labels}")
         self.max_length = max_length
         self.encoder = load_encoder(pretrained)
+        if encoder_dropout is not None:  # None: the checkpoint's own (0.1 for BERT and MiniLM)
+            set_dropout(self.encoder, encoder_dropout)
         self.tokenizer = load_tokenizer(pretrained)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)  # on the [CLS] vector, before the linear head
         self.head = nn.Linear(self.encoder.config.hidden_size, 2)
         # 001 §4.2: the operating point, chosen on dev by RecallThreshold and saved in every
         # checkpoint (on_save_checkpoint). Python floats, not buffers: a bf16/fp16 run casts float

@@ -167,8 +167,10 @@ class SeaCat(TaskModule):
                  position_embedding: bool = True, main_question_window: int = 2, freeze_layers: int = 0,
                  dropout: float = 0.1, embedding_cache_size: int = 0, head_lr: float | None = None,
                  log_examples: int = 8,
-                 lr: float = 5e-5, weight_decay: float = 0.01, warmup_steps: int = 0, optimizer: str = "adamw"):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer)
+                 lr: float = 5e-5, weight_decay: float = 0.01, warmup_steps: int = 0, optimizer: str = "adamw",
+                 lr_schedule: str = "constant", fused_optimizer: bool = False):
+        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
+                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
         if not labels:
             raise ValueError("SeaCat needs the label list (the data module's task_info provides it)")
         self.save_hyperparameters()
@@ -262,22 +264,12 @@ class SeaCat(TaskModule):
             if isinstance(logger, WandbLogger) and self._examples:
                 logger.log_table(key="test/main_question_examples", columns=columns, data=self._examples)
 
-    def configure_optimizers(self) -> Any:
-        """The base optimizer, with an optional separate learning rate for the new head
-        (key vector + classifier start from scratch; the encoder is pretrained)."""
+    def param_groups(self) -> list[dict[str, Any]]:
+        """An optional separate learning rate for the new head (key vector + classifier start
+        from scratch; the encoder is pretrained)."""
         head = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
         body = [p for n, p in self.net.named_parameters() if n.startswith("encoder.") and p.requires_grad]
-        groups = [{"params": body}] if body else []
-        groups.append({"params": head, "lr": self.head_lr or self.lr})
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.optimizer_name)
-        if cls is None:
-            raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
-        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay)
-        if not self.warmup_steps:
-            return opt
-        warmup = self.warmup_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return [{"params": body}, {"params": head, "lr": self.head_lr or self.lr}]
 
     # --- serving ---------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path, onnx_examples: Sequence[Any] = ()) -> dict[str, Any]:

@@ -117,21 +117,6 @@ def add_tokens(model: Any, tokenizer: Any, tokens: Sequence[str]) -> list[str]:
     return missing
 
 
-def set_dropout(model: Any, p: float) -> int:
-    """Set every dropout probability of an HF model (nn.Dropout modules and the float `dropout`
-    attributes T5/BART attention reads); returns how many were set."""
-    n = 0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = p
-            n += 1
-        for name in ("dropout", "attention_dropout", "activation_dropout"):
-            if isinstance(getattr(module, name, None), float):
-                setattr(module, name, p)
-                n += 1
-    return n
-
-
 def freeze_word_embeddings(model: Any) -> int:
     """Freeze the word embeddings (and the output projection tied to them); returns #params frozen.
 

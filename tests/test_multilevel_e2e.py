@@ -164,7 +164,8 @@ def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
     rows = data[3]
     model_dir = tiny_t5(tmp_path / "t5", [r["text"] for r in rows])
     module = MultiLevelIssuesModule(pretrained=model_dir, dropout=0.0)
-    assert all(m.training for m in module.model.modules())  # HF loads in eval mode; Lightning keeps modes
+    module.on_fit_start()  # HF loads in eval mode and Lightning keeps modes: the hook sets train mode
+    assert all(m.training for m in module.model.modules())
     assert all(m.p == 0.0 for m in module.model.modules() if isinstance(m, torch.nn.Dropout))
     assert all(getattr(m, "dropout", 0.0) == 0.0 for m in module.model.modules()
                if isinstance(getattr(m, "dropout", None), float))

@@ -78,3 +78,23 @@ def test_truncated_or_foreign_checkpoint_is_a_clear_error(assets, tmp_path, caps
     assert _main_exit(["--config", str(REPO / CONFIG), *base, f"resume={foreign}", f"output_dir={tmp_path / 'o'}"]) == 2
     assert "written by task 'product_safety', but this experiment trains 'seacat'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing created before the check
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_wandb_run(assets):
+    """One W&B run per job, across a resume: the id kept in the run dir names the resumed run."""
+    tmp, base = assets
+    run_dir = tmp / "wandb-job"
+    wb = ["logger.wandb.enabled=true", "logger.wandb.project=resume-test", "trainer.limit_train_batches=3"]
+    first = [o for o in base if not o.startswith("trainer.max_epochs")] + wb
+    run_train(CONFIG, first + ["trainer.max_epochs=1", f"output_dir={run_dir}"])
+    run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    steps_before = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    run_train(CONFIG, first + ["trainer.max_epochs=2", f"resume={run_dir}"])
+    assert (run_dir / "wandb_run_id.txt").read_text().strip() == run_id
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert runs and all(r.name.endswith(f"-{run_id}") for r in runs), runs  # never a second run id
+    # the resumed job trained its second epoch in the same run dir (3 batches an epoch)
+    assert steps_before == 3
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2 * steps_before

@@ -1,12 +1,15 @@
-"""Fine-tuning runs with dropout on: every submodule is in train mode at the first training step.
+"""What every TaskModule shares (lightning_modules/base.py): train mode at fit start, the optimizer's
+parameter groups and its warmup / linear schedule.
 
-Why a test: `from_pretrained` returns eval-mode models and Lightning keeps module modes as it
-finds them, so a pretrained encoder silently trained without dropout until TaskModule.on_fit_start
-switched everything to train mode. A frozen SeaCat encoder is the one intended exception.
+Why the train-mode test: `from_pretrained` returns eval-mode models and Lightning keeps module modes
+as it finds them, so a pretrained encoder silently trained without dropout until
+TaskModule.on_fit_start switched everything to train mode. A frozen SeaCat encoder is the one
+intended exception.
 """
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -45,3 +48,29 @@ def test_frozen_seacat_encoder_stays_in_eval_mode(tmp_path):
     encoder.requires_grad_(False)
     net = SeaCatNet(encoder, n_labels=3, max_sentences=8).train()
     assert not net.encoder.training and net.classifier.training and net.dropout.training
+
+
+def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
+    """TaskModule.configure_optimizers: warmup (step+1)/W, then x (1 - step/total), per group lr."""
+    from types import SimpleNamespace
+
+    from lightning_modules.seacat import SeaCat
+    bert = tiny_bert(tmp_path / "bert")
+    model = SeaCat(labels=["a", "b"], pretrained=bert, lr=1e-3, head_lr=1e-2,
+                   warmup_steps=2, lr_schedule="linear")
+    model._trainer = SimpleNamespace(estimated_stepping_batches=10)
+    conf = model.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    head = {id(p) for p in opt.param_groups[1]["params"]}
+    assert head == {id(p) for n, p in model.net.named_parameters() if not n.startswith("encoder.")}
+    seen = []
+    for _ in range(11):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    factors = [0.5, 1.0 * 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]  # by hand: warmup 2, total 10
+    assert [s[0] for s in seen] == pytest.approx([1e-3 * f for f in factors])
+    assert [s[1] for s in seen] == pytest.approx([1e-2 * f for f in factors])
+    model._trainer = None
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SeaCat(labels=["a", "b"], pretrained=bert, lr_schedule="cosine").configure_optimizers()
