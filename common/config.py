@@ -110,13 +110,57 @@ def _parse_override(item: str) -> tuple[str, Any, bool]:
     return key, value, add
 
 
+IMPLICIT_CLASSES = {"trainer": "lightning.pytorch.Trainer"}  # sections passed to a class without class_path
+
+
+def constructor_keys(cfg: DictConfig, key: str) -> tuple[str, list[str]]:
+    """(section, dotted parameter keys) of the nearest `class_path` section above `key`.
+
+    Why: an experiment YAML lists only the settings it changes; `data.field_map=...` must still
+    be a known key when the configured class takes `field_map`, without a `+`.
+    """
+    import importlib
+    import inspect
+
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        section = ".".join(parts[:depth])
+        node = OmegaConf.select(cfg, section, default=None)
+        path = node.get("class_path") if isinstance(node, DictConfig) else None
+        path = path or IMPLICIT_CLASSES.get(section)
+        if not isinstance(path, str):
+            continue
+        module, _, name = path.rpartition(".")
+        try:
+            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+        except Exception:  # an unimportable class_path is reported when the section is built
+            return section, []
+        return section, [f"{section}.{p}" for p in params if p != "self"]
+    return "", []
+
+
+def _constructor_param(cfg: DictConfig, key: str, params: list[str], section: str) -> bool:
+    """True when `key` is a constructor parameter, or a new entry of a mapping parameter."""
+    if not section:
+        return False
+    param = ".".join(key.split(".")[:section.count(".") + 2])
+    if param not in params:
+        return False
+    current = OmegaConf.select(cfg, param, default=None)
+    return param == key or current is None or isinstance(current, DictConfig)
+
+
 def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
     known = all_keys(cfg)
     for item in overrides:
         key, value, add = _parse_override(item)
         exists = OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
         if not exists and not add:
-            hint = closest(key, known)
+            section, params = constructor_keys(cfg, key)
+            if _constructor_param(cfg, key, params, section):
+                OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+                continue
+            hint = closest(key, known + params)
             raise ConfigError(f"unknown config key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
                               + " (prefix with + to add a new key)")
         old = OmegaConf.select(cfg, key) if exists else None

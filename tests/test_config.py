@@ -32,6 +32,28 @@ def test_unknown_key_names_closest(root):
         load_config(root / "exp.yaml", ["trainer.max_epoch=3"], root=root)
 
 
+def test_constructor_parameters_are_known_keys_without_a_plus(root):
+    """A class_path section's constructor parameters (here logging.Formatter's; for `trainer`,
+    Lightning's Trainer) are valid overrides although the YAML does not list them; a misspelt one
+    still fails with a hint."""
+    (root / "fmt.yaml").write_text("defaults: [trainer/default]\nfmt: {class_path: logging.Formatter}\n")
+    cfg = load_config(root / "fmt.yaml", ["fmt.datefmt=%H", "trainer.check_val_every_n_epoch=2"], root=root)
+    assert cfg.fmt.datefmt == "%H" and cfg.trainer.check_val_every_n_epoch == 2
+    with pytest.raises(ConfigError, match=r"unknown config key 'fmt.datefnt'; did you mean 'fmt.datefmt'"):
+        load_config(root / "fmt.yaml", ["fmt.datefnt=%H"], root=root)
+    with pytest.raises(ConfigError, match=r"did you mean 'trainer.check_val_every_n_epoch'"):
+        load_config(root / "fmt.yaml", ["trainer.chek_val_every_n_epoch=2"], root=root)
+
+
+def test_mapping_parameter_takes_new_entries():
+    """The documented held-out override: rename source fields with data.field_map, entry by entry."""
+    cfg = load_config("configs/experiment/multilevel_issues_demo.yaml",
+                      ["data.field_map={text: review_body}", "data.field_map.summary=abstract"])
+    assert dict(cfg.data.field_map) == {"text": "review_body", "summary": "abstract"}
+    with pytest.raises(ConfigError, match="unknown config key 'data.path.x'"):  # not a mapping parameter
+        load_config("configs/experiment/multilevel_issues_demo.yaml", ["data.path.x=1"])
+
+
 @pytest.mark.parametrize("override,msg", [
     ("trainer.max_epochs=abc", "'trainer.max_epochs' expects int, got str"),
     ("trainer.max_epochs=1.5", "'trainer.max_epochs' expects int, got float"),
