@@ -4,7 +4,7 @@
 
 Why one short function (lightning-hydra-template's shape): everything task-specific lives in
 the configured LightningModule and DataModule; this file only wires them, in the order that
-keeps bad input from costing anything: config -> data validation -> run dir -> model -> fit.
+keeps bad input from costing anything: config -> data validation -> model -> run dir -> fit.
 """
 from __future__ import annotations
 
@@ -62,15 +62,16 @@ def run(cfg: Any) -> dict[str, float]:
     model_cls = import_object(cfg.model.class_path)
     if ckpt_path:
         check_checkpoint(ckpt_path, model_cls)
+    # model and callbacks are built (their config keys checked, weights loaded) before anything is
+    # written, so a bad model key or an unavailable hub model leaves no run directory behind
+    model = instantiate(cfg.model, "model", **datamodule.task_info())
+    datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
     run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"))
+    callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
     is_zero = rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-
-    model = instantiate(cfg.model, "model", **datamodule.task_info())
-    datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
-    callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
     trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
                         callbacks=callbacks, default_root_dir=str(run_dir))

@@ -39,6 +39,8 @@ def _check_annotation(where: str, name: str, annotation: Any, value: Any) -> Non
         else (annotation,)
     allowed: list[type] = []
     for opt in options:
+        if opt is type(None):  # Optional[...]: None was handled above
+            continue
         if opt in _PRIMITIVES:
             allowed.extend(_PRIMITIVES[opt])
         else:
@@ -48,7 +50,8 @@ def _check_annotation(where: str, name: str, annotation: Any, value: Any) -> Non
     else:
         ok = isinstance(value, tuple(allowed))
     if not ok:
-        want = " or ".join(sorted({getattr(o, "__name__", str(o)) for o in options}))
+        want = " or ".join(sorted({getattr(o, "__name__", str(o)) for o in options if o is not type(None)}))
+        want += " or null" if type(None) in options else ""
         raise ConfigError(f"config key '{where}.{name}' expects {want}, got {type(value).__name__} {value!r}")
 
 

@@ -55,12 +55,20 @@ def table1_columns(cfg: Any) -> list[tuple[str, str]]:
     return cols
 
 
+def check_models(cfg: Any) -> None:
+    """Dense / hybrid retrieval load a sentence embedder: fail on an unavailable one before writing."""
+    if cfg.retrieval.method in ("dense", "hybrid"):
+        from common.model_factory import resolve_name_or_path
+        resolve_name_or_path(cfg.retrieval.dense_model)
+
+
 def evaluate(cfg: Any) -> dict[str, float]:
     from common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
     from universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
 
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
     check_labels(cfg, repo)
+    check_models(cfg)
     run_dir = _run_dir(cfg)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     print(f"repository: {len(repo)} questions, queries: {len(queries)}", flush=True)
@@ -88,6 +96,7 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
 
     repo, queries = load_repository_and_queries(cfg)
     check_labels(cfg, repo)
+    check_models(cfg)
     run_dir = _run_dir(cfg, "_scaling")
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     sizes = sorted({min(int(s), len(repo)) for s in cfg.scaling.sizes})
@@ -123,11 +132,12 @@ def main(argv: Sequence[str] | None = None) -> Any:
     parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     args = parser.parse_args(argv)
+    from common.model_factory import ModelNotAvailableError
     from datamodules.errors import DataValidationError
     try:
         cfg = load_config(args.config, args.overrides)
         return evaluate(cfg) if command == "evaluate" else scaling(cfg)
-    except (ConfigError, DataValidationError, FileNotFoundError) as e:
+    except (ConfigError, DataValidationError, FileNotFoundError, ModelNotAvailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -66,7 +66,7 @@ def test_wrong_type_names_key_and_type(root, override, msg):
 
 def test_instantiate_checks_constructor_keys():
     class Model:
-        def __init__(self, lr: float = 1e-3, layers: int = 2, name: str = "m"):
+        def __init__(self, lr: float = 1e-3, layers: int = 2, name: str = "m", cache: int | None = None):
             self.lr, self.layers = lr, layers
 
     import sys
@@ -79,6 +79,10 @@ def test_instantiate_checks_constructor_keys():
         instantiate({"class_path": "fake_models.Model", "layer": 3}, "model")
     with pytest.raises(ConfigError, match=r"'model.layers' expects int, got str"):
         instantiate({"class_path": "fake_models.Model", "layers": "three"}, "model")
+    # an Optional primitive is checked too (it used to count as a "complex" annotation)
+    assert instantiate({"class_path": "fake_models.Model", "cache": None}, "model").lr == 1e-3
+    with pytest.raises(ConfigError, match=r"'model.cache' expects int or null, got dict"):
+        instantiate({"class_path": "fake_models.Model", "cache": {"x": 1}}, "model")
     # extras the class does not take (e.g. task_info from data) are dropped, not errors
     assert instantiate({"class_path": "fake_models.Model"}, "model", labels=["a"]).layers == 2
 

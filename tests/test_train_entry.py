@@ -54,6 +54,14 @@ def test_smoke_run_then_bad_input_leaves_earlier_runs_untouched(assets, capsys):
     assert f"{bad}:{len(lines) + 1}: field '<line>': invalid JSON" in err and "2 problem(s)" in err
     assert snapshot(root) == before  # no new run dir, nothing earlier touched
 
+    # a wrong model value, or a hub model that is not cached offline, also stops before any write
+    for override, message in (("model.dropout=high", "'model.dropout' expects float, got str"),
+                              ("model.pretrained=no-such-org/no-such-model", "not in the local Hugging Face cache")):
+        with pytest.raises(SystemExit) as e:
+            train.main(["--config", CONFIG, *base, override, f"output_root={root}"])
+        assert e.value.code == 2 and message in capsys.readouterr().err, override
+        assert snapshot(root) == before, override
+
 
 def test_unknown_override_exits_with_suggestion(capsys):
     with pytest.raises(SystemExit) as e:

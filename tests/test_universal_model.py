@@ -81,14 +81,16 @@ def test_universal_model_mode_median_and_incremental_add():
     assert row["product"]["prediction"] == "devices" and row["handle_time"]["prediction"] == 20.0
 
 
-def test_chunked_indexing_and_querying_give_the_same_predictions(monkeypatch):
+@pytest.mark.parametrize("method", ["bm25", "rank_bm25"])
+def test_chunked_indexing_and_querying_give_the_same_predictions(monkeypatch, method):
     """Indexing and querying run in chunks (for the progress bar): chunk sizes must not matter."""
     import universal_model.predict as um_mod
+    from universal_model.retrievers import build_retriever
     repo, queries = _clinc()
     texts = [q.question for q in queries[:40]]
 
     def run() -> list[dict]:
-        um = UniversalModel(BM25Index(), ["intent"], [], k=20)
+        um = UniversalModel(build_retriever(method), ["intent"], [], k=20)
         um.add(repo[:300], progress=True)
         return um.predict(texts, progress=True)
 
@@ -192,7 +194,7 @@ def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
     assert json.loads((tmp_path / "scale" / "scaling.json").read_text())[0]["model"] == "RF"
 
 
-def test_unknown_label_is_a_clear_error(clinc_files, tmp_path, capsys):
+def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files, tmp_path, capsys):
     from scripts.universal_model import main
     repo, queries = clinc_files
     with pytest.raises(SystemExit) as e:
@@ -201,6 +203,12 @@ def test_unknown_label_is_a_clear_error(clinc_files, tmp_path, capsys):
     assert e.value.code == 2
     assert "label 'product'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # stopped before a run directory was made
+    with pytest.raises(SystemExit) as e:  # an embedder that is not available offline: same
+        main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}", f"output_dir={tmp_path / 'y'}",
+              "labels.categorical=[intent]", "labels.numeric=[]", "retrieval.method=dense",
+              "retrieval.dense_model=no-such-org/no-such-model"])
+    assert e.value.code == 2 and "not in the local Hugging Face cache" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
 
 
 def test_rank_bm25_backend_gives_the_same_predictions(clinc_files, tmp_path):

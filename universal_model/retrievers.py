@@ -17,8 +17,9 @@ METHODS = ("bm25", "rank_bm25", "dense", "hybrid")
 
 
 class RankBM25Retriever:
-    """rank_bm25.BM25Okapi behind the retriever interface (rebuilds the index on every add:
-    the reference has no incremental update)."""
+    """rank_bm25.BM25Okapi behind the retriever interface. The reference has no incremental
+    update, so the index is rebuilt over the whole corpus at the first search after adds
+    (once, however many chunks were added)."""
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
         self.k1, self.b, self.epsilon = k1, b, epsilon
@@ -26,13 +27,15 @@ class RankBM25Retriever:
         self.bm25: Any = None
 
     def add(self, texts: Iterable[str]) -> range:
-        from rank_bm25 import BM25Okapi
         start = len(self.corpus)
         self.corpus.extend(tokenize(t) for t in texts)
-        self.bm25 = BM25Okapi(self.corpus, k1=self.k1, b=self.b, epsilon=self.epsilon)
+        self.bm25 = None
         return range(start, len(self.corpus))
 
     def search(self, queries: Sequence[str], k: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
+        if self.bm25 is None:
+            from rank_bm25 import BM25Okapi
+            self.bm25 = BM25Okapi(self.corpus, k1=self.k1, b=self.b, epsilon=self.epsilon)
         out = []
         for q in queries:
             scores = self.bm25.get_scores(tokenize(q))
