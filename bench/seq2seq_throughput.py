@@ -28,20 +28,19 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from datamodules.feedback import FeedbackDataModule, Seq2SeqCollator  # noqa: E402
-from lightning_modules.multilevel_issues import MultiLevelIssuesModule  # noqa: E402
-from lightning_modules.seq2seq_backbone import seq2seq_loss  # noqa: E402
+from feedback_nlp.datamodules.feedback import FeedbackDataModule, Seq2SeqCollator
+from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+from feedback_nlp.lightning_modules.seq2seq_backbone import seq2seq_loss
 
 
 def feedback_file(path: str | None, n: int, seed: int) -> str:
     if path:
         return path
-    from common.io import atomic_write_jsonl
-    from demo_data.feedback import generate_feedback
+    from feedback_nlp.common.io import atomic_write_jsonl
+    from feedback_nlp.demo_data.feedback import generate_feedback
     out = Path(tempfile.mkdtemp()) / "feedback.jsonl"
     return str(atomic_write_jsonl(out, generate_feedback(random.Random(seed), n)))
 

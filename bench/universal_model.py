@@ -4,7 +4,7 @@
     python bench/universal_model.py --size 1000000 --ref-queries 20
 
 Both run in this process on the same repository and queries: rank_bm25.BM25Okapi (the
-reference) and universal_model.bm25.BM25Index with the same tokenizer. Prints queries/s of
+reference) and feedback_nlp.universal_model.bm25.BM25Index with the same tokenizer. Prints queries/s of
 each, their ratio, tie-aware top-K parity on the queries the reference scored, build times
 and the cost of adding questions (ours: incremental; rank-bm25: rebuild).
 
@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from universal_model.bm25 import BM25Index, same_top_k, tokenize  # noqa: E402
+from feedback_nlp.universal_model.bm25 import BM25Index, same_top_k, tokenize
 
 SHARED = ROOT.parent / "shared" / "data"
 

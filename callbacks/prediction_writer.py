@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from common.io import atomic_write_text
+from feedback_nlp.common.io import atomic_write_text
 
 
 class PredictionWriter(BasePredictionWriter):

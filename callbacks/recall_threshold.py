@@ -15,7 +15,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 
-from metrics.safety_kpis import threshold_at_recall
+from feedback_nlp.metrics.safety_kpis import threshold_at_recall
 
 
 class RecallThreshold(Callback):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from common.export import export_module
+from feedback_nlp.common.export import export_module
 
 
 class ServingExport(Callback):

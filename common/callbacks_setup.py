@@ -11,7 +11,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from common.instantiate import import_object, instantiate
+from feedback_nlp.common.instantiate import import_object, instantiate
 
 
 def build_callbacks(cfg: DictConfig | None, run_dir: Path) -> list[Callback]:

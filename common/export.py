@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from common.io import atomic_directory, atomic_write_json, atomic_write_text
+from feedback_nlp.common.io import atomic_directory, atomic_write_json, atomic_write_text
 
 MANIFEST = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".onnx")

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from common.config import ConfigError, closest
+from feedback_nlp.common.config import ConfigError, closest
 
 
 def import_object(path: str) -> Any:

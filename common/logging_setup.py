@@ -12,7 +12,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from common.io import atomic_write_text
+from feedback_nlp.common.io import atomic_write_text
 
 WANDB_ID_FILE = "wandb_run_id.txt"
 

@@ -13,8 +13,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.records import load_records
-from datamodules.splits import Splits, make_splits
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.datamodules.splits import Splits, make_splits
 
 
 class ListDataset(Dataset):
@@ -106,7 +106,7 @@ class RecordDataModule(L.LightningDataModule):
             splits.traffic = list(splits.test)
         if not splits.dev and splits.train:
             # no dev data given: carve one from train by the same seeded hash
-            from datamodules.splits import random_split
+            from feedback_nlp.datamodules.splits import random_split
             carved = random_split(splits.train, self.seed, test_fraction=self.dev_fraction)
             splits.train, splits.dev = carved.train, carved.test
         return splits

@@ -20,12 +20,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from datamodules.base import ListDataset, RecordDataModule
-from datamodules.batching import EpochBatchSampler, EpochRandomSampler
-from datamodules.errors import DataValidationError, Problem
-from datamodules.noisy_negatives import embed_texts, mine_noisy_negatives, select
-from datamodules.parallel_corpus import HFTranslator, ParallelCorpusTranslator
-from datamodules.splits import Splits, hash_unit, time_split
+from feedback_nlp.datamodules.base import ListDataset, RecordDataModule
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.errors import DataValidationError, Problem
+from feedback_nlp.datamodules.noisy_negatives import embed_texts, mine_noisy_negatives, select
+from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpusTranslator
+from feedback_nlp.datamodules.splits import Splits, hash_unit, time_split
 
 VARIANTS = ("original", "original+NN", "original+NN+PC")
 LABELS = ["not_product_safety", "product_safety"]

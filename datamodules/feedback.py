@@ -16,12 +16,12 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import RecordDataModule
-from datamodules.batching import EpochBatchSampler, EpochRandomSampler
-from datamodules.records import Feedback
-from datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
-from datamodules.span_infilling import make_span_infilling, sentinel_tokens
-from metrics.issue_sets import join_issues
+from feedback_nlp.datamodules.base import RecordDataModule
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.records import Feedback
+from feedback_nlp.datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
+from feedback_nlp.datamodules.span_infilling import make_span_infilling, sentinel_tokens
+from feedback_nlp.metrics.issue_sets import join_issues
 
 LEVELS = ("coarse", "granular")
 AUX_TASKS = ("summarization", "span_infilling", "classification")

@@ -127,7 +127,7 @@ def select(candidates: np.ndarray, limit: int | None, margin: np.ndarray | None 
             raise ValueError("select(how='farthest') needs margin")
         order = np.argsort(-margin[candidates], kind="stable")
     elif how == "random":
-        from datamodules.splits import hash_unit
+        from feedback_nlp.datamodules.splits import hash_unit
         names = [str(i) for i in candidates] if keys is None else [keys[i] for i in candidates]
         order = np.argsort([hash_unit(k, seed) for k in names], kind="stable")
     else:
@@ -181,7 +181,7 @@ def embed_texts(texts: Sequence[str], model_name: str, cache_dir: str | Path | N
     table = cache.load() if cache else {}
     missing = list(dict.fromkeys(k for k in keys if k not in table))
     if missing:
-        from common.model_factory import load_sentence_transformer
+        from feedback_nlp.common.model_factory import load_sentence_transformer
         by_key = dict(zip(keys, texts))
         model = load_sentence_transformer(model_name, device="cpu" if not torch.cuda.is_available() else None)
         vecs = model.encode([by_key[k] for k in missing], batch_size=batch_size, convert_to_numpy=True,

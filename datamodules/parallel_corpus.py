@@ -75,7 +75,7 @@ class ParallelCorpusTranslator:
     @classmethod
     def from_path(cls, path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
                   ) -> "ParallelCorpusTranslator":
-        from datamodules.records import load_records
+        from feedback_nlp.datamodules.records import load_records
         return cls(load_records(path, kind, field_map))
 
     def languages(self) -> list[str]:
@@ -147,7 +147,7 @@ class HFTranslator:
 
     # --- model -----------------------------------------------------------------------------
     def _load(self, src: str, tgt: str) -> tuple[Any, Any, str]:
-        from common.model_factory import load_model, load_tokenizer
+        from feedback_nlp.common.model_factory import load_model, load_tokenizer
         name = self.model_name.format(src=src, tgt=tgt) if "{" in self.model_name else self.model_name
         if name not in self._models:
             model = load_model("AutoModelForSeq2SeqLM", name).eval()

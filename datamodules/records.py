@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from datamodules.errors import DataValidationError, Problem
+from feedback_nlp.datamodules.errors import DataValidationError, Problem
 
 CASE_TYPES = ("allergic_reaction", "chemical_smell", "injury", "not_product_safety")
 SPEAKERS = ("customer", "agent")

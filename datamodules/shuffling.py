@@ -12,7 +12,7 @@ import hashlib
 import random
 from typing import Callable, Sequence, TypeVar
 
-from datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.sentences import split_sentences
 
 T = TypeVar("T")
 

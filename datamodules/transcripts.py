@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from datamodules.base import RecordDataModule
-from datamodules.records import Transcript
-from datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.base import RecordDataModule
+from feedback_nlp.datamodules.records import Transcript
+from feedback_nlp.datamodules.sentences import split_sentences
 
 
 def agent_first_index(speakers: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from demo_data.vocab import pick, spread_timestamps, weighted
+from feedback_nlp.demo_data.vocab import pick, spread_timestamps, weighted
 
 LANGS = ("en", "de", "fr", "es", "nl", "pl")  # bank tuples list texts in this order; nl/pl are optional
 ORIGINAL_LANGS = {"en": 0.55, "de": 0.18, "fr": 0.12, "es": 0.09, "nl": 0.04, "pl": 0.02}

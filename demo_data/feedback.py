@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from demo_data.vocab import (CATEGORIES, COARSE_OF, GRANULAR_TRANSLATIONS, TAXONOMY, pick, spread_timestamps,
+from feedback_nlp.demo_data.vocab import (CATEGORIES, COARSE_OF, GRANULAR_TRANSLATIONS, TAXONOMY, pick, spread_timestamps,
                              weighted)
 
 LANGUAGES = {"en": 0.9, "de": 0.04, "fr": 0.03, "es": 0.03}

@@ -1,6 +1,6 @@
 """CLI: write a reproducible synthetic demo data set for all three systems.
 
-    python -m demo_data.generate --out data/demo --seed 0
+    python -m feedback_nlp.demo_data.generate --out data/demo --seed 0
 
 Why: the training code must be runnable end to end without access to customer data. Each
 record kind gets its own random stream derived from the seed, so changing one count does not
@@ -15,10 +15,10 @@ from datetime import date
 from pathlib import Path
 from typing import Sequence
 
-from common.io import atomic_write_jsonl
-from demo_data.claims import generate_claims
-from demo_data.feedback import generate_feedback
-from demo_data.transcripts import generate_transcripts, questions_from_transcripts
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.demo_data.claims import generate_claims
+from feedback_nlp.demo_data.feedback import generate_feedback
+from feedback_nlp.demo_data.transcripts import generate_transcripts, questions_from_transcripts
 
 FILES = ("feedback.jsonl", "claims.jsonl", "transcripts.jsonl", "questions.jsonl")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from demo_data.vocab import pick, spread_timestamps, weighted
+from feedback_nlp.demo_data.vocab import pick, spread_timestamps, weighted
 
 ITEMS = ["headset", "coffee maker", "rice cooker", "backpack", "phone case", "blender", "desk lamp",
          "winter coat", "office chair", "toaster"]

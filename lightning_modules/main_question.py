@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.sentences import split_sentences
 
 RULES = ("rule1", "rule2")
 

@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from common.model_factory import PACKAGED_MINILM, load_encoder, load_tokenizer
-from lightning_modules.base import TaskModule
-from metrics.level_metrics import LevelMetrics, SentenceEmbedder
+from feedback_nlp.common.model_factory import PACKAGED_MINILM, load_encoder, load_tokenizer
+from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
 
 
 def predicted_label_sets(probs: torch.Tensor, labels: Sequence[str], threshold: float = 0.5,

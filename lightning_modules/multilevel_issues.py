@@ -4,7 +4,7 @@ Why: 000 §3.2 generates both issue levels with a single fine-tuned encoder-deco
 task prefix, instead of one classifier per level; §4.3 scores each level with ROUGE-1/2 and
 SimCSE precision/recall; Appendix C fixes beam width 2 and length penalty 2.5 for decoding.
 This module only wires those pieces: the backbone comes from `seq2seq_backbone`, samples from
-`datamodules.feedback`, the math from `metrics`. Serving: `export_for_serving` writes a
+`feedback_nlp.datamodules.feedback`, the math from `metrics`. Serving: `export_for_serving` writes a
 self-contained HF folder and `load_predictor` (in `multilevel_issues_serving`) reads it back.
 """
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from common.model_factory import PACKAGED_MINILM, set_dropout
-from datamodules.sentences import split_sentences
-from lightning_modules.base import TaskModule
-from lightning_modules.multilevel_issues_serving import (export_hf_folder, generate_issue_sets, generation_kwargs,
+from feedback_nlp.common.model_factory import PACKAGED_MINILM, set_dropout
+from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.lightning_modules.multilevel_issues_serving import (export_hf_folder, generate_issue_sets, generation_kwargs,
                                                          load_predictor)
-from lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
+from feedback_nlp.lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
                                                seq2seq_loss)
-from metrics.issue_sets import join_issues
-from metrics.level_metrics import LevelMetrics, SentenceEmbedder
+from feedback_nlp.metrics.issue_sets import join_issues
+from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
 
 LEVELS = ("coarse", "granular")
 __all__ = ["MultiLevelIssuesModule", "load_predictor"]
@@ -171,7 +171,7 @@ class MultiLevelIssuesModule(TaskModule):
         rows, self._samples = self._samples, []
         if not rows or self.trainer is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
-        from common.io import atomic_write_jsonl
+        from feedback_nlp.common.io import atomic_write_jsonl
         epoch = self.current_epoch
         atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"val_epoch{epoch:03d}.jsonl", rows)
         for logger in self.loggers:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from metrics.issue_sets import parse_issues
+from feedback_nlp.metrics.issue_sets import parse_issues
 
 SETTINGS_FILE = "issue_task.json"
 LEVELS = ("coarse", "granular")
@@ -45,7 +45,7 @@ def generate_issue_sets(model: Any, tokenizer: Any, input_ids: torch.Tensor, att
 def export_hf_folder(model: Any, tokenizer: Any, out_dir: Path, task: str, prefixes: Mapping[str, str],
                      max_source_length: int, max_target_length: int) -> dict[str, Any]:
     """Write the folder and return the manifest fields describing it."""
-    from common.io import atomic_write_json
+    from feedback_nlp.common.io import atomic_write_json
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)  # transformers >= 5 always writes safetensors
     tokenizer.save_pretrained(out_dir)
@@ -86,7 +86,7 @@ class IssuePredictor:
 
 def load_predictor(export_dir: str | Path, device: str = "cpu", batch_size: int = 16) -> IssuePredictor:
     """An `IssuePredictor` built only from `export_dir` (safetensors weights, no pickles)."""
-    from common.model_factory import load_model, load_tokenizer
+    from feedback_nlp.common.model_factory import load_model, load_tokenizer
     export_dir = Path(export_dir)
     settings_path = export_dir / SETTINGS_FILE
     if not settings_path.is_file():

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
-from common.model_factory import load_encoder, load_tokenizer, set_dropout
-from lightning_modules.base import TaskModule
-from metrics.safety_kpis import safety_kpis
+from feedback_nlp.common.model_factory import load_encoder, load_tokenizer, set_dropout
+from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.metrics.safety_kpis import safety_kpis
 
 DEFAULT_LABELS = ["not_product_safety", "product_safety"]
 HEAD_FILE, INFO_FILE = "classifier_head.safetensors", "classifier.json"
@@ -188,7 +188,7 @@ class ProductSafetyClassifier(TaskModule):
 
     def weights_version(self) -> str:
         """The model version an export of these weights would get (common/export.model_version)."""
-        from common.export import model_version, weight_hashes
+        from feedback_nlp.common.export import model_version, weight_hashes
         with tempfile.TemporaryDirectory() as tmp:
             self.save_weights(Path(tmp))
             return model_version(weight_hashes(Path(tmp)))

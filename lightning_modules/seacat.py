@@ -22,10 +22,10 @@ from torch import nn
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from common.model_factory import load_encoder, load_tokenizer
-from lightning_modules.base import TaskModule
-from lightning_modules.main_question import pick_rule1, pick_rule2, rule_accuracy
-from lightning_modules.sentence_position import SentencePositionEmbedding
+from feedback_nlp.common.model_factory import load_encoder, load_tokenizer
+from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.lightning_modules.main_question import pick_rule1, pick_rule2, rule_accuracy
+from feedback_nlp.lightning_modules.sentence_position import SentencePositionEmbedding
 
 POOLINGS = ("mean", "cls")
 
@@ -248,7 +248,7 @@ class SeaCat(TaskModule):
 
     # --- 002 Fig. 4-style view: one transcript with its sentence weights (W&B table) --------
     def _collect_examples(self, rows: list[dict[str, Any]], annotated: Sequence[str | None]) -> None:
-        from lightning_modules.main_question import is_main_question
+        from feedback_nlp.lightning_modules.main_question import is_main_question
         for row, truth in zip(rows, annotated):
             if len({e[0] for e in self._examples}) >= self.log_examples:
                 break
@@ -275,11 +275,11 @@ class SeaCat(TaskModule):
     def export_for_serving(self, out_dir: Path, onnx_examples: Sequence[Any] = ()) -> dict[str, Any]:
         """Self-contained serving folder (safetensors + JSON; + ONNX checked against eager
         when example transcripts are given). See lightning_modules/seacat_serving.py."""
-        from lightning_modules.seacat_serving import export_seacat
+        from feedback_nlp.lightning_modules.seacat_serving import export_seacat
         return export_seacat(self, Path(out_dir), onnx_examples)
 
 
 def load_predictor(export_dir: str | Path):
     """A SeaCat predictor loaded only from an export directory (safetensors + JSON)."""
-    from lightning_modules.seacat_serving import SeaCatPredictor
+    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor
     return SeaCatPredictor.load(Path(export_dir))

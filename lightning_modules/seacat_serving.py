@@ -13,10 +13,10 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from common.io import atomic_write_json
-from common.model_factory import load_encoder, load_tokenizer
-from datamodules.records import Transcript
-from datamodules.transcripts import collate_features, featurize
+from feedback_nlp.common.io import atomic_write_json
+from feedback_nlp.common.model_factory import load_encoder, load_tokenizer
+from feedback_nlp.datamodules.records import Transcript
+from feedback_nlp.datamodules.transcripts import collate_features, featurize
 
 HEAD_FILE, SETTINGS_FILE, ENCODER_DIR = "seacat_head.safetensors", "seacat.json", "encoder"
 
@@ -57,7 +57,7 @@ class SeaCatPredictor:
     def load(cls, export_dir: Path, batch_size: int = 16) -> "SeaCatPredictor":
         from safetensors.torch import load_file
 
-        from lightning_modules.seacat import SeaCatNet
+        from feedback_nlp.lightning_modules.seacat import SeaCatNet
 
         export_dir = Path(export_dir)
         path = export_dir / SETTINGS_FILE
@@ -92,7 +92,7 @@ class SeaCatPredictor:
 
     @torch.inference_mode()
     def predict(self, records: Sequence[Transcript], progress: bool = False) -> list[dict[str, Any]]:
-        from lightning_modules.seacat import NET_INPUTS, prediction_rows
+        from feedback_nlp.lightning_modules.seacat import NET_INPUTS, prediction_rows
 
         self.net.eval()
         device = next(self.net.parameters()).device
@@ -109,8 +109,8 @@ class SeaCatPredictor:
 
 def load_predictor_from_checkpoint(path: str | Path, batch_size: int = 16) -> SeaCatPredictor:
     """A predictor from a Lightning checkpoint, read with weights_only=True (no code runs)."""
-    from common.checkpoints import check_checkpoint
-    from lightning_modules.seacat import SeaCat
+    from feedback_nlp.common.checkpoints import check_checkpoint
+    from feedback_nlp.lightning_modules.seacat import SeaCat
 
     ckpt = check_checkpoint(path, SeaCat)
     hparams = dict(ckpt.get("hyper_parameters") or {})
@@ -144,7 +144,7 @@ def _export_onnx(net: Any, tokenizer: Any, settings: dict[str, Any], path: Path,
     import numpy as np
     import onnxruntime as ort
 
-    from lightning_modules.seacat import NET_INPUTS
+    from feedback_nlp.lightning_modules.seacat import NET_INPUTS
 
     feats = [featurize(t, settings["max_sentences"]) for t in examples]
     batch = collate_features(feats, tokenizer, settings["max_tokens"])

@@ -5,7 +5,7 @@ reply (002 §2.2), so SeaCat adds to each sentence embedding a fixed sinusoidal 
 its position *relative to that reply* rather than of its absolute index. Offsets in [-S, +S]
 are shifted by S (S = max sentences) to the non-negative range [0, 2S]; index S marks the
 agent's first sentence (002 §2.4: S = 64, indices 0..128). The indices are a property of the
-transcript and are computed with its features (`datamodules.transcripts.offset_positions`).
+transcript and are computed with its features (`feedback_nlp.datamodules.transcripts.offset_positions`).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from common.model_factory import load_hf_config, load_model, load_tokenizer, resolve_name_or_path
+from feedback_nlp.common.model_factory import load_hf_config, load_model, load_tokenizer, resolve_name_or_path
 
 ARCHITECTURES = ("auto", "seq2seq", "encoder-decoder")
 

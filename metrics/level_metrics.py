@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from metrics.rouge import RougeF
-from metrics.simcse import SimCSEScore
+from feedback_nlp.metrics.rouge import RougeF
+from feedback_nlp.metrics.simcse import SimCSEScore
 
 
 class SentenceEmbedder:
@@ -35,7 +35,7 @@ class SentenceEmbedder:
 
     def _load(self):
         if self._model is None:
-            from common.model_factory import load_sentence_transformer
+            from feedback_nlp.common.model_factory import load_sentence_transformer
             self._model = load_sentence_transformer(self.name, device=str(self.device))
             self._model.eval()
         return self._model

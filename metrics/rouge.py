@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torchmetrics import Metric
 
-from metrics.issue_sets import join_issues
+from feedback_nlp.metrics.issue_sets import join_issues
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _VALID = re.compile(r"^[a-z0-9]+$")

@@ -23,12 +23,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from common.io import atomic_write_json, atomic_write_text  # noqa: E402
-from datamodules.records import load_records  # noqa: E402
-from metrics.issue_sets import join_issues  # noqa: E402
+from feedback_nlp.common.io import atomic_write_json, atomic_write_text
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.metrics.issue_sets import join_issues
 
 COLUMNS = ["item", "feedback", "level", "issues", "rating"]
 SOURCES = ("model", "human")

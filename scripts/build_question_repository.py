@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,11 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args(argv)
 
-    from common.model_factory import ModelNotAvailableError
-    from datamodules.errors import DataValidationError
-    from datamodules.records import load_records
-    from lightning_modules.seacat_serving import SeaCatPredictor, load_predictor_from_checkpoint
-    from universal_model.question_repository import extract_questions, save_questions
+    from feedback_nlp.common.model_factory import ModelNotAvailableError
+    from feedback_nlp.datamodules.errors import DataValidationError
+    from feedback_nlp.datamodules.records import load_records
+    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor, load_predictor_from_checkpoint
+    from feedback_nlp.universal_model.question_repository import extract_questions, save_questions
 
     try:
         transcripts = load_records(a.transcripts, "transcript", json.loads(a.field_map) if a.field_map else None)

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.io import atomic_write_jsonl  # noqa: E402
+from feedback_nlp.common.io import atomic_write_jsonl
 
 DEFAULT_SRC = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clinc150"
 

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from common.io import atomic_write_json, atomic_write_text  # noqa: E402
+from feedback_nlp.common.io import atomic_write_json, atomic_write_text
 
 COLUMNS = [(lvl, m) for lvl in ("coarse", "granular")
            for m in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")]

@@ -1,6 +1,6 @@
 """Map CPSC SaferProducts.gov incident reports to claim records (real data for paper 001).
 
-    python -m scripts.cpsc_to_claims --src ../shared/data/cpsc_saferproducts_toys \
+    python -m feedback_nlp.scripts.cpsc_to_claims --src ../shared/data/cpsc_saferproducts_toys \
         --out data/cpsc/claims.jsonl [--unlabeled-fraction 0.3 --seed 0]
 
 Why: the paper's Zalando claims are private; CPSC reports are real consumer-written safety
@@ -100,7 +100,7 @@ def map_row(row: dict[str, str], source: str = "") -> dict[str, Any] | None:
 def convert(paths: Iterable[str | Path], unlabeled_fraction: float = 0.0, seed: int = 0
             ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Claims from all exports (sorted by date, id) and counts of what was kept and skipped."""
-    from datamodules.splits import hash_unit
+    from feedback_nlp.datamodules.splits import hash_unit
     claims, seen = [], set()
     stats = {"reports": 0, "no_narrative": 0, "duplicate": 0, "label_1": 0, "label_0": 0, "label_null": 0,
              "hidden": 0}
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = sorted(Path(a.src).glob("*.csv"))
     if not paths:
         p.error(f"no .csv files in {a.src}")
-    from common.io import atomic_write_jsonl
+    from feedback_nlp.common.io import atomic_write_jsonl
     claims, stats = convert(paths, a.unlabeled_fraction, a.seed)
     atomic_write_jsonl(a.out, claims)
     print(f"{a.out}: {len(claims)} claims from {len(paths)} files; " + ", ".join(f"{k}={v}" for k, v in stats.items()))

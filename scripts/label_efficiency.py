@@ -10,7 +10,7 @@ reports each issue's SimCSE F1 relative to the 100% run. Here: the configured Da
 the data once; for each issue and fraction only that share of the training feedback containing
 the issue is kept (a seeded hash order, so 25% is a subset of 50%, a subset of 75%); every other
 record, the dev set and the test set stay as they are. Each subset trains through `train.main`;
-the issue's F1 (`metrics.simcse.issue_simcse_prf`) is read from the run's predictions on the test
+the issue's F1 (`feedback_nlp.metrics.simcse.issue_simcse_prf`) is read from the run's predictions on the test
 set. Output: <out>/label_efficiency.{md,json}. Runs with identical training sets (every 100% run)
 are trained once.
 """
@@ -25,14 +25,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from common.config import ConfigError, load_config  # noqa: E402
-from common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
-from common.run_dir import ENV_VAR as RUN_DIR_ENV  # noqa: E402
-from datamodules.records import Feedback  # noqa: E402
-from datamodules.splits import hash_unit  # noqa: E402
+from feedback_nlp.common.config import ConfigError, load_config
+from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+from feedback_nlp.datamodules.records import Feedback
+from feedback_nlp.datamodules.splits import hash_unit
 
 LEVELS = ("coarse", "granular")
 
@@ -98,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fractions = [1.0, *fractions]  # the 100% run is the reference of every row
     issues = [parse_issue(s) for s in a.issue]
 
-    import train
-    from common.instantiate import instantiate
-    from metrics.level_metrics import SentenceEmbedder
-    from metrics.simcse import issue_simcse_prf
+    from feedback_nlp import train
+    from feedback_nlp.common.instantiate import instantiate
+    from feedback_nlp.metrics.level_metrics import SentenceEmbedder
+    from feedback_nlp.metrics.simcse import issue_simcse_prf
 
     cfg = load_config(a.config, a.overrides)
     dm = instantiate(cfg.data, "data")

@@ -18,9 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.config import ConfigError, load_config, to_yaml  # noqa: E402
+from feedback_nlp.common.config import ConfigError, load_config, to_yaml
 
 
 def _run_dir(cfg: Any, suffix: str = "") -> Path:
@@ -58,13 +57,13 @@ def table1_columns(cfg: Any) -> list[tuple[str, str]]:
 def check_models(cfg: Any) -> None:
     """Dense / hybrid retrieval load a sentence embedder: fail on an unavailable one before writing."""
     if cfg.retrieval.method in ("dense", "hybrid"):
-        from common.model_factory import resolve_name_or_path
+        from feedback_nlp.common.model_factory import resolve_name_or_path
         resolve_name_or_path(cfg.retrieval.dense_model)
 
 
 def evaluate(cfg: Any) -> dict[str, float]:
-    from common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-    from universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
 
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
     check_labels(cfg, repo)
@@ -90,9 +89,9 @@ def evaluate(cfg: Any) -> dict[str, float]:
 
 
 def scaling(cfg: Any) -> list[dict[str, Any]]:
-    from common.io import atomic_write_json, atomic_write_text
-    from universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
-    from universal_model.question_repository import subsample
+    from feedback_nlp.common.io import atomic_write_json, atomic_write_text
+    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.universal_model.question_repository import subsample
 
     repo, queries = load_repository_and_queries(cfg)
     check_labels(cfg, repo)
@@ -132,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> Any:
     parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     args = parser.parse_args(argv)
-    from common.model_factory import ModelNotAvailableError
-    from datamodules.errors import DataValidationError
+    from feedback_nlp.common.model_factory import ModelNotAvailableError
+    from feedback_nlp.datamodules.errors import DataValidationError
     try:
         cfg = load_config(args.config, args.overrides)
         return evaluate(cfg) if command == "evaluate" else scaling(cfg)

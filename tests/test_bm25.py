@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from universal_model.bm25 import BM25Index, okapi_idf, same_top_k, tf_weight, tokenize
+from feedback_nlp.universal_model.bm25 import BM25Index, okapi_idf, same_top_k, tf_weight, tokenize
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
 

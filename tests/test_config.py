@@ -1,8 +1,8 @@
 """Config composition, dotted overrides, unknown-key and wrong-type errors."""
 import pytest
 
-from common.config import ConfigError, load_config
-from common.instantiate import instantiate
+from feedback_nlp.common.config import ConfigError, load_config
+from feedback_nlp.common.instantiate import instantiate
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_instantiate_checks_constructor_keys():
 
 def test_repo_experiments_compose():
     from pathlib import Path
-    from common.instantiate import import_object
+    from feedback_nlp.common.instantiate import import_object
     paths = sorted(Path("configs/experiment").glob("*.yaml"))
     assert paths
     for path in paths:

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from datamodules.records import load_records
-from scripts.cpsc_to_claims import (SEVERITY_LABEL, CPSCFormatError, convert, main, map_row, parse_report_date,
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.scripts.cpsc_to_claims import (SEVERITY_LABEL, CPSCFormatError, convert, main, map_row, parse_report_date,
                                     read_cpsc_csv)
 
 HEADER = ("Report No.,Report Date,Sent to Manufacturer / Importer / Private Labeler,Publication Date,"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.records import load_records
-from datamodules.sentences import split_sentences
-from datamodules.splits import make_splits
-from demo_data.generate import FILES, main
-from demo_data.vocab import COARSE_OF, TAXONOMY
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.splits import make_splits
+from feedback_nlp.demo_data.generate import FILES, main
+from feedback_nlp.demo_data.vocab import COARSE_OF, TAXONOMY
 
 SMALL = ["--n-feedback", "80", "--n-claims", "60", "--n-transcripts", "48"]
 

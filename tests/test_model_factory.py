@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from common.model_factory import (PACKAGED_MINILM, ModelNotAvailableError, load_encoder, load_tokenizer,
+from feedback_nlp.common.model_factory import (PACKAGED_MINILM, ModelNotAvailableError, load_encoder, load_tokenizer,
                                   resolve_name_or_path)
 from tests.tiny_models import tiny_bert
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from datamodules.batching import EpochBatchSampler, EpochRandomSampler, length_grouped_batches
-from datamodules.errors import DataValidationError
-from datamodules.feedback import (FeedbackDataModule, FeedbackEvalCollator, MultiTaskSamples, Seq2SeqCollator,
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, length_grouped_batches
+from feedback_nlp.datamodules.errors import DataValidationError
+from feedback_nlp.datamodules.feedback import (FeedbackDataModule, FeedbackEvalCollator, MultiTaskSamples, Seq2SeqCollator,
                                   label_strip_id)
-from datamodules.records import Feedback
-from datamodules.span_infilling import make_span_infilling, random_spans_mask, sentinel_tokens
-from metrics.issue_sets import dedupe_issues, join_issues, parse_issues
+from feedback_nlp.datamodules.records import Feedback
+from feedback_nlp.datamodules.span_infilling import make_span_infilling, random_spans_mask, sentinel_tokens
+from feedback_nlp.metrics.issue_sets import dedupe_issues, join_issues, parse_issues
 from tests.tiny_models import train_wordpiece
 
 PREFIXES = {"coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",

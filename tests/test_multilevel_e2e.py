@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from common.io import atomic_write_jsonl
-from demo_data.feedback import generate_feedback
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.demo_data.feedback import generate_feedback
 from tests.tiny_models import train_wordpiece
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ def tiny_t5(out_dir: Path, texts: list[str]) -> str:
 
 
 def run_train(args: list[str]) -> dict[str, float]:
-    import train
+    from feedback_nlp import train
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
     try:
         return train.main(args)
@@ -89,8 +89,8 @@ def test_predictions_and_generation_table(t5_run, data):
 
 def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
     import torch
-    from datamodules.records import load_records
-    from lightning_modules.multilevel_issues import MultiLevelIssuesModule, load_predictor
+    from feedback_nlp.datamodules.records import load_records
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule, load_predictor
 
     run_dir, _, _ = t5_run
     ckpt = next((run_dir / "checkpoints").glob("best-*.ckpt"))
@@ -115,7 +115,7 @@ def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
 
 def test_run_export_serves_through_predict_py(t5_run, data, tmp_path):
     """The run's own export (ServingExport callback) + the generic predict.py: no Lightning, no pickles."""
-    import predict
+    from feedback_nlp import predict
     run_dir, _, _ = t5_run
     manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
     assert manifest["task"] == "multilevel_issues" and manifest["record_kind"] == "feedback"
@@ -160,7 +160,7 @@ def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
 
 def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
     import torch
-    from lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     rows = data[3]
     model_dir = tiny_t5(tmp_path / "t5", [r["text"] for r in rows])
     module = MultiLevelIssuesModule(pretrained=model_dir, dropout=0.0)
@@ -174,7 +174,7 @@ def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
 
 
 def test_warm_start_new_parameters_get_their_own_learning_rate():
-    from lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     module = MultiLevelIssuesModule(encoder_layers=1, decoder_layers=1, cross_attention_init="self_attention",
                                     new_params_lr=1e-3, lr=1e-4)
     opt = module.configure_optimizers()

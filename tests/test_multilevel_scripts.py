@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from common.io import atomic_write_jsonl
-from datamodules.records import Feedback
-from demo_data.feedback import generate_feedback
-from scripts import audit, compare_runs, label_efficiency
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.datamodules.records import Feedback
+from feedback_nlp.demo_data.feedback import generate_feedback
+from feedback_nlp.scripts import audit, compare_runs, label_efficiency
 
 ROOT = Path(__file__).resolve().parent.parent
 

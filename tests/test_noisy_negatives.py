@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from datamodules import noisy_negatives as nn_mod
-from datamodules.noisy_negatives import ball_radii, embed_texts, mine_noisy_negatives, select
+from feedback_nlp.datamodules import noisy_negatives as nn_mod
+from feedback_nlp.datamodules.noisy_negatives import ball_radii, embed_texts, mine_noisy_negatives, select
 
 
 def brute_force(u, p, n, beta, metric):
@@ -80,7 +80,7 @@ def test_embed_texts_caches_by_model_and_text(tmp_path, monkeypatch):
     shards = list(tmp_path.rglob("shard-*.npz"))
     assert len(shards) == 1  # one shard holding the 2 distinct texts
 
-    import common.model_factory as factory
+    import feedback_nlp.common.model_factory as factory
     monkeypatch.setattr(factory, "load_sentence_transformer",
                         lambda *a, **k: pytest.fail("cached texts must not load the model"))
     again = embed_texts(texts[:2], "packaged:all-MiniLM-L6-v2", tmp_path, progress=False)

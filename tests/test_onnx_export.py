@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.onnx_export import OnnxMismatchError, export_onnx
+from feedback_nlp.common.onnx_export import OnnxMismatchError, export_onnx
 
 
 class Scorer(torch.nn.Module):

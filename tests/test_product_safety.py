@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from callbacks.recall_threshold import RecallThreshold
-from lightning_modules.product_safety import ProductSafetyClassifier, load_predictor, onnx_export
+from feedback_nlp.callbacks.recall_threshold import RecallThreshold
+from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier, load_predictor, onnx_export
 from tests.test_product_safety_data import tiny_bert, write_claims
 
 KPI_KEYS = ("test/precision", "test/recall", "test/threshold", "test/target_recall", "traffic/volume_model",
@@ -56,7 +56,7 @@ def test_recall_threshold_callback_on_hand_computed_dev_scores(bert):
 
 def test_per_language_kpis_go_to_a_wandb_table(bert, capsys):
     from lightning.pytorch.loggers import WandbLogger
-    from metrics.safety_kpis import safety_kpis
+    from feedback_nlp.metrics.safety_kpis import safety_kpis
     tables = {}
     fake = WandbLogger.__new__(WandbLogger)  # no W&B run: only the table call is checked
     fake.log_table = lambda key, columns, data: tables.update({key: (columns, data)})
@@ -84,7 +84,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
-    from common.export import model_version, weight_hashes
+    from feedback_nlp.common.export import model_version, weight_hashes
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)
     info = m.export_for_serving(tmp_path)
@@ -92,7 +92,7 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))  # safetensors only
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
     pred = load_predictor(tmp_path)
-    from datamodules.records import Claim
+    from feedback_nlp.datamodules.records import Claim
     rows = pred.predict([Claim(str(i), t, "en", None, None) for i, t in enumerate(texts)])
     with torch.no_grad():
         want = m.probabilities(dict(m.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
@@ -112,7 +112,7 @@ def test_onnx_export_matches_eager(bert, tmp_path):
 
 @pytest.mark.slow
 def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
-    import train
+    from feedback_nlp import train
     claims = write_claims(tmp_path / "claims.jsonl")
     out = tmp_path / "run"
     metrics = train.main([
@@ -138,7 +138,7 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert {p["model_version"] for p in preds} == {manifest["model_version"]}
     assert manifest["threshold"] == pytest.approx(ckpt_threshold) and manifest["record_kind"] == "claim"
     # serving from the export reproduces the run's predictions
-    from datamodules.records import load_records
+    from feedback_nlp.datamodules.records import load_records
     by_id = {r.id: r for r in load_records(claims, "claim")}
     served = load_predictor(out / "export").predict([by_id[p["id"]] for p in preds])
     np.testing.assert_allclose([s["probability"] for s in served], [p["probability"] for p in preds], atol=1e-5)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.claims import ClaimsDataModule, window_time_split
-from datamodules.errors import DataValidationError
-from datamodules.records import load_records
-from datamodules.splits import hash_unit
+from feedback_nlp.datamodules.claims import ClaimsDataModule, window_time_split
+from feedback_nlp.datamodules.errors import DataValidationError
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.datamodules.splits import hash_unit
 
 POS = ["I got a red rash on my skin after wearing it", "The heel broke off and I fell down the stairs",
        "It has a strong chemical smell and I felt sick", "A needle in the sleeve cut my finger"]
@@ -157,7 +157,7 @@ def test_missing_class_in_train_is_a_data_error(tmp_path, files):
 
 
 def test_batches_and_predict_file(files, tmp_path):
-    from common.model_factory import load_tokenizer
+    from feedback_nlp.common.model_factory import load_tokenizer
     dm = make_dm(files, "original", predict_path=files["claims"], max_length=8)
     dm.connect(tokenizer=load_tokenizer(files["bert"]))
     dm.setup("test")

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from datamodules.errors import DataValidationError
-from datamodules.records import Claim, Feedback, Transcript, load_records
+from feedback_nlp.datamodules.errors import DataValidationError
+from feedback_nlp.datamodules.records import Claim, Feedback, Transcript, load_records
 
 
 def write(tmp_path, lines, name="in.jsonl"):

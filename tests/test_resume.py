@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-import train
-from demo_data.transcripts import generate_transcripts
+from feedback_nlp import train
+from feedback_nlp.demo_data.transcripts import generate_transcripts
 from tests.scale_helpers import REPO, job_env, metrics, run_train, train_cmd
 from tests.tiny_models import tiny_bert
 

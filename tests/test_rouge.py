@@ -5,7 +5,7 @@ import pytest
 import torch
 from rouge_score import rouge_scorer, tokenize
 
-from metrics.rouge import RougeF, porter_stemmer, rouge_n, rouge_tokenize
+from feedback_nlp.metrics.rouge import RougeF, porter_stemmer, rouge_n, rouge_tokenize
 
 PAIRS = [
     ("minor scratches", "minor cosmetic defects, fitting issue"),

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from metrics.safety_kpis import (fairness_std, per_language, precision_recall_at, safety_kpis,
+from feedback_nlp.metrics.safety_kpis import (fairness_std, per_language, precision_recall_at, safety_kpis,
                                  threshold_at_recall, volumes)
 
 # 8 dev comments, sorted by score; positives at 0.9, 0.8, 0.6, 0.3 (4 positives)

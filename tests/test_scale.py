@@ -16,10 +16,10 @@ import lightning as L
 import pytest
 from omegaconf import OmegaConf
 
-from common.instantiate import import_object, instantiate
-from demo_data.claims import generate_claims
-from demo_data.feedback import generate_feedback
-from demo_data.transcripts import generate_transcripts
+from feedback_nlp.common.instantiate import import_object, instantiate
+from feedback_nlp.demo_data.claims import generate_claims
+from feedback_nlp.demo_data.feedback import generate_feedback
+from feedback_nlp.demo_data.transcripts import generate_transcripts
 from tests.scale_helpers import REPO, metrics, only_run_dir, run_train
 from tests.tiny_models import tiny_bert
 
@@ -33,8 +33,8 @@ def write_jsonl(path, rows):
 
 def even_test(rows, kind, split=None):
     """Drop one test record if needed so 2 ranks split the test set without padding."""
-    from datamodules.records import PARSERS
-    from datamodules.splits import time_split
+    from feedback_nlp.datamodules.records import PARSERS
+    from feedback_nlp.datamodules.splits import time_split
     split = (split or time_split)([PARSERS[kind](r) for r in rows])
     if len(split.test) % 2:
         drop = next(r.id for r in split.test if not getattr(r, "source_id", None))
@@ -47,7 +47,7 @@ def assets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scale")
     claims = generate_claims(random.Random(1), 80)
     transcripts = even_test(generate_transcripts(random.Random(2), 96), "transcript")
-    from datamodules.splits import random_split
+    from feedback_nlp.datamodules.splits import random_split
     feedback_split = OmegaConf.load(REPO / CASES["multilevel_issues"][0]).data  # the demo's random split
     feedback = even_test(generate_feedback(random.Random(3), 96), "feedback",
                          lambda recs: random_split(recs, 0, feedback_split.test_fraction, feedback_split.dev_fraction))

@@ -7,11 +7,11 @@ import random
 import pytest
 import torch
 
-from common.model_factory import load_model, load_tokenizer
-from datamodules.records import Transcript, Turn
-from datamodules.transcripts import collate_features, featurize
-from lightning_modules.seacat import SeaCat, SeaCatNet, freeze_lower_layers
-from lightning_modules.sentence_position import sinusoidal_table
+from feedback_nlp.common.model_factory import load_model, load_tokenizer
+from feedback_nlp.datamodules.records import Transcript, Turn
+from feedback_nlp.datamodules.transcripts import collate_features, featurize
+from feedback_nlp.lightning_modules.seacat import SeaCat, SeaCatNet, freeze_lower_layers
+from feedback_nlp.lightning_modules.sentence_position import sinusoidal_table
 from tests.tiny_models import tiny_bert
 
 LABELS = ["delivery", "refund"]
@@ -145,7 +145,7 @@ def test_export_for_serving_round_trip_without_pickles(tiny, tmp_path):
     assert manifest["max_sentences"] == 8 and manifest["max_tokens"] == 16 and manifest["main_question_window"] == 2
     files = {p.suffix for p in (tmp_path / "export").rglob("*") if p.is_file()}
     assert not files & {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
-    from lightning_modules.seacat import load_predictor
+    from feedback_nlp.lightning_modules.seacat import load_predictor
     got = load_predictor(tmp_path / "export").predict(_transcripts())
     assert [r["id"] for r in got] == ["t1", "t2", "t3"]
     for g, w in zip(got, want):
@@ -157,7 +157,7 @@ def test_export_for_serving_round_trip_without_pickles(tiny, tmp_path):
 
 def test_predictor_from_checkpoint_reads_weights_only(tiny, tmp_path):
     import lightning as L
-    from lightning_modules.seacat_serving import load_predictor_from_checkpoint
+    from feedback_nlp.lightning_modules.seacat_serving import load_predictor_from_checkpoint
     model = SeaCat(labels=LABELS, pretrained=tiny, max_sentences=8, max_tokens=16)
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
     trainer.strategy.connect(model)
@@ -168,15 +168,15 @@ def test_predictor_from_checkpoint_reads_weights_only(tiny, tmp_path):
 
 
 def test_unknown_model_task_is_rejected_by_the_predictor(tmp_path):
-    from lightning_modules.seacat_serving import SeaCatPredictor
+    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor
     (tmp_path / "seacat.json").write_text('{"task": "product_safety", "labels": []}')
     with pytest.raises(ValueError, match="not seacat"):
         SeaCatPredictor.load(tmp_path)
 
 
 def test_demo_generator_marks_a_main_question_the_featurizer_recovers():
-    from demo_data.transcripts import generate_transcripts
-    from datamodules.records import parse_transcript
+    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.datamodules.records import parse_transcript
     for row in generate_transcripts(random.Random(0), 20):
         f = featurize(parse_transcript(row), 64)
         assert row["main_question"] in f.sentences

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from common.io import atomic_write_jsonl
-from datamodules.records import load_records
-from datamodules.transcripts import agent_first_index
-from scripts.abcd_to_transcripts import convert as abcd_convert
-from scripts.clinc150_to_questions import convert as clinc_convert
-from scripts.dstc11_to_questions import to_questions, to_transcripts
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.datamodules.transcripts import agent_first_index
+from feedback_nlp.scripts.abcd_to_transcripts import convert as abcd_convert
+from feedback_nlp.scripts.clinc150_to_questions import convert as clinc_convert
+from feedback_nlp.scripts.dstc11_to_questions import to_questions, to_transcripts
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -46,7 +46,7 @@ def test_dstc11_utterances_become_questions_and_one_turn_transcripts(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "abcd_sample" / "abcd_sample.json").is_file(), reason="no ../shared/data")
 def test_real_abcd_sample_through_the_transcript_loader(tmp_path):
-    from scripts.abcd_to_transcripts import main
+    from feedback_nlp.scripts.abcd_to_transcripts import main
     assert main(["--src", str(SHARED / "abcd_sample" / "abcd_sample.json"), "--out", str(tmp_path / "a.jsonl")]) == 0
     records = load_records(tmp_path / "a.jsonl", "transcript")
     assert len(records) == 3 and {t.label for t in records} == {"product_defect", "storewide_query"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.io import atomic_write_jsonl
-from demo_data.transcripts import generate_transcripts
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.demo_data.transcripts import generate_transcripts
 from tests.tiny_models import tiny_bert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     tiny = tiny_bert(tmp / "tiny", [turn["text"] for r in rows for turn in r["turns"]])
     import os
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
-    import train
+    from feedback_nlp import train
     try:
         metrics = train.main(["--config", str(ROOT / "configs/experiment/seacat_demo.yaml"),
                               f"model.pretrained={tiny}", f"data.path={data}", f"output_dir={tmp / 'run'}",
@@ -62,11 +62,11 @@ def test_predictions_carry_sentence_weights_and_both_rules(trained):
 def test_repository_from_checkpoint_then_universal_model(trained):
     tmp, data, _ = trained
     ckpt = next((tmp / "run" / "checkpoints").glob("last*.ckpt"))
-    from scripts.build_question_repository import main as build
+    from feedback_nlp.scripts.build_question_repository import main as build
     assert build(["--transcripts", str(data), "--checkpoint", str(ckpt), "--out", str(tmp / "repo.jsonl")]) == 0
     repo = [json.loads(x) for x in (tmp / "repo.jsonl").read_text().splitlines()]
     assert len(repo) == 56 and {"id", "question", "product", "handle_time"} <= set(repo[0])
-    from scripts.universal_model import main as um
+    from feedback_nlp.scripts.universal_model import main as um
     metrics = um(["--config", str(ROOT / "configs/experiment/universal_model_demo.yaml"),
                   f"repository.transcripts={data}", f"repository.seacat_checkpoint={ckpt}",
                   f"output_dir={tmp / 'um'}", "baseline.n_estimators=5", "retrieval.k=10"])

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from datamodules.transcripts import agent_first_index, offset_positions
-from lightning_modules.sentence_position import SentencePositionEmbedding, sinusoidal_table
+from feedback_nlp.datamodules.transcripts import agent_first_index, offset_positions
+from feedback_nlp.lightning_modules.sentence_position import SentencePositionEmbedding, sinusoidal_table
 
 
 def test_agent_first_index():

@@ -1,4 +1,4 @@
-from datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.sentences import split_sentences
 
 
 def test_splits_on_terminators_and_newlines():

@@ -6,10 +6,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from datamodules.feedback import MultiTaskSamples
-from datamodules.records import Feedback
-from datamodules.sentences import split_sentences
-from datamodules.shuffling import shuffle_sentences, shuffled
+from feedback_nlp.datamodules.feedback import MultiTaskSamples
+from feedback_nlp.datamodules.records import Feedback
+from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.datamodules.shuffling import shuffle_sentences, shuffled
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = ("I ordered this lamp for my son. Unfortunately, the glass shattered in transit. The remote control "
@@ -35,7 +35,7 @@ def test_epoch_seed_and_sample_each_change_the_order():
 
 def test_order_is_the_same_in_another_process():
     """DataLoader workers and DDP ranks are other processes (with another hash seed)."""
-    code = ("from datamodules.shuffling import shuffled; "
+    code = ("from feedback_nlp.datamodules.shuffling import shuffled; "
             f"print(shuffled({ISSUES!r}, 7, 2, 'fb-42', 'issues'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from metrics.simcse import (SimCSEScore, issue_simcse_prf, simcse_match_count, simcse_match_counts,
+from feedback_nlp.metrics.simcse import (SimCSEScore, issue_simcse_prf, simcse_match_count, simcse_match_counts,
                             simcse_precision_recall, simcse_scores)
 
 
@@ -124,7 +124,7 @@ def test_issue_level_prf_for_label_efficiency():
 
 
 def test_real_sentence_embedder_scores_identical_issues_as_matches():
-    from metrics.level_metrics import SentenceEmbedder
+    from feedback_nlp.metrics.level_metrics import SentenceEmbedder
     embedder = SentenceEmbedder("packaged:all-MiniLM-L6-v2")
     v = embedder(["quality issue", "late delivery", "quality issue"])
     assert v.shape == (3, 384) and torch.allclose(v[0], v[2])

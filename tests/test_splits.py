@@ -1,8 +1,8 @@
 """Split properties: disjoint, month boundary, translations follow sources, stable on append."""
 from datetime import datetime, timezone
 
-from datamodules.records import Claim
-from datamodules.splits import hash_unit, make_splits, random_split, time_split
+from feedback_nlp.datamodules.records import Claim
+from feedback_nlp.datamodules.splits import hash_unit, make_splits, random_split, time_split
 
 
 def claim(i, month, label=1, source=None, day=15):
@@ -65,7 +65,7 @@ def test_random_split_ratio_and_seed():
 
 
 def test_auto_uses_random_for_undated():
-    from datamodules.records import Feedback
+    from feedback_nlp.datamodules.records import Feedback
     recs = [Feedback(str(i), "t", ["a"], ["b"]) for i in range(50)]
     s = make_splits(recs, "auto", seed=0)
     assert len(s.train) + len(s.dev) + len(s.test) == 50 and s.test_month is None and s.dev

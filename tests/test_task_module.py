@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_modules.product_safety import ProductSafetyClassifier
-from lightning_modules.seacat import SeaCatNet
+from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+from feedback_nlp.lightning_modules.seacat import SeaCatNet
 from tests.test_product_safety_data import tiny_bert
 
 
@@ -43,7 +43,7 @@ def test_pretrained_encoder_trains_with_dropout(tmp_path):
 
 
 def test_frozen_seacat_encoder_stays_in_eval_mode(tmp_path):
-    from common.model_factory import load_encoder
+    from feedback_nlp.common.model_factory import load_encoder
     encoder = load_encoder(tiny_bert(tmp_path / "bert"))
     encoder.requires_grad_(False)
     net = SeaCatNet(encoder, n_labels=3, max_sentences=8).train()
@@ -54,7 +54,7 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
     """TaskModule.configure_optimizers: warmup (step+1)/W, then x (1 - step/total), per group lr."""
     from types import SimpleNamespace
 
-    from lightning_modules.seacat import SeaCat
+    from feedback_nlp.lightning_modules.seacat import SeaCat
     bert = tiny_bert(tmp_path / "bert")
     model = SeaCat(labels=["a", "b"], pretrained=bert, lr=1e-3, head_lr=1e-2,
                    warmup_steps=2, lr_schedule="linear")

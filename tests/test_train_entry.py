@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-import train
-from demo_data.transcripts import generate_transcripts
+from feedback_nlp import train
+from feedback_nlp.demo_data.transcripts import generate_transcripts
 from tests.scale_helpers import REPO
 from tests.tiny_models import tiny_bert
 

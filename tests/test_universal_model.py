@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.io import atomic_write_jsonl
-from datamodules.records import Question, Transcript, Turn
-from universal_model.baselines import RandomForestBaseline
-from universal_model.bm25 import BM25Index
-from universal_model.metrics import metric_block, top_n_accuracy, within_k
-from universal_model.predict import UniversalModel, median, ranked_labels, vote
-from universal_model.question_repository import extract_questions, split_questions, subsample
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.datamodules.records import Question, Transcript, Turn
+from feedback_nlp.universal_model.baselines import RandomForestBaseline
+from feedback_nlp.universal_model.bm25 import BM25Index
+from feedback_nlp.universal_model.metrics import metric_block, top_n_accuracy, within_k
+from feedback_nlp.universal_model.predict import UniversalModel, median, ranked_labels, vote
+from feedback_nlp.universal_model.question_repository import extract_questions, split_questions, subsample
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
@@ -84,8 +84,8 @@ def test_universal_model_mode_median_and_incremental_add():
 @pytest.mark.parametrize("method", ["bm25", "rank_bm25"])
 def test_chunked_indexing_and_querying_give_the_same_predictions(monkeypatch, method):
     """Indexing and querying run in chunks (for the progress bar): chunk sizes must not matter."""
-    import universal_model.predict as um_mod
-    from universal_model.retrievers import build_retriever
+    import feedback_nlp.universal_model.predict as um_mod
+    from feedback_nlp.universal_model.retrievers import build_retriever
     repo, queries = _clinc()
     texts = [q.question for q in queries[:40]]
 
@@ -154,7 +154,7 @@ def clinc_files(tmp_path):
 
 
 def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
-    from scripts.universal_model import main
+    from feedback_nlp.scripts.universal_model import main
     repo, queries = clinc_files
     metrics = main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
                     "labels.categorical=[intent, domain]", "labels.numeric=[]", f"output_dir={tmp_path / 'run'}",
@@ -170,8 +170,8 @@ def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
 
 
 def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
-    from demo_data.transcripts import generate_transcripts, questions_from_transcripts
-    from scripts.universal_model import main
+    from feedback_nlp.demo_data.transcripts import generate_transcripts, questions_from_transcripts
+    from feedback_nlp.scripts.universal_model import main
     path = atomic_write_jsonl(tmp_path / "q.jsonl", questions_from_transcripts(
         generate_transcripts(random.Random(1), 200)))
     metrics = main(["--config", CONFIG, f"repository.path={path}", f"output_dir={tmp_path / 'run'}",
@@ -183,7 +183,7 @@ def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
 
 
 def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
-    from scripts.universal_model import main
+    from feedback_nlp.scripts.universal_model import main
     repo, queries = clinc_files
     results = main(["scaling", "--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
                     "labels.categorical=[intent]", "labels.numeric=[]", f"output_dir={tmp_path / 'scale'}",
@@ -195,7 +195,7 @@ def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
 
 
 def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files, tmp_path, capsys):
-    from scripts.universal_model import main
+    from feedback_nlp.scripts.universal_model import main
     repo, queries = clinc_files
     with pytest.raises(SystemExit) as e:
         main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
@@ -212,7 +212,7 @@ def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files,
 
 
 def test_rank_bm25_backend_gives_the_same_predictions(clinc_files, tmp_path):
-    from scripts.universal_model import main
+    from feedback_nlp.scripts.universal_model import main
     repo, queries = clinc_files
     common = ["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
               "labels.categorical=[intent]", "labels.numeric=[]", "baseline.enabled=false"]
@@ -225,7 +225,7 @@ def test_rank_bm25_backend_gives_the_same_predictions(clinc_files, tmp_path):
 
 
 def test_dense_and_hybrid_retrieval_with_the_packaged_minilm():
-    from universal_model.dense import DenseRetriever, HybridRetriever
+    from feedback_nlp.universal_model.dense import DenseRetriever, HybridRetriever
     repo, queries = _clinc()
     dense = DenseRetriever("packaged:all-MiniLM-L6-v2")
     dense.add([q.question for q in repo[:120]])

@@ -7,7 +7,7 @@
 - `metrics`: Top-N and within-k units (Table 1); `baselines`: Random Forests on TF-IDF.
 - `evaluation`: the config-driven build + evaluate used by scripts/universal_model.py.
 """
-from universal_model.bm25 import BM25Index, same_top_k, tokenize
-from universal_model.predict import UniversalModel, median, ranked_labels, vote
+from feedback_nlp.universal_model.bm25 import BM25Index, same_top_k, tokenize
+from feedback_nlp.universal_model.predict import UniversalModel, median, ranked_labels, vote
 
 __all__ = ["BM25Index", "UniversalModel", "median", "ranked_labels", "same_top_k", "tokenize", "vote"]

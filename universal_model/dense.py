@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from universal_model.bm25 import BM25Index
+from feedback_nlp.universal_model.bm25 import BM25Index
 
 
 def top_k_dense(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +33,7 @@ class DenseRetriever:
 
     def __init__(self, model_name: str = "packaged:all-MiniLM-L6-v2", batch_size: int = 64, model: Any = None):
         if model is None:
-            from common.model_factory import load_sentence_transformer
+            from feedback_nlp.common.model_factory import load_sentence_transformer
             model = load_sentence_transformer(model_name, device="cpu")
         self.model, self.batch_size = model, batch_size
         self.emb = np.zeros((0, _dimension(model)), dtype=np.float32)

@@ -14,7 +14,7 @@ from typing import Any, Hashable, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from datamodules.records import Question
+from feedback_nlp.datamodules.records import Question
 
 WEIGHTINGS = ("count", "similarity")
 ADD_CHUNK, QUERY_CHUNK = 20_000, 256  # progress granularity; results do not depend on them

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from common.io import atomic_write_jsonl
-from datamodules.records import Question, Transcript, load_records
-from datamodules.splits import hash_unit
+from feedback_nlp.common.io import atomic_write_jsonl
+from feedback_nlp.datamodules.records import Question, Transcript, load_records
+from feedback_nlp.datamodules.splits import hash_unit
 
 
 def load_questions(path: str | Path, field_map: Mapping[str, str] | None = None) -> list[Question]:

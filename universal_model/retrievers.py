@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from universal_model.bm25 import BM25Index, tokenize
+from feedback_nlp.universal_model.bm25 import BM25Index, tokenize
 
 METHODS = ("bm25", "rank_bm25", "dense", "hybrid")
 
@@ -52,7 +52,7 @@ def build_retriever(method: str = "bm25", options: Mapping[str, Any] | None = No
         return BM25Index(**bm25_kw)
     if method == "rank_bm25":
         return RankBM25Retriever(**bm25_kw)
-    from universal_model.dense import DenseRetriever, HybridRetriever
+    from feedback_nlp.universal_model.dense import DenseRetriever, HybridRetriever
     dense = DenseRetriever(o.get("dense_model", "packaged:all-MiniLM-L6-v2"), o.get("batch_size", 64))
     if method == "dense":
         return dense

@@ -1,0 +1,160 @@
+"""Train, test and predict one experiment from a config file.
+
+    python train.py --config configs/experiment/<name>.yaml trainer.max_epochs=3 data.batch_size=8
+
+Why one short function (lightning-hydra-template's shape): everything task-specific lives in
+the configured LightningModule and DataModule; this file only wires them, in the order that
+keeps bad input from costing anything: config -> data validation -> model -> run dir -> fit.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from feedback_nlp.common.config import ConfigError, load_config, to_yaml
+from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def resume_checkpoint(resume: str | None) -> tuple[str | None, str | None]:
+    """(run_dir, ckpt_path) for `resume`: a run dir (its checkpoints/last.ckpt) or a .ckpt file."""
+    if not resume:
+        return None, None
+    path = Path(resume)
+    if path.is_dir():
+        ckpt = path / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise ConfigError(f"resume={resume}: no checkpoints/last.ckpt in that run directory")
+        return str(path), str(ckpt)
+    if path.is_file():
+        return str(path.parent.parent) if path.parent.name == "checkpoints" else None, str(path)
+    raise ConfigError(f"resume={resume}: no such run directory or checkpoint file")
+
+
+def run(cfg: Any) -> dict[str, float]:
+    import lightning as L
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from feedback_nlp.common.callbacks_setup import build_callbacks
+    from feedback_nlp.common.checkpoints import check_checkpoint
+    from feedback_nlp.common.instantiate import accepted, import_object, instantiate
+    from feedback_nlp.common.io import atomic_write_json, atomic_write_text
+    from feedback_nlp.common.logging_setup import build_loggers
+    from feedback_nlp.common.run_dir import resolve_run_dir
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, "data")
+    datamodule.validate()  # bad input stops here: nothing created yet
+
+    resume_dir, ckpt_path = resume_checkpoint(cfg.get("resume"))
+    model_cls = import_object(cfg.model.class_path)
+    if ckpt_path:
+        check_checkpoint(ckpt_path, model_cls)
+    # model and callbacks are built (their config keys checked, weights loaded) before anything is
+    # written, so a bad model key or an unavailable hub model leaves no run directory behind
+    model = instantiate(cfg.model, "model", **datamodule.task_info())
+    datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
+    run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"))
+    callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
+    is_zero = rank_zero_only.rank == 0
+    if is_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
+    trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
+                        callbacks=callbacks, default_root_dir=str(run_dir))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = _numeric(trainer.callback_metrics)
+
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    if cfg.get("run_test", True):
+        for row in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+            metrics.update(_numeric(row))
+        metrics.update(_numeric(trainer.callback_metrics))
+    overrides_predict = type(model).predict_step is not L.LightningModule.predict_step
+    if cfg.get("run_predict", True) and overrides_predict:
+        trainer.predict(model, datamodule=datamodule, ckpt_path=best, return_predictions=False)
+    metrics = {k: v for k, v in sorted(metrics.items()) if not k.endswith("_step")}
+    if trainer.is_global_zero:
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        if (run_dir / "export" / "manifest.json").is_file():
+            from feedback_nlp.common.export import update_metrics
+            update_metrics(run_dir / "export", metrics)
+        _print_metrics(cfg.experiment, metrics, run_dir)
+    finish_wandb(trainer, metrics)
+    return metrics
+
+
+def finish_wandb(trainer: Any, metrics: dict[str, float]) -> None:
+    """Put the final metrics in the W&B run summary and close the run (rank 0 only)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            logger.experiment.summary.update(metrics)
+            logger.experiment.finish()
+
+
+def _print_metrics(experiment: str, metrics: dict[str, float], run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{experiment}: final metrics ({run_dir})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    Console().print(table)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="experiment YAML under configs/experiment/")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (+key=value adds a key)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    from feedback_nlp.datamodules.errors import DataValidationError
+    from feedback_nlp.common.model_factory import ModelNotAvailableError
+    from feedback_nlp.common.checkpoints import CheckpointError
+
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.environ.get("RANK", "0") == "0":
+            print(f"# resolved config ({args.config})\n{to_yaml(cfg)}", flush=True)
+        if args.print_config:
+            return {}
+        inherited = os.environ.get(RUN_DIR_ENV)
+        try:
+            return run(cfg)
+        finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
+            if inherited is None:
+                os.environ.pop(RUN_DIR_ENV, None)
+    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cli() -> int:
+    """Console-script entry: the metrics stay in metrics.json, the exit code says success."""
+    main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
