@@ -4,10 +4,15 @@ Why: one file per experiment answers "what exactly did this run use", while trai
 and callback pieces stay shared. Overrides are checked against the composed config so a typo
 (`trainer.max_epoch=3`) fails at once with the closest valid key instead of being ignored.
 
-Composition: an experiment YAML may list `defaults: [trainer/default, logger/csv, ...]`; each
-entry `group/name` loads `configs/group/name.yaml` under the key `group`. `configs/base.yaml`
-is always first. Then the experiment's own keys, then CLI overrides, each merged over the last.
-A CLI key that starts with `+` may add a key that does not exist yet.
+Composition (Hydra's defaults-list model, without Hydra's run-dir handling, which fights DDP):
+an experiment YAML lists `defaults: [trainer/default, logger/csv, ...]`; each entry `group/name`
+selects `configs/group/name.yaml`, loaded under the key `group`. A piece may list its own
+`defaults` (names of pieces of the same group, merged first), so `trainer/gpu_8x_ddp` states only
+what differs from `trainer/default`. An experiment may extend another with the entry
+`experiment/<name>`: the parent's selections and keys come first, the child's override them.
+On the command line `group=option` changes a selection (`trainer=gpu_8x_ddp logger=wandb`).
+Order: `configs/base.yaml`, the selected pieces, the experiment chain's own keys, then dotted
+CLI overrides, each merged over the last. A CLI key that starts with `+` may add a new key.
 """
 from __future__ import annotations
 
@@ -37,19 +42,85 @@ def _load_yaml(path: Path) -> DictConfig:
     return cfg
 
 
-def _compose(path: Path, root: Path) -> DictConfig:
-    own = _load_yaml(path)
-    defaults = own.pop("defaults", [])
-    if not isinstance(defaults, (list, ListConfig)):
+def _defaults(cfg: DictConfig, path: Path) -> list[str]:
+    entries = cfg.pop("defaults", [])
+    if not isinstance(entries, (list, ListConfig)):
         raise ConfigError(f"{path}: 'defaults' must be a list of group/name entries")
-    merged = _load_yaml(root / "base.yaml") if (root / "base.yaml").is_file() else OmegaConf.create({})
-    for entry in defaults:
-        group, _, name = str(entry).partition("/")
+    return [str(e) for e in entries]
+
+
+def _load_piece(root: Path, group: str, name: str, chain: tuple[str, ...] = ()) -> DictConfig:
+    """A group's piece with its own `defaults` (pieces of the same group) merged under it."""
+    path = root / group / f"{name}.yaml"
+    if f"{group}/{name}" in chain:
+        raise ConfigError(f"{path}: defaults form a cycle: {' -> '.join((*chain, f'{group}/{name}'))}")
+    if not path.is_file():
+        options = sorted(p.stem for p in (root / group).glob("*.yaml")) if (root / group).is_dir() else []
+        raise ConfigError(f"config group '{group}' has no option '{name}'"
+                          + (f" (available: {', '.join(options)})" if options else f" (no folder {root / group})"))
+    own = _load_yaml(path)
+    merged = OmegaConf.create({})
+    for entry in _defaults(own, path):
+        parent = entry.split("/", 1)[1] if entry.startswith(f"{group}/") else entry
+        if "/" in parent:
+            raise ConfigError(f"{path}: a {group} piece's defaults name {group} pieces, got {entry!r}")
+        merged = OmegaConf.merge(merged, _load_piece(root, group, parent, (*chain, f"{group}/{name}")))
+    return OmegaConf.merge(merged, own)
+
+
+def _experiment_chain(path: Path, root: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, str], list[DictConfig]]:
+    """(group -> selected piece, the experiments' own bodies parent-first) for `path`."""
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: experiments extend each other in a cycle")
+    own = _load_yaml(path)
+    selections: dict[str, str] = {}
+    bodies: list[DictConfig] = []
+    for entry in _defaults(own, path):
+        group, _, name = entry.partition("/")
         if not name:
             raise ConfigError(f"{path}: defaults entry {entry!r} must look like group/name")
-        piece = _load_yaml(root / group / f"{name}.yaml")
-        merged = OmegaConf.merge(merged, {group: piece})
-    return OmegaConf.merge(merged, own)
+        if group == "experiment":
+            parent = path.parent / f"{name}.yaml"
+            if not parent.is_file():
+                parent = root / "experiment" / f"{name}.yaml"
+            sel, parent_bodies = _experiment_chain(parent, root, (*chain, path.resolve()))
+            selections.update(sel)
+            bodies.extend(parent_bodies)
+        else:
+            selections[group] = name
+    bodies.append(own)
+    return selections, bodies
+
+
+def _compose(path: Path, root: Path, choices: dict[str, str] | None = None) -> DictConfig:
+    selections, bodies = _experiment_chain(path, root)
+    selections.update(choices or {})
+    merged = _load_yaml(root / "base.yaml") if (root / "base.yaml").is_file() else OmegaConf.create({})
+    for group, name in selections.items():
+        merged = OmegaConf.merge(merged, {group: _load_piece(root, group, name)})
+    for body in bodies:
+        merged = OmegaConf.merge(merged, body)
+    if bodies[-1].get("experiment") is None and len(bodies) > 1:
+        merged.experiment = None  # a child experiment is named after its own file, not its parent
+    return merged
+
+
+def split_group_choices(overrides: Iterable[str], root: Path) -> tuple[dict[str, str], list[str]]:
+    """`group=option` overrides (a config group folder and one of its pieces) apart from key overrides."""
+    choices: dict[str, str] = {}
+    rest: list[str] = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        value = raw.strip()
+        is_group = sep and "." not in key and not key.startswith("+") and (root / key).is_dir()
+        if is_group and value and not value.startswith(("{", "[")) and not value.lstrip("-").isdigit() \
+                and value not in ("null", "~", "true", "false"):
+            _load_piece(root, key, value)  # an unknown option fails here, naming the choices
+            choices[key] = value
+        else:
+            rest.append(item)
+    return choices, rest
 
 
 def all_keys(cfg: Any, prefix: str = "") -> list[str]:
@@ -174,7 +245,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), root: Path | No
     """Compose the experiment at `path`, apply overrides and resolve interpolations."""
     path = Path(path)
     root = root or (CONFIG_ROOT if (CONFIG_ROOT / "base.yaml").is_file() else path.parent)
-    cfg = apply_overrides(_compose(path, root), overrides)
+    choices, key_overrides = split_group_choices(overrides, root)
+    cfg = apply_overrides(_compose(path, root, choices), key_overrides)
     try:
         OmegaConf.resolve(cfg)
     except Exception as e:

@@ -98,3 +98,40 @@ def test_repo_experiments_compose():
         for section in ("model", "data"):
             if "class_path" in (cfg.get(section) or {}):
                 import_object(cfg[section].class_path)  # every wired class exists
+
+
+def test_pieces_carry_defaults_and_groups_are_selected_on_the_command_line(root):
+    """A piece states only what differs from the piece it names in `defaults`; `group=option`
+    swaps the selection; an unknown option names the available ones."""
+    (root / "trainer" / "gpu.yaml").write_text("defaults: [default]\nprecision: bf16-mixed\ndevices: 8\n")
+    (root / "trainer" / "nodes.yaml").write_text("defaults: [gpu]\nnum_nodes: 2\n")
+    cfg = load_config(root / "exp.yaml", ["trainer=nodes"], root=root)
+    assert dict(cfg.trainer) == {"max_epochs": 5, "precision": "bf16-mixed", "limit_train_batches": None,
+                                 "devices": 8, "num_nodes": 2}  # max_epochs: the experiment's own key wins
+    cfg = load_config(root / "exp.yaml", ["trainer=gpu", "trainer.devices=4"], root=root)
+    assert cfg.trainer.devices == 4 and "num_nodes" not in cfg.trainer
+    with pytest.raises(ConfigError, match=r"config group 'trainer' has no option 'gpux' \(available: default, gpu, nodes\)"):
+        load_config(root / "exp.yaml", ["trainer=gpux"], root=root)
+    (root / "trainer" / "loop.yaml").write_text("defaults: [loop2]\n")
+    (root / "trainer" / "loop2.yaml").write_text("defaults: [loop]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(root / "exp.yaml", ["trainer=loop"], root=root)
+
+
+def test_an_experiment_extends_another(root):
+    """The child keeps the parent's selections and keys unless it overrides them, and is named
+    after its own file."""
+    (root / "trainer" / "gpu.yaml").write_text("defaults: [default]\nprecision: bf16-mixed\n")
+    (root / "child.yaml").write_text("defaults: [experiment/exp, trainer/gpu]\nlr: 0.5\n")
+    cfg = load_config(root / "child.yaml", [], root=root)
+    assert cfg.experiment == "child" and cfg.lr == 0.5 and cfg.data.days == 1
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.max_epochs == 5
+
+
+def test_repo_trainer_pieces_select_from_the_command_line():
+    from pathlib import Path
+    exp = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
+    cfg = load_config(exp, ["trainer=gpu_multinode_ddp", "logger=wandb"])
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (8, 2, "bf16-mixed")
+    assert cfg.trainer.max_epochs == 1  # the experiment's own trainer keys still win
+    assert cfg.logger.wandb.enabled is True
