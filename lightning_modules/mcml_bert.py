@@ -92,7 +92,7 @@ class McmlBertModule(TaskModule):
         self._eval_step("test", batch, self.test_metrics)
 
     def _log_metrics(self, stage: str, metrics: LevelMetrics) -> None:
-        if int(metrics.rouge1.count) == 0 and not torch.distributed.is_initialized():
+        if int(metrics.simcse.count) == 0 and not torch.distributed.is_initialized():
             return
         for name, value in metrics.compute().items():
             self.log(f"{stage}/coarse/{name}", value, sync_dist=True)

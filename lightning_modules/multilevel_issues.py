@@ -150,7 +150,7 @@ class MultiLevelIssuesModule(TaskModule):
     # --- epoch ends -------------------------------------------------------------------------
     def _log_levels(self, stage: str, metrics: nn.ModuleDict, prefix: str = "") -> None:
         for lvl in LEVELS:
-            if int(metrics[lvl].rouge1.count) == 0 and not torch.distributed.is_initialized():
+            if int(metrics[lvl].simcse.count) == 0 and not torch.distributed.is_initialized():
                 continue
             for name, value in metrics[lvl].compute().items():
                 self.log(f"{stage}/{lvl}/{prefix}{name}", value, sync_dist=True)
