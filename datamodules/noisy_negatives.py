@@ -12,15 +12,14 @@ O(chunk_size^2) whatever the corpus size (138K unlabeled x 12.7K labeled in the 
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from feedback_nlp.common.embeddings import EmbeddingCache, SentenceEmbedder, text_key  # noqa: F401 (re-exported)
 
 METRICS = ("euclidean", "cosine")
 
@@ -135,61 +134,10 @@ def select(candidates: np.ndarray, limit: int | None, margin: np.ndarray | None 
     return np.sort(candidates[order[:max(0, limit)]])
 
 
-# --- Sentence-BERT embeddings with an on-disk cache -----------------------------------------
-
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class EmbeddingCache:
-    """Embeddings of one model, as append-only .npz shards of (sha256(text) keys, float32 rows).
-
-    Why shards: each call adds only what was missing, written atomically, so an interrupted
-    run keeps everything embedded before it and concurrent ranks never see a partial file.
-    """
-
-    def __init__(self, root: str | Path, model_name: str, normalize: bool = True):
-        tag = hashlib.sha256(f"{model_name}\0normalize={normalize}".encode()).hexdigest()[:16]
-        self.dir = Path(root) / tag
-        self.model_name = model_name
-
-    def load(self) -> dict[str, np.ndarray]:
-        table: dict[str, np.ndarray] = {}
-        for shard in sorted(self.dir.glob("shard-*.npz")):
-            with np.load(shard, allow_pickle=False) as z:
-                for k, v in zip(z["keys"].astype(str), z["vectors"]):
-                    table[k] = v
-        return table
-
-    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        if not len(keys):
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "model.txt").write_text(self.model_name + "\n", encoding="utf-8")
-        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.dir)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, keys=np.asarray(keys, dtype="S64"), vectors=np.asarray(vectors, dtype=np.float32))
-        os.replace(tmp, self.dir / f"shard-{name}.npz")
-
+# --- Sentence-BERT embeddings (the one wrapper lives in common/embeddings.py) ---------------
 
 def embed_texts(texts: Sequence[str], model_name: str, cache_dir: str | Path | None = ".cache/embeddings",
                 batch_size: int = 64, normalize: bool = True, progress: bool = True) -> np.ndarray:
     """(len(texts), dim) float32 Sentence-BERT embeddings, computing only texts not cached yet."""
-    keys = [text_key(t) for t in texts]
-    cache = EmbeddingCache(cache_dir, model_name, normalize) if cache_dir else None
-    table = cache.load() if cache else {}
-    missing = list(dict.fromkeys(k for k in keys if k not in table))
-    if missing:
-        from feedback_nlp.common.model_factory import load_sentence_transformer
-        by_key = dict(zip(keys, texts))
-        model = load_sentence_transformer(model_name, device="cpu" if not torch.cuda.is_available() else None)
-        vecs = model.encode([by_key[k] for k in missing], batch_size=batch_size, convert_to_numpy=True,
-                            normalize_embeddings=normalize, show_progress_bar=progress)
-        vecs = np.asarray(vecs, dtype=np.float32)
-        if cache:
-            cache.add(missing, vecs)
-        table.update(zip(missing, vecs))
-    if not keys:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([table[k] for k in keys]).astype(np.float32, copy=False)
+    embedder = SentenceEmbedder(model_name, batch_size=batch_size, normalize=normalize, cache_dir=cache_dir)
+    return embedder.encode(texts, progress=progress)
