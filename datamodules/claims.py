@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from feedback_nlp.common.vocabulary import SAFETY_LABELS
 from feedback_nlp.datamodules.base import ListDataset, RecordDataModule
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
@@ -28,7 +29,7 @@ from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpu
 from feedback_nlp.datamodules.splits import Splits, hash_unit, time_split
 
 VARIANTS = ("original", "original+NN", "original+NN+PC")
-LABELS = ["not_product_safety", "product_safety"]
+LABELS = list(SAFETY_LABELS)
 INT_FIELDS = ("index", "language", "group", "in_test", "in_traffic", "is_original", "escalated")
 
 
@@ -187,7 +188,7 @@ class ClaimsDataModule(RecordDataModule):
                   if x is not None]
         keep = select(res.candidates, min(limits) if limits else None, res.margin, self.nn_select,
                       [f"nn-select:{r.id}" for r in pool], self.seed)
-        mined = [dataclasses.replace(pool[i], label=0, case_type="not_product_safety",
+        mined = [dataclasses.replace(pool[i], label=0, case_type=SAFETY_LABELS[0],
                                      extra={**pool[i].extra, "noisy_negative": True}) for i in keep]
         self.stats.update({"data/nn_pool": len(self.pool), "data/nn_pool_embedded": len(pool),
                            "data/nn_candidates": len(res.candidates), "data/nn_mined": len(mined)})

@@ -14,21 +14,17 @@ import random
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-
+from feedback_nlp.common.vocabulary import AUX_TASKS, ISSUE_LEVELS, TASK_PREFIXES
 from feedback_nlp.datamodules.base import RecordDataModule
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, sentinel_tokens
 from feedback_nlp.metrics.issue_sets import join_issues
+from torch.utils.data import DataLoader, Dataset
 
-LEVELS = ("coarse", "granular")
-AUX_TASKS = ("summarization", "span_infilling", "classification")
-DEFAULT_PREFIXES = {
-    "coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",  # 000 §3.2
-    "summarization": "summarize: ", "span_infilling": "fill in the spans: ", "classification": "classify: ",
-}
+LEVELS = ISSUE_LEVELS
+DEFAULT_PREFIXES = TASK_PREFIXES
 
 
 def aux_target(record: Feedback, task: str) -> str | None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-SEPARATOR = ", "
+from feedback_nlp.common.vocabulary import ISSUE_SEPARATOR
+
+SEPARATOR = ISSUE_SEPARATOR
 
 
 def join_issues(issues: Iterable[str]) -> str:
