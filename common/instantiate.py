@@ -89,10 +89,18 @@ def accepted(cls: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def instantiate(section: DictConfig | Mapping[str, Any], where: str, **extra: Any) -> Any:
-    """Construct `section.class_path(**rest, **extra)`; `extra` entries the class lacks are dropped."""
+    """Construct `section.class_path(**rest, **extra)`; `extra` entries the class lacks are dropped.
+
+    A value that is itself a section with a `class_path` (e.g. `data.noisy_negatives`) is built
+    first, the same way, so a component's settings stay one nested section that builds its own
+    object instead of prefixed keys flattened into its owner's signature.
+    """
     data = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
     if "class_path" not in data:
         raise ConfigError(f"config section '{where}' needs a class_path")
     cls = import_object(data.pop("class_path"))
     check_kwargs(cls, {**data, **accepted(cls, extra)}, where)
+    for key, value in data.items():
+        if isinstance(value, Mapping) and "class_path" in value:
+            data[key] = instantiate(value, f"{where}.{key}")
     return cls(**data, **accepted(cls, extra))

@@ -24,8 +24,8 @@ from feedback_nlp.common.vocabulary import SAFETY_LABELS
 from feedback_nlp.datamodules.base import ListDataset, RecordDataModule
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
-from feedback_nlp.datamodules.noisy_negatives import embed_texts, mine_noisy_negatives, select
-from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpusTranslator
+from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
+from feedback_nlp.datamodules.parallel_corpus import ParallelCorpus
 from feedback_nlp.datamodules.splits import Splits, hash_unit, time_split
 
 VARIANTS = ("original", "original+NN", "original+NN+PC")
@@ -77,38 +77,20 @@ class ClaimsDataModule(RecordDataModule):
                  seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
                  variant: str = "original+NN+PC", max_length: int = 128, test_months: int = 1,
                  augment_dev: bool = True, labeled_means_escalated: bool = True, predict_path: str | None = None,
-                 group_by_length: bool = True,
-                 # 001 §3.1 noisy negatives
-                 unlabeled_path: str | None = None, pool_exclude_escalated: bool = True,
-                 embedding_model: str = "packaged:all-MiniLM-L6-v2",
-                 embedding_cache_dir: str | None = ".cache/embeddings",
-                 embedding_batch_size: int = 64, nn_beta: float = 0.5, nn_metric: str = "euclidean",
-                 nn_max_count: int | None = None, nn_ratio: float | None = None, nn_select: str = "random",
-                 nn_chunk_size: int = 2048, nn_pool_max: int | None = None,
-                 # 001 §3.1 parallel corpus
-                 pc_translator: str = "corpus", pc_path: str | None = None, pc_languages: list[str] | None = None,
-                 pc_model: str | None = None, pc_lang_codes: dict[str, str] | None = None,
-                 pc_cache_dir: str | None = ".cache/translations", pc_translate_test: bool = False,
-                 progress: bool = True):
-        super().__init__(path, train_path, dev_path, test_path, field_map, split, dev_fraction, test_fraction,
-                         test_month, seed, batch_size, eval_batch_size, num_workers)
+                 group_by_length: bool = True, noisy_negatives: NoisyNegatives | None = None,
+                 parallel_corpus: ParallelCorpus | None = None, progress: bool = True):
+        super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
+                         field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
+                         test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         num_workers=num_workers)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
-        if pc_translator not in ("corpus", "hf"):
-            raise ValueError(f"data.pc_translator must be 'corpus' or 'hf', got {pc_translator!r}")
-        if pc_translator == "hf" and not (pc_model and pc_languages):
-            raise ValueError("data.pc_translator=hf needs data.pc_model and data.pc_languages")
         self.variant, self.max_length, self.test_months = variant, max_length, test_months
         self.augment_dev, self.labeled_means_escalated = augment_dev, labeled_means_escalated
-        self.predict_path, self.group_by_length = predict_path, group_by_length
-        self.unlabeled_path, self.pool_exclude_escalated = unlabeled_path, pool_exclude_escalated
-        self.embedding_model, self.embedding_cache_dir = embedding_model, embedding_cache_dir
-        self.embedding_batch_size = embedding_batch_size
-        self.nn_beta, self.nn_metric, self.nn_max_count, self.nn_ratio = nn_beta, nn_metric, nn_max_count, nn_ratio
-        self.nn_select, self.nn_chunk_size, self.nn_pool_max = nn_select, nn_chunk_size, nn_pool_max
-        self.pc_translator, self.pc_path, self.pc_languages = pc_translator, pc_path, pc_languages
-        self.pc_model, self.pc_lang_codes, self.pc_cache_dir = pc_model, pc_lang_codes, pc_cache_dir
-        self.pc_translate_test, self.progress = pc_translate_test, progress
+        self.predict_path, self.group_by_length, self.progress = predict_path, group_by_length, progress
+        # the paper's defaults when a config names the variant but leaves a section out
+        self.noisy_negatives = noisy_negatives or NoisyNegatives()
+        self.parallel_corpus = parallel_corpus or ParallelCorpus()
         self._loaded: list = []
         self.pool: list = []
         self.corpus: list = []
@@ -132,8 +114,8 @@ class ClaimsDataModule(RecordDataModule):
         if not splits.traffic and splits.test_month is None:  # random split: the test set is the traffic
             splits.traffic = list(splits.test)
         self.corpus = [r for r in self._loaded if r.source_id]
-        if self.pc_path:
-            extra = super().load(self.pc_path)
+        if self.parallel_corpus.path:
+            extra = super().load(self.parallel_corpus.path)
             self.corpus += [r for r in extra if r.source_id]
         eval_ids = {r.id for r in splits.test + splits.traffic}
         # the pool is what FCC filtered out *before* the test period (no look-ahead into traffic)
@@ -141,10 +123,11 @@ class ClaimsDataModule(RecordDataModule):
                  if splits.test_month else None)
         pool = [r for r in self._loaded if original(r) and r.label is None and r.id not in eval_ids
                 and (start is None or r.created_at < start)]
-        if self.unlabeled_path:
-            extra = super().load(self.unlabeled_path)
+        nn = self.noisy_negatives
+        if nn.unlabeled_path:
+            extra = super().load(nn.unlabeled_path)
             pool += [r for r in extra if original(r) and r.label is None]
-        self.pool = [r for r in pool if not (self.pool_exclude_escalated and r.escalated)]
+        self.pool = [r for r in pool if not (nn.exclude_escalated and r.escalated)]
         out = Splits(train=[r for r in splits.train if original(r) and r.label is not None],
                      dev=[r for r in splits.dev if original(r) and r.label is not None],
                      test=[r for r in splits.test if original(r) and r.label is not None],
@@ -162,32 +145,13 @@ class ClaimsDataModule(RecordDataModule):
         return {"labels": list(LABELS)}
 
     # --- 001 §3.1 augmentation -------------------------------------------------------------
-    def _translator(self, for_eval: bool) -> Any:
-        if self.pc_translator == "hf" and (not for_eval or self.pc_translate_test):
-            return HFTranslator(self.pc_model, self.pc_lang_codes, cache_dir=self.pc_cache_dir)
-        return ParallelCorpusTranslator(self.corpus)
-
     def mine(self, labeled: Sequence[Any]) -> list:
         """001 §3.1 / Fig. 2: pool comments outside every labeled positive's beta-ball, as label 0."""
         if not self.pool:
             rank_zero_info("[claims] noisy negatives: no unlabeled pool (no label=null comments before the test "
                            "period, or all escalated); original+NN adds nothing")
             return []
-        pool = self.pool
-        if self.nn_pool_max is not None and len(pool) > self.nn_pool_max:
-            # a seeded random sample of the pool (stable per id), so only it needs embedding; the
-            # salted hashes keep this draw independent of the train/dev draw (hash_unit(id, seed))
-            pool = sorted(pool, key=lambda r: hash_unit(f"nn-pool:{r.id}", self.seed))[:self.nn_pool_max]
-        pos = [r for r in labeled if r.label == 1]
-        neg = [r for r in labeled if r.label == 0]
-        emb = embed_texts([r.text for r in pos + neg + pool], self.embedding_model, self.embedding_cache_dir,
-                          self.embedding_batch_size, progress=self.progress)
-        p, n, u = emb[:len(pos)], emb[len(pos):len(pos) + len(neg)], emb[len(pos) + len(neg):]
-        res = mine_noisy_negatives(u, p, n, self.nn_beta, self.nn_metric, self.nn_chunk_size, self.progress)
-        limits = [x for x in (self.nn_max_count, None if self.nn_ratio is None else round(self.nn_ratio * len(labeled)))
-                  if x is not None]
-        keep = select(res.candidates, min(limits) if limits else None, res.margin, self.nn_select,
-                      [f"nn-select:{r.id}" for r in pool], self.seed)
+        keep, res, pool = self.noisy_negatives.mine(labeled, self.pool, self.seed, self.progress)
         mined = [dataclasses.replace(pool[i], label=0, case_type=SAFETY_LABELS[0],
                                      extra={**pool[i].extra, "noisy_negative": True}) for i in keep]
         self.stats.update({"data/nn_pool": len(self.pool), "data/nn_pool_embedded": len(pool),
@@ -206,8 +170,8 @@ class ClaimsDataModule(RecordDataModule):
                 for r in self.mine(train + dev):
                     (dev if self.augment_dev and hash_unit(r.id, self.seed) < self.dev_fraction else train).append(r)
             if self.variant == "original+NN+PC":
-                tr = self._translator(for_eval=False)
-                languages = self.pc_languages
+                tr = self.parallel_corpus.for_training(self.corpus)
+                languages = self.parallel_corpus.languages
                 train += tr.translate(s.train, languages)
                 if self.augment_dev:
                     dev += tr.translate(s.dev, languages)
@@ -237,7 +201,8 @@ class ClaimsDataModule(RecordDataModule):
             s = self.validate()
             test_ids, traffic_ids = {r.id for r in s.test}, {r.id for r in s.traffic}
             originals = list({r.id: r for r in s.test + s.traffic}.values())
-            translations = self._translator(for_eval=True).translate(s.test, self.pc_languages)
+            pc = self.parallel_corpus
+            translations = pc.for_evaluation(self.corpus).translate(s.test, pc.languages)
             records = originals + translations
             self.languages = sorted({r.language for r in records})
             group = {r.id: i for i, r in enumerate(originals)}

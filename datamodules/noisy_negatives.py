@@ -141,3 +141,56 @@ def embed_texts(texts: Sequence[str], model_name: str, cache_dir: str | Path | N
     """(len(texts), dim) float32 Sentence-BERT embeddings, computing only texts not cached yet."""
     embedder = SentenceEmbedder(model_name, batch_size=batch_size, normalize=normalize, cache_dir=cache_dir)
     return embedder.encode(texts, progress=progress)
+
+
+# --- the config section: data.noisy_negatives ---------------------------------------------
+
+SELECTIONS = ("random", "farthest")
+
+
+class NoisyNegatives:
+    """001 §3.1 / Fig. 2 as one configured step: unlabeled comments (the pool, what FCC filtered
+    out) lying outside every labeled positive's beta-ball become label-0 training claims.
+
+    Why an object: the pool's source, the embedder and the mining settings belong together and
+    are what `data.noisy_negatives` in a config holds; the DataModule only hands it records.
+    """
+
+    def __init__(self, beta: float = 0.5, metric: str = "euclidean", max_count: int | None = None,
+                 ratio: float | None = None, selection: str = "random", chunk_size: int = 2048,
+                 pool_max: int | None = None, unlabeled_path: str | None = None, exclude_escalated: bool = True,
+                 embedding_model: str = "packaged:all-MiniLM-L6-v2",
+                 embedding_cache_dir: str | None = ".cache/embeddings", embedding_batch_size: int = 64):
+        if not 0 < beta <= 1:
+            raise ValueError(f"data.noisy_negatives.beta must be in (0, 1], got {beta}")
+        if selection not in SELECTIONS:
+            raise ValueError(f"data.noisy_negatives.selection must be one of {SELECTIONS}, got {selection!r}")
+        self.beta, self.metric, self.max_count, self.ratio = beta, metric, max_count, ratio
+        self.selection, self.chunk_size, self.pool_max = selection, chunk_size, pool_max
+        self.unlabeled_path, self.exclude_escalated = unlabeled_path, exclude_escalated
+        self.embedder = SentenceEmbedder(embedding_model, batch_size=embedding_batch_size,
+                                         cache_dir=embedding_cache_dir)
+
+    def sample_pool(self, pool: Sequence[Any], seed: int) -> list[Any]:
+        """A seeded random sample of the pool (stable per id) of at most `pool_max`, so only it
+        needs embedding; the salted hash keeps this draw independent of the train/dev draw."""
+        from feedback_nlp.datamodules.splits import hash_unit
+        pool = list(pool)
+        if self.pool_max is not None and len(pool) > self.pool_max:
+            pool = sorted(pool, key=lambda r: hash_unit(f"nn-pool:{r.id}", seed))[:self.pool_max]
+        return pool
+
+    def mine(self, labeled: Sequence[Any], pool: Sequence[Any], seed: int, progress: bool = False
+             ) -> tuple[list[int], MiningResult, list[Any]]:
+        """(indices into the sampled pool to keep, the mining result, the sampled pool)."""
+        pool = self.sample_pool(pool, seed)
+        pos = [r for r in labeled if r.label == 1]
+        neg = [r for r in labeled if r.label == 0]
+        emb = self.embedder.encode([r.text for r in pos + neg + pool], progress=progress)
+        p, n, u = emb[:len(pos)], emb[len(pos):len(pos) + len(neg)], emb[len(pos) + len(neg):]
+        res = mine_noisy_negatives(u, p, n, self.beta, self.metric, self.chunk_size, progress)
+        limits = [x for x in (self.max_count, None if self.ratio is None else round(self.ratio * len(labeled)))
+                  if x is not None]
+        keep = select(res.candidates, min(limits) if limits else None, res.margin, self.selection,
+                      [f"nn-select:{r.id}" for r in pool], seed)
+        return [int(i) for i in keep], res, pool

@@ -215,3 +215,27 @@ class HFTranslator:
         if empty:
             log.warning("HFTranslator(%s): %d empty translations skipped", self.model_name, empty)
         return out
+
+
+class ParallelCorpus:
+    """001 §3.1 translation augmentation as one config section (`data.parallel_corpus`).
+
+    `translator` null: the translations are records that carry `source_id` (in the input, or in
+    `path`); else a translator object built from its own nested section (e.g. HFTranslator).
+    `languages` null means every language the corpus has. Evaluation translations (the fairness
+    KPI) come from the corpus unless `translate_test` sends the test set through the translator.
+    """
+
+    def __init__(self, languages: list[str] | None = None, path: str | None = None,
+                 translator: Translator | None = None, translate_test: bool = False):
+        if translator is not None and not languages:
+            raise ValueError("data.parallel_corpus.translator needs data.parallel_corpus.languages")
+        self.languages, self.path, self.translator, self.translate_test = languages, path, translator, translate_test
+
+    def for_training(self, corpus: Iterable[Any]) -> Translator:
+        return self.translator if self.translator is not None else ParallelCorpusTranslator(corpus)
+
+    def for_evaluation(self, corpus: Iterable[Any]) -> Translator:
+        if self.translator is not None and self.translate_test:
+            return self.translator
+        return ParallelCorpusTranslator(corpus)

@@ -30,7 +30,7 @@ The CPSC export has no unescalated traffic, which noisy-negative mining (§3.1) 
 datamodule then reports `data/nn_purity`, the share of mined negatives that truly are 0.
 Parallel corpus (§3.1): CPSC is English-only and carries no translations, so with the default
 corpus translator `original+NN+PC` adds nothing (it equals `original+NN`, and is reported as
-such); an HF translator (data.pc_translator=hf, data.pc_model=<cached NLLB/Marian model>)
+such); an HF translator (a data.parallel_corpus.translator section naming a cached NLLB/Marian model)
 produces translations where such a model is available.
 """
 from __future__ import annotations

@@ -135,3 +135,23 @@ def test_repo_trainer_pieces_select_from_the_command_line():
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (8, 2, "bf16-mixed")
     assert cfg.trainer.max_epochs == 1  # the experiment's own trainer keys still win
     assert cfg.logger.wandb.enabled is True
+
+
+def test_nested_sections_build_their_own_objects(tmp_path):
+    """data.noisy_negatives / data.parallel_corpus are sections with their own class_path: their
+    keys are checked against their own constructor and the owner receives the built objects."""
+    from pathlib import Path
+    from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
+    from feedback_nlp.datamodules.parallel_corpus import ParallelCorpus
+    exp = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
+    cfg = load_config(exp, ["data.noisy_negatives.beta=0.3", "data.noisy_negatives.max_count=5",
+                            f"data.noisy_negatives.embedding_cache_dir={tmp_path}", "data.parallel_corpus.languages=[de]"])
+    dm = instantiate(cfg.data, "data")
+    assert isinstance(dm.noisy_negatives, NoisyNegatives) and isinstance(dm.parallel_corpus, ParallelCorpus)
+    assert (dm.noisy_negatives.beta, dm.noisy_negatives.max_count, dm.noisy_negatives.pool_max) == (0.3, 5, 300)
+    assert dm.parallel_corpus.languages == ["de"] and dm.parallel_corpus.translator is None
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.noisy_negatives.betta'; did you mean 'data.noisy_negatives.beta'"):
+        load_config(exp, ["data.noisy_negatives.betta=0.3"])
+    cfg = load_config(exp, ["data.noisy_negatives.max_count=many"])
+    with pytest.raises(ConfigError, match=r"'data.noisy_negatives.max_count' expects int or null, got str"):
+        instantiate(cfg.data, "data")

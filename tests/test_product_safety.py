@@ -118,7 +118,8 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     metrics = train.main([
         "--config", "configs/experiment/product_safety_demo.yaml", f"output_dir={out}",
         f"model.pretrained={bert}", "model.max_length=16", "model.lr=0.001", f"data.path={claims}",
-        f"data.embedding_model={bert}", f"data.embedding_cache_dir={tmp_path / 'cache'}", "data.nn_pool_max=null",
+        f"data.noisy_negatives.embedding_model={bert}",
+        f"data.noisy_negatives.embedding_cache_dir={tmp_path / 'cache'}", "data.noisy_negatives.pool_max=null",
         "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2"])
     saved = json.loads((out / "metrics.json").read_text())
     for key in KPI_KEYS:

@@ -10,6 +10,7 @@ import pytest
 
 from feedback_nlp.datamodules.claims import ClaimsDataModule, window_time_split
 from feedback_nlp.datamodules.errors import DataValidationError
+from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
 from feedback_nlp.datamodules.records import load_records
 from feedback_nlp.datamodules.splits import hash_unit
 
@@ -63,9 +64,10 @@ def files(tmp_path_factory):
     return {"claims": str(write_claims(d / "claims.jsonl")), "bert": tiny_bert(d / "bert"), "cache": str(d / "cache")}
 
 
-def make_dm(files, variant, **kw):
-    return ClaimsDataModule(path=files["claims"], split="time", variant=variant, embedding_model=files["bert"],
-                            embedding_cache_dir=files["cache"], progress=False, dev_fraction=0.25, **kw)
+def make_dm(files, variant, nn=None, **kw):
+    return ClaimsDataModule(path=files["claims"], split="time", variant=variant, progress=False, dev_fraction=0.25,
+                            noisy_negatives=NoisyNegatives(embedding_model=files["bert"],
+                                                           embedding_cache_dir=files["cache"], **(nn or {})), **kw)
 
 
 def kinds(records):
@@ -104,9 +106,9 @@ def test_noisy_negatives_come_from_the_pre_test_pool(files):
     assert dm.stats["data/nn_mined"] == len(mined) and dm.stats["data/nn_pool"] == len(pool_ids)
     for r in mined:  # a mined comment lands in dev exactly when the split hash says so
         assert (r in dev) == (hash_unit(r.id, 0) < 0.25)
-    capped = make_dm(files, "original+NN", nn_max_count=3)
+    capped = make_dm(files, "original+NN", {"max_count": 3})
     assert capped.fit_items() and capped.stats["data/nn_mined"] == 3
-    ratio = make_dm(files, "original+NN", nn_ratio=0.05)   # 5% of 32 labeled train+dev claims -> 2
+    ratio = make_dm(files, "original+NN", {"ratio": 0.05})   # 5% of 32 labeled train+dev claims -> 2
     assert ratio.fit_items() and ratio.stats["data/nn_mined"] == 2
 
 
@@ -117,8 +119,8 @@ def test_nn_purity_when_the_pool_knows_its_hidden_labels(tmp_path, files):
             r["true_label"] = int(r["id"].endswith("-5"))  # the 6th traffic comment per month is a safety case
     p = tmp_path / "hidden.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dm = ClaimsDataModule(path=str(p), split="time", variant="original+NN", embedding_model=files["bert"],
-                          embedding_cache_dir=files["cache"], progress=False, dev_fraction=0.25)
+    dm = ClaimsDataModule(path=str(p), split="time", variant="original+NN", progress=False, dev_fraction=0.25,
+                          noisy_negatives=NoisyNegatives(embedding_model=files["bert"], embedding_cache_dir=files["cache"]))
     train, dev = dm.fit_items()
     mined = [r for r in train + dev if r.extra.get("noisy_negative")]
     assert dm.stats["data/nn_purity"] == pytest.approx(sum(r.extra["true_label"] == 0 for r in mined) / len(mined))
