@@ -180,8 +180,10 @@ class FeedbackDataModule(RecordDataModule):
                  classification_weight: float = 0.0, span_noise_density: float = 0.15,
                  span_mean_length: float = 3.0, num_sentinels: int = 20, group_by_length: bool = True,
                  length_group_size: int = 50, target_format: str = "seq2seq"):
-        super().__init__(path, train_path, dev_path, test_path, field_map, split, dev_fraction, test_fraction,
-                         test_month, seed, batch_size, eval_batch_size, num_workers)
+        super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
+                         field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
+                         test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         num_workers=num_workers)
         unknown = set(prefixes or {}) - set(DEFAULT_PREFIXES)
         if unknown:
             raise ValueError(f"data.prefixes has unknown task(s) {sorted(unknown)}; known: {sorted(DEFAULT_PREFIXES)}")
