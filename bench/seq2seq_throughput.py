@@ -52,7 +52,7 @@ def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, Fee
     dm.validate()
     info = {k: v for k, v in dm.task_info().items() if k != "labels"}
     module = MultiLevelIssuesModule(pretrained=a.pretrained, encoder_layers=a.encoder_layers or None,
-                                    decoder_layers=a.decoder_layers or None, lr=a.lr,
+                                    decoder_layers=a.decoder_layers or None, optim={"lr": a.lr},
                                     generate_on_validation=False, copy_input_baseline=False, **info)
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")

@@ -1,26 +1,69 @@
 """What every task LightningModule shares: its task name in checkpoints and the optimizer.
 
 Why: resume and export must refuse a checkpoint from another task, so the task name travels
-in every checkpoint; and the optimizer/scheduler settings are config (lr, weight decay,
-warmup), not hard-coded per task. Kept to one shallow base class on purpose.
+in every checkpoint; and the optimizer/scheduler settings are one config section,
+`model.optim` (optimizer, lr, weight decay, fused kernel, any `transformers.get_scheduler`
+schedule with warmup), not arguments repeated in every task. Kept to one shallow base class.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
 
+from feedback_nlp.common.config import ConfigError, check_type, closest
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """The `model.optim` section. `scheduler` is any name `transformers.get_scheduler` takes
+    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up."""
+
+    optimizer: str = "adamw"
+    lr: float = 3e-5
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    warmup_steps: int = 0
+    fused: bool = False
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any] | None, **task_defaults: Any) -> "OptimSettings":
+        """Task defaults, then the config section; an unknown key or a wrong type is a ConfigError
+        naming `model.optim.<key>`, an unknown optimizer or schedule names the choices."""
+        from transformers.trainer_utils import SchedulerType
+
+        base = dataclasses.replace(cls(), **task_defaults)
+        fields = [f.name for f in dataclasses.fields(cls)]
+        values = {}
+        for key, value in dict(section or {}).items():
+            if key not in fields:
+                hint = closest(key, fields)
+                raise ConfigError(f"unknown config key 'model.optim.{key}'"
+                                  + (f"; did you mean 'model.optim.{hint}'?" if hint else ""))
+            values[key] = check_type(f"model.optim.{key}", getattr(base, key), value)
+        out = dataclasses.replace(base, **values)
+        if out.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"model.optim.optimizer must be one of {sorted(OPTIMIZERS)}, got {out.optimizer!r}")
+        schedules = sorted(s.value for s in SchedulerType)
+        if out.scheduler not in schedules:
+            raise ConfigError(f"model.optim.scheduler must be a transformers schedule ({', '.join(schedules)}), "
+                              f"got {out.scheduler!r}")
+        return out
+
 
 class TaskModule(L.LightningModule):
     task: str = ""
 
-    def __init__(self, lr: float = 3e-5, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 optimizer: str = "adamw", lr_schedule: str = "constant", fused_optimizer: bool = False):
+    def __init__(self, optim: Mapping[str, Any] | None = None, **task_defaults: Any):
+        """`optim`: the `model.optim` section; `task_defaults`: the task's own defaults under it."""
         super().__init__()
-        self.lr, self.weight_decay, self.warmup_steps, self.optimizer_name = lr, weight_decay, warmup_steps, optimizer
-        self.lr_schedule, self.fused_optimizer = lr_schedule, fused_optimizer
+        self.optim = OptimSettings.from_section(optim, **task_defaults)
 
     def on_fit_start(self) -> None:
         """Train mode for every submodule before the first step.
@@ -52,29 +95,23 @@ class TaskModule(L.LightningModule):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def configure_optimizers(self) -> Any:
-        """Adam/AdamW over `param_groups()` with warmup and a `constant` or `linear` (decay to 0
-        over training, HF's default) schedule. `fused_optimizer`: torch's fused kernel on CPU/CUDA,
-        one pass over all parameters instead of a Python loop per tensor (a large share of a small
-        model's CPU step)."""
-        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(self.optimizer_name)
-        if cls is None:
-            raise ValueError(f"model.optimizer must be adam or adamw, got {self.optimizer_name!r}")
-        if self.lr_schedule not in ("constant", "linear"):
-            raise ValueError(f"model.lr_schedule must be constant or linear, got {self.lr_schedule!r}")
+        """Adam/AdamW over `param_groups()`, then transformers' schedule (the same schedules HF
+        Trainer users know, warmup included). `fused`: torch's fused kernel on CPU/CUDA, one pass
+        over all parameters instead of a Python loop per tensor (a large share of a small model's
+        CPU step)."""
+        from transformers import get_scheduler
+
+        s = self.optim
         groups = [g for g in self.param_groups() if g["params"]]
         params = [p for g in groups for p in g["params"]]
-        fused = self.fused_optimizer and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        opt = cls(groups, lr=self.lr, weight_decay=self.weight_decay, **({"fused": True} if fused else {}))
-        warmup, schedule = self.warmup_steps, self.lr_schedule
-        if not warmup and schedule == "constant":
+        fused = s.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        opt = OPTIMIZERS[s.optimizer](groups, lr=s.lr, weight_decay=s.weight_decay,
+                                      **({"fused": True} if fused else {}))
+        if s.scheduler == "constant" and not s.warmup_steps:
             return opt
+        name = "constant_with_warmup" if s.scheduler == "constant" else s.scheduler
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
-
-        def factor(step: int) -> float:
-            f = min(1.0, (step + 1) / warmup) if warmup else 1.0
-            return f * max(0.0, 1.0 - step / total) if schedule == "linear" else f
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        sched = get_scheduler(name, opt, num_warmup_steps=s.warmup_steps, num_training_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

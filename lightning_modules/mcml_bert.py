@@ -8,7 +8,7 @@ the very same ROUGE/SimCSE metrics, so `test/coarse/*` of both runs form one tab
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -41,10 +41,8 @@ class McmlBertModule(TaskModule):
     def __init__(self, labels: Sequence[str] | None = None, pretrained: str = PACKAGED_MINILM,
                  pooling: str = "cls", dropout: float = 0.1, threshold: float = 0.5, at_least_one: bool = True,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
-                 lr: float = 5e-5, weight_decay: float = 0.0, warmup_steps: int = 0, optimizer: str = "adamw",
-                 lr_schedule: str = "constant", fused_optimizer: bool = False):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
-                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
+                 optim: Mapping[str, Any] | None = None):
+        super().__init__(optim, lr=5e-5)
         if not labels:
             raise ValueError("McmlBertModule needs the coarse label set (FeedbackDataModule.task_info()['labels'])")
         if pooling not in ("cls", "mean"):

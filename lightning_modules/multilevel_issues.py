@@ -38,15 +38,13 @@ class MultiLevelIssuesModule(TaskModule):
     def __init__(self, pretrained: str = PACKAGED_MINILM, architecture: str = "auto",
                  encoder_layers: int | None = None, decoder_layers: int | None = None,
                  cross_attention_init: str = "random", freeze_embeddings: bool = False, dropout: float | None = None,
-                 new_params_lr: float | None = None, lr_schedule: str = "constant", fused_optimizer: bool = True,
+                 new_params_lr: float | None = None, optim: Mapping[str, Any] | None = None,
                  num_beams: int = 2, length_penalty: float = 2.5, no_repeat_ngram_size: int = 0,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
                  generate_on_validation: bool = True, copy_input_baseline: bool = True, log_generations: int = 8,
                  prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
-                 max_target_length: int = 64, sentinel_tokens: Sequence[str] | None = None,
-                 lr: float = 5e-5, weight_decay: float = 0.0, warmup_steps: int = 0, optimizer: str = "adamw"):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
-                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
+                 max_target_length: int = 64, sentinel_tokens: Sequence[str] | None = None):
+        super().__init__(optim, lr=5e-5, fused=True)
         self.save_hyperparameters()
         self.model, self.tokenizer = build_seq2seq(pretrained, architecture, encoder_layers, decoder_layers,
                                                    cross_attention_init)

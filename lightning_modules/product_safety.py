@@ -13,7 +13,7 @@ import json
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -44,11 +44,8 @@ class ProductSafetyClassifier(TaskModule):
 
     def __init__(self, pretrained: str = "bert-base-multilingual-cased", labels: list[str] | None = None,
                  max_length: int = 128, dropout: float = 0.1, encoder_dropout: float | None = None,
-                 lr: float = 3e-6, weight_decay: float = 0.0,
-                 warmup_steps: int = 0, optimizer: str = "adam",
-                 lr_schedule: str = "constant", fused_optimizer: bool = False):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
-                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
+                 optim: Mapping[str, Any] | None = None):
+        super().__init__(optim, lr=3e-6, optimizer="adam")  # 001 §3.1, §4.2
         self.save_hyperparameters()
         self.labels = list(labels or DEFAULT_LABELS)
         if len(self.labels) != 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -166,11 +166,8 @@ class SeaCat(TaskModule):
                  max_sentences: int = 64, max_tokens: int = 128, pooling: str = "mean",
                  position_embedding: bool = True, main_question_window: int = 2, freeze_layers: int = 0,
                  dropout: float = 0.1, embedding_cache_size: int = 0, head_lr: float | None = None,
-                 log_examples: int = 8,
-                 lr: float = 5e-5, weight_decay: float = 0.01, warmup_steps: int = 0, optimizer: str = "adamw",
-                 lr_schedule: str = "constant", fused_optimizer: bool = False):
-        super().__init__(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, optimizer=optimizer,
-                         lr_schedule=lr_schedule, fused_optimizer=fused_optimizer)
+                 log_examples: int = 8, optim: Mapping[str, Any] | None = None):
+        super().__init__(optim, lr=5e-5, weight_decay=0.01)
         if not labels:
             raise ValueError("SeaCat needs the label list (the data module's task_info provides it)")
         self.save_hyperparameters()
@@ -269,7 +266,7 @@ class SeaCat(TaskModule):
         from scratch; the encoder is pretrained)."""
         head = [p for n, p in self.net.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
         body = [p for n, p in self.net.named_parameters() if n.startswith("encoder.") and p.requires_grad]
-        return [{"params": body}, {"params": head, "lr": self.head_lr or self.lr}]
+        return [{"params": body}, {"params": head, "lr": self.head_lr or self.optim.lr}]
 
     # --- serving ---------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path, onnx_examples: Sequence[Any] = ()) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def t5_run(data):
     model_dir = tiny_t5(tmp / "tiny_t5", texts + ["identify high-level issues: identify fine-grain issues:"])
     metrics = run_train(["--config", CONFIG, f"model.pretrained={model_dir}", "model.architecture=auto",
                          "model.encoder_layers=null", "model.decoder_layers=null", "model.freeze_embeddings=false",
-                         "model.generate_on_validation=true", "model.lr=0.001", "data.path=null", "run_predict=true",
+                         "model.generate_on_validation=true", "model.optim.lr=0.001", "data.path=null", "run_predict=true",
                          f"+data.train_path={train_file}", f"+data.test_path={test_file}", "data.batch_size=8",
                          "data.span_infilling_weight=0.5", "data.max_source_length=48", "data.max_target_length=12",
                          "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
@@ -176,7 +176,7 @@ def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
 def test_warm_start_new_parameters_get_their_own_learning_rate():
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     module = MultiLevelIssuesModule(encoder_layers=1, decoder_layers=1, cross_attention_init="self_attention",
-                                    new_params_lr=1e-3, lr=1e-4)
+                                    new_params_lr=1e-3, optim={"lr": 1e-4})
     opt = module.configure_optimizers()
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
     new = {id(p) for p in opt.param_groups[1]["params"]}

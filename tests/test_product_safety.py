@@ -31,7 +31,7 @@ def test_cls_head_is_binary_softmax_with_cross_entropy(bert):
     probs = torch.softmax(logits, dim=-1)
     assert torch.allclose(probs.sum(-1), torch.ones(2)) and torch.allclose(m.probabilities(batch), probs[:, 1])
     assert torch.isclose(loss, -torch.log(probs[[0, 1], [1, 0]]).mean(), atol=1e-6)  # cross-entropy by hand
-    assert m.threshold == 0.5 and m.hparams.lr == 3e-6 and m.hparams.optimizer == "adam"  # paper defaults
+    assert m.threshold == 0.5 and (m.optim.lr, m.optim.optimizer) == (3e-6, "adam")  # paper defaults (001 §3.1, §4.2)
 
 
 def test_recall_threshold_callback_on_hand_computed_dev_scores(bert):
@@ -117,7 +117,7 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     out = tmp_path / "run"
     metrics = train.main([
         "--config", "configs/experiment/product_safety_demo.yaml", f"output_dir={out}",
-        f"model.pretrained={bert}", "model.max_length=16", "model.lr=0.001", f"data.path={claims}",
+        f"model.pretrained={bert}", "model.max_length=16", "model.optim.lr=0.001", f"data.path={claims}",
         f"data.noisy_negatives.embedding_model={bert}",
         f"data.noisy_negatives.embedding_cache_dir={tmp_path / 'cache'}", "data.noisy_negatives.pool_max=null",
         "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2"])

@@ -51,13 +51,15 @@ def test_frozen_seacat_encoder_stays_in_eval_mode(tmp_path):
 
 
 def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
-    """TaskModule.configure_optimizers: warmup (step+1)/W, then x (1 - step/total), per group lr."""
+    """model.optim: transformers' linear schedule (warmup step/W, then (total-step)/(total-W)), per group lr."""
     from types import SimpleNamespace
 
+    from feedback_nlp.common.config import ConfigError
     from feedback_nlp.lightning_modules.seacat import SeaCat
     bert = tiny_bert(tmp_path / "bert")
-    model = SeaCat(labels=["a", "b"], pretrained=bert, lr=1e-3, head_lr=1e-2,
-                   warmup_steps=2, lr_schedule="linear")
+    model = SeaCat(labels=["a", "b"], pretrained=bert, head_lr=1e-2,
+                   optim={"lr": 1e-3, "warmup_steps": 2, "scheduler": "linear"})
+    assert (model.optim.weight_decay, model.optim.optimizer) == (0.01, "adamw")  # SeaCat's own defaults
     model._trainer = SimpleNamespace(estimated_stepping_batches=10)
     conf = model.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -68,9 +70,15 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
         seen.append([g["lr"] for g in opt.param_groups])
         opt.step()
         sched.step()
-    factors = [0.5, 1.0 * 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]  # by hand: warmup 2, total 10
+    factors = [0.0, 0.5, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0]  # by hand: warmup 2, total 10
     assert [s[0] for s in seen] == pytest.approx([1e-3 * f for f in factors])
     assert [s[1] for s in seen] == pytest.approx([1e-2 * f for f in factors])
     model._trainer = None
-    with pytest.raises(ValueError, match="lr_schedule"):
-        SeaCat(labels=["a", "b"], pretrained=bert, lr_schedule="cosine").configure_optimizers()
+    assert isinstance(SeaCat(labels=["a", "b"], pretrained=bert, optim={"lr": 1e-3}).configure_optimizers(),
+                      torch.optim.AdamW)  # constant, no warmup: no scheduler at all
+    with pytest.raises(ConfigError, match=r"model.optim.scheduler must be a transformers schedule \(.*cosine"):
+        SeaCat(labels=["a", "b"], pretrained=bert, optim={"scheduler": "cosinus"})
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.optim.lrr'; did you mean 'model.optim.lr'"):
+        SeaCat(labels=["a", "b"], pretrained=bert, optim={"lrr": 1e-3})
+    with pytest.raises(ConfigError, match=r"'model.optim.lr' expects float, got str"):
+        SeaCat(labels=["a", "b"], pretrained=bert, optim={"lr": "fast"})
