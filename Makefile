@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup demo demo-data test test-fast bench clean
+.PHONY: setup demo demo-data test test-random test-fast bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,8 +29,17 @@ demo: demo-data
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/seacat_demo.yaml
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m feedback_nlp.scripts.universal_model --config configs/experiment/universal_model_demo.yaml
 
+# Deterministic file order (-p no:randomly) with line coverage per module (pyproject [tool.coverage]).
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:randomly --cov --cov-report=term
+
+# One run in random order, started from a scratch directory so no test can lean on the working
+# directory. Replay an order with `make test-random SEED=N` (the seed is printed first).
+SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+test-random: setup
+	@echo "random order: --randomly-seed=$(SEED)"
+	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(abspath $(PY)) -m pytest -q -p randomly --randomly-seed=$(SEED) \
+		-c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) $(CURDIR)/tests
 
 test-fast: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"

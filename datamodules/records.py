@@ -91,7 +91,10 @@ def parse_datetime(value: Any, name: str = "created_at") -> datetime:
         dt = datetime.fromisoformat(value.strip())
     except ValueError:
         raise _Bad(name, f"unparseable ISO-8601 date {value!r}") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    try:
+        return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise _Bad(name, f"date {value!r} is out of range in UTC (years 1-9999)") from None
 
 
 def _id(obj: Mapping, name: str = "id") -> str:
@@ -135,9 +138,15 @@ def _opt_date(obj: Mapping, name: str) -> datetime | None:
 
 
 def _number(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _Bad(name, f"expected a finite number, got {v!r}")
-    return float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond float range (about 1.8e308)
+        raise _Bad(name, f"number too large ({len(str(abs(v)))}-digit integer), expected a finite number") from None
+    if not math.isfinite(f):
+        raise _Bad(name, f"expected a finite number, got {v!r}")
+    return f
 
 
 def _extra(obj: Mapping, known: tuple[str, ...]) -> dict[str, Any]:
@@ -229,6 +238,12 @@ def read_records(path: str | Path, kind: str, field_map: Mapping[str, str] | Non
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             problems.append(Problem(str(path), lineno, "<line>", f"invalid JSON: {e.msg} at column {e.colno}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(str(path), lineno, "<line>", "invalid JSON: arrays/objects nested too deeply"))
+            continue
+        except ValueError as e:  # a number over Python's 4300-digit int limit
+            problems.append(Problem(str(path), lineno, "<line>", f"invalid JSON: {str(e).split(';')[0]}"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(str(path), lineno, "<line>", "expected a JSON object"))

@@ -16,3 +16,12 @@ os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Property tests: few examples (the suite must stay within minutes on 2 shared cores), no
+# deadline (timing is not behaviour), and no example database written into the working directory.
+settings.register_profile("repo", max_examples=60, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.function_scoped_fixture])
+settings.load_profile("repo")

@@ -1,8 +1,13 @@
 """Config composition, dotted overrides, unknown-key and wrong-type errors."""
+from pathlib import Path
+
 import pytest
 
 from feedback_nlp.common.config import ConfigError, load_config
 from feedback_nlp.common.instantiate import instantiate
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "configs/experiment/multilevel_issues_demo.yaml"
 
 
 @pytest.fixture
@@ -47,11 +52,10 @@ def test_constructor_parameters_are_known_keys_without_a_plus(root):
 
 def test_mapping_parameter_takes_new_entries():
     """The documented held-out override: rename source fields with data.field_map, entry by entry."""
-    cfg = load_config("configs/experiment/multilevel_issues_demo.yaml",
-                      ["data.field_map={text: review_body}", "data.field_map.summary=abstract"])
+    cfg = load_config(DEMO, ["data.field_map={text: review_body}", "data.field_map.summary=abstract"])
     assert dict(cfg.data.field_map) == {"text": "review_body", "summary": "abstract"}
     with pytest.raises(ConfigError, match="unknown config key 'data.path.x'"):  # not a mapping parameter
-        load_config("configs/experiment/multilevel_issues_demo.yaml", ["data.path.x=1"])
+        load_config(DEMO, ["data.path.x=1"])
 
 
 @pytest.mark.parametrize("override,msg", [
@@ -64,7 +68,7 @@ def test_wrong_type_names_key_and_type(root, override, msg):
         load_config(root / "exp.yaml", [override], root=root)
 
 
-def test_instantiate_checks_constructor_keys():
+def test_instantiate_checks_constructor_keys(monkeypatch):
     class Model:
         def __init__(self, lr: float = 1e-3, layers: int = 2, name: str = "m", cache: int | None = None):
             self.lr, self.layers = lr, layers
@@ -73,7 +77,7 @@ def test_instantiate_checks_constructor_keys():
     import types
     mod = types.ModuleType("fake_models")
     mod.Model = Model
-    sys.modules["fake_models"] = mod
+    monkeypatch.setitem(sys.modules, "fake_models", mod)  # removed again after the test
     assert instantiate({"class_path": "fake_models.Model", "lr": 0.1}, "model").lr == 0.1
     with pytest.raises(ConfigError, match=r"unknown config key 'model.layer' for Model; did you mean 'model.layers'"):
         instantiate({"class_path": "fake_models.Model", "layer": 3}, "model")
@@ -88,9 +92,8 @@ def test_instantiate_checks_constructor_keys():
 
 
 def test_repo_experiments_compose():
-    from pathlib import Path
     from feedback_nlp.common.instantiate import import_object
-    paths = sorted(Path("configs/experiment").glob("*.yaml"))
+    paths = sorted((ROOT / "configs/experiment").glob("*.yaml"))
     assert paths
     for path in paths:
         cfg = load_config(path, [])

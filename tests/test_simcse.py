@@ -99,7 +99,16 @@ def test_metric_states_sum_like_ddp():
     b.update(gen[1:], ann[1:])
     for state in ("precision_sum", "recall_sum", "count"):
         assert float(getattr(a, state) + getattr(b, state)) == pytest.approx(float(getattr(whole, state)))
-    assert whole._reductions["precision_sum"] is not None  # dist_reduce_fx="sum" registered
+    # DDP sync reduces each state across ranks with its dist_reduce_fx: it must be a sum (a mean
+    # or max would average or drop a rank's feedback). Apply the registered reduction to per-rank
+    # states stacked as torchmetrics gathers them, and merge rank b into rank a as a sync does.
+    for state in ("precision_sum", "recall_sum", "count"):
+        gathered = torch.stack([getattr(a, state), getattr(b, state)])
+        assert float(a._reductions[state](gathered)) == pytest.approx(float(getattr(whole, state)))
+    a.merge_state(b)
+    merged, want = a.compute(), whole.compute()
+    for key in ("precision", "recall", "f1"):
+        assert float(merged[key]) == pytest.approx(float(want[key]))
 
 
 def test_each_distinct_string_is_embedded_once():

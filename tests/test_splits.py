@@ -61,7 +61,28 @@ def test_random_split_ratio_and_seed():
     s = random_split(recs, seed=5)
     assert abs(len(s.test) / 2000 - 0.2) < 0.03
     assert ids(random_split(recs, seed=6).test) != ids(s.test)
-    assert hash_unit("x", 1) == hash_unit("x", 1) != hash_unit("x", 2)
+
+
+
+def test_hash_unit_is_the_documented_sha256_draw_in_every_process():
+    """Splits must not move between runs: hash_unit is sha256("seed:key")'s first 8 bytes / 2**64,
+    never Python's per-process salted hash(). Rebuilt here, and compared across interpreters
+    started with different PYTHONHASHSEED."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    keys = ["x", "claim-42", "ü-ñ", ""]
+    for seed in (0, 1, 2):
+        for key in keys:
+            digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+            assert hash_unit(key, seed) == int.from_bytes(digest[:8], "big") / 2**64
+    assert hash_unit("x", 1) != hash_unit("x", 2)
+    code = "from feedback_nlp.datamodules.splits import hash_unit; print([hash_unit(k, 1) for k in %r])" % keys
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout.strip() for h in (1, 2)}
+    assert outs == {str([hash_unit(k, 1) for k in keys])}
 
 
 def test_auto_uses_random_for_undated():
