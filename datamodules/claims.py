@@ -73,7 +73,7 @@ class ClaimsDataModule(RecordDataModule):
     def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
                  test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
                  dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
+                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
                  variant: str = "original+NN+PC", max_length: int = 128, test_months: int = 1,
                  augment_dev: bool = True, labeled_means_escalated: bool = True, predict_path: str | None = None,
                  group_by_length: bool = True,
@@ -88,9 +88,9 @@ class ClaimsDataModule(RecordDataModule):
                  pc_translator: str = "corpus", pc_path: str | None = None, pc_languages: list[str] | None = None,
                  pc_model: str | None = None, pc_lang_codes: dict[str, str] | None = None,
                  pc_cache_dir: str | None = ".cache/translations", pc_translate_test: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, pin_memory: bool | None = None, pad_to_multiple_of: int | None = None):
         super().__init__(path, train_path, dev_path, test_path, field_map, split, dev_fraction, test_fraction,
-                         test_month, seed, batch_size, eval_batch_size, num_workers)
+                         test_month, seed, batch_size, eval_batch_size, num_workers, pin_memory, pad_to_multiple_of)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
         if pc_translator not in ("corpus", "hf"):
@@ -255,7 +255,8 @@ class ClaimsDataModule(RecordDataModule):
         if self.tokenizer is None:
             raise RuntimeError("ClaimsDataModule.connect(tokenizer=...) must be called before batching")
         batch = dict(self.tokenizer([x["text"] for x in items], padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt"))
+                                    max_length=self.max_length, return_tensors="pt",
+                                    pad_to_multiple_of=self.pad_to_multiple_of))
         batch["labels"] = torch.tensor([x["label"] for x in items], dtype=torch.long)
         for key in INT_FIELDS:
             if key in items[0]:
@@ -285,9 +286,8 @@ class ClaimsDataModule(RecordDataModule):
         items = self._train_items(self.fit_items()[0])
         sampler = EpochBatchSampler(EpochRandomSampler(items, self.seed), self.per_device_batch_size(self.batch_size),
                                     lengths=[len(x["text"]) for x in items] if self.group_by_length else None,
-                                    group_size=4, seed=self.seed)
-        return DataLoader(_EpochItems(items), batch_sampler=sampler, collate_fn=self.collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                                    group_size=4, seed=self.seed, resume_at=self.resume_position())
+        return DataLoader(_EpochItems(items), batch_sampler=sampler, collate_fn=self.collate, **self.loader_options())
 
     def val_dataloader(self):
         return self.loader(_by_length(self._train_items(self.fit_items()[1])), self.collate, train=False)

@@ -111,16 +111,18 @@ def label_strip_id(tokenizer: Any) -> int | None:
 class Seq2SeqCollator:
     """Tokenize with dynamic padding (to the batch's longest, capped at the max lengths)."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int):
+    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int,
+                 pad_to_multiple_of: int | None = None):
         self.tokenizer, self.max_source, self.max_target = tokenizer, max_source_length, max_target_length
+        self.pad_to_multiple_of = pad_to_multiple_of  # 8: tensor-core friendly shapes on GPU
         self.strip_id = label_strip_id(tokenizer)
 
     def encode(self, sources: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(sources, max_length=self.max_source, truncation=True, padding=True,
-                             return_tensors="pt")
+                             return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         extra = 1 if self.strip_id is not None else 0
         lab = self.tokenizer(text_target=targets, max_length=self.max_target + extra, truncation=True,
-                             padding=True, return_tensors="pt")
+                             padding=True, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         labels, mask = lab["input_ids"], lab["attention_mask"]
         if self.strip_id is not None and bool((labels[:, 0] == self.strip_id).all()):
             labels, mask = labels[:, 1:], mask[:, 1:]
@@ -136,8 +138,9 @@ class Seq2SeqCollator:
 class FeedbackEvalCollator(Seq2SeqCollator):
     """Whole feedback per item: rows [coarse of each record..., granular of each record...]."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int, prefixes: Mapping[str, str]):
-        super().__init__(tokenizer, max_source_length, max_target_length)
+    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int, prefixes: Mapping[str, str],
+                 pad_to_multiple_of: int | None = None):
+        super().__init__(tokenizer, max_source_length, max_target_length, pad_to_multiple_of)
         self.prefixes = prefixes
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
@@ -152,13 +155,14 @@ class FeedbackEvalCollator(Seq2SeqCollator):
 class MultiLabelCollator:
     """000 §5.1 MCML-BERT rows: the raw text and a multi-hot vector over the coarse label set."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, labels: Sequence[str]):
-        self.tokenizer, self.max_source = tokenizer, max_source_length
+    def __init__(self, tokenizer: Any, max_source_length: int, labels: Sequence[str],
+                 pad_to_multiple_of: int | None = None):
+        self.tokenizer, self.max_source, self.pad_to_multiple_of = tokenizer, max_source_length, pad_to_multiple_of
         self.index = {lab.casefold(): i for i, lab in enumerate(labels)}
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
         enc = self.tokenizer([r.text for r in records], max_length=self.max_source, truncation=True,
-                             padding=True, return_tensors="pt")
+                             padding=True, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         target = torch.zeros(len(records), len(self.index))
         for row, r in enumerate(records):
             for issue in r.coarse:
@@ -177,15 +181,16 @@ class FeedbackDataModule(RecordDataModule):
     def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
                  test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
                  dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
+                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
                  prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
                  max_target_length: int = 64, shuffle_sentences: bool = True, shuffle_issues: bool = True,
                  summarization_weight: float = 0.0, span_infilling_weight: float = 0.0,
                  classification_weight: float = 0.0, span_noise_density: float = 0.15,
                  span_mean_length: float = 3.0, num_sentinels: int = 20, group_by_length: bool = True,
-                 length_group_size: int = 50, target_format: str = "seq2seq"):
+                 length_group_size: int = 50, target_format: str = "seq2seq", pin_memory: bool | None = None,
+                 pad_to_multiple_of: int | None = None):
         super().__init__(path, train_path, dev_path, test_path, field_map, split, dev_fraction, test_fraction,
-                         test_month, seed, batch_size, eval_batch_size, num_workers)
+                         test_month, seed, batch_size, eval_batch_size, num_workers, pin_memory, pad_to_multiple_of)
         unknown = set(prefixes or {}) - set(DEFAULT_PREFIXES)
         if unknown:
             raise ValueError(f"data.prefixes has unknown task(s) {sorted(unknown)}; known: {sorted(DEFAULT_PREFIXES)}")
@@ -231,9 +236,10 @@ class FeedbackDataModule(RecordDataModule):
 
     def _eval_collate(self) -> Any:
         if self.target_format == "multilabel":
-            return MultiLabelCollator(self._require_tokenizer(), self.max_source_length, self.coarse_labels())
+            return MultiLabelCollator(self._require_tokenizer(), self.max_source_length, self.coarse_labels(),
+                                      self.pad_to_multiple_of)
         return FeedbackEvalCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
-                                    self.prefixes)
+                                    self.prefixes, self.pad_to_multiple_of)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -243,10 +249,11 @@ class FeedbackDataModule(RecordDataModule):
         lengths = samples.lengths(self._require_tokenizer()) if self.group_by_length else None
         batch_sampler = EpochBatchSampler(EpochRandomSampler(samples, self.seed),
                                           self.per_device_batch_size(self.batch_size), False, lengths=lengths,
-                                          group_size=self.length_group_size, seed=self.seed)
-        collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length)
-        return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                                          group_size=self.length_group_size, seed=self.seed,
+                                          resume_at=self.resume_position())
+        collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
+                                  self.pad_to_multiple_of)
+        return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, **self.loader_options())
 
     def _eval_loader(self, records: Sequence[Feedback], sort: bool = True) -> DataLoader:
         # longest first: generation pads less, and memory peaks on the first batch

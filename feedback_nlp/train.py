@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from feedback_nlp.common.config import ConfigError, load_config, to_yaml
-from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV, RunDirError
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -52,7 +52,7 @@ def run(cfg: Any) -> dict[str, float]:
     from feedback_nlp.common.instantiate import accepted, import_object, instantiate
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
     from feedback_nlp.common.logging_setup import build_loggers
-    from feedback_nlp.common.run_dir import resolve_run_dir
+    from feedback_nlp.common.run_dir import global_rank, latest_checkpoint, resolve_run_dir
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, "data")
@@ -66,9 +66,17 @@ def run(cfg: Any) -> dict[str, float]:
     # written, so a bad model key or an unavailable hub model leaves no run directory behind
     model = instantiate(cfg.model, "model", **datamodule.task_info())
     datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
-    run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"))
+    run_dir, identity = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"),
+                                        run_id=cfg.get("run_id"), resuming=bool(resume_dir or ckpt_path),
+                                        accelerator=cfg.trainer.get("accelerator"))
+    if not ckpt_path and (restart := latest_checkpoint(run_dir)) is not None:
+        # the same job id restarted (SLURM requeue, torchrun restart, rerun of a run_id) after a
+        # preemption: continue from its newest checkpoint, in the same run dir and W&B run
+        ckpt_path = str(restart)
+        check_checkpoint(ckpt_path, model_cls)
+        print(f"# run {identity.run_id} ({identity.source}): continuing from {ckpt_path}", flush=True)
     callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
-    is_zero = rank_zero_only.rank == 0
+    is_zero = global_rank() == 0 and rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -145,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError) as e:
+    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
