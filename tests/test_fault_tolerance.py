@@ -81,7 +81,7 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
 
     probe = tmp / "probe" / "resumed"
     run_train(CONFIG, base + _probe(probe) + [f"resume={crashed}"])
-    start = json.loads(probe.with_name("resumed.rank0").read_text())
+    start = json.loads(probe.with_name("resumed.start.rank0").read_text())
     # the resumed job started at the saved step with the saved optimizer moments (a fresh start has none)
     assert start["global_step"] == EVERY
     saved = optimizer_fingerprint(ckpt["optimizer_states"][0])
