@@ -56,14 +56,14 @@ class StartProbe(Callback):
 
 
 class PauseAtStep(Callback):
-    """Stops making progress after `step` optimizer steps (and says so in `marker`), so a test can
-    kill the job at a known point in the middle of an epoch."""
+    """Stops making progress after `step` optimizer steps (and says so in `<marker>.rank<r>`), so a
+    test can signal or kill the job at a known point in the middle of an epoch."""
 
     def __init__(self, step: int, marker: str):
         self.step, self.marker = step, marker
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step == self.step:
-            Path(self.marker).write_text(str(trainer.global_step))
+            Path(f"{self.marker}.rank{trainer.global_rank}").write_text(str(trainer.global_step))
             while True:
                 time.sleep(1)

@@ -52,14 +52,15 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
     expected = metrics(tmp / "straight")
 
     crashed, marker = tmp / "crashed", tmp / "paused"
+    paused = marker.with_name("paused.rank0")
     pause = ["+callbacks.pause.class_path=tests.probes.PauseAtStep", f"+callbacks.pause.step={PAUSE}",
              f"+callbacks.pause.marker={marker}"]
     proc = subprocess.Popen(train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]), cwd=REPO, env=job_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=open(tmp / "crashed.log", "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+    while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
-    assert marker.exists(), f"the job never reached step {PAUSE}: {proc.stderr.read()[-3000:] if proc.poll() is not None else 'timeout'}"
+    assert paused.exists(), f"the job never reached step {PAUSE}: {(tmp / 'crashed.log').read_text()[-3000:]}"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not (crashed / "metrics.json").exists()
