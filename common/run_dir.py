@@ -149,11 +149,9 @@ def resolve_run_dir(output_dir: str | None, experiment: str, root: str = "output
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest restart point of an unfinished run: Lightning's SLURM requeue checkpoint
-    (`hpc_ckpt_<n>.ckpt`, written on SIGUSR1) or `checkpoints/last.ckpt`, whichever is newer."""
+    """The newest restart point of a run: Lightning's SLURM requeue checkpoint (`hpc_ckpt_<n>.ckpt`,
+    written on SIGUSR1), the step checkpoint (`checkpoints/step.ckpt`) or `checkpoints/last.ckpt`."""
     run_dir = Path(run_dir)
     found = [p for p in run_dir.glob("hpc_ckpt_*.ckpt") if p.is_file()]
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        found.append(last)
+    found += [p for p in (run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "step.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None

@@ -29,14 +29,17 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def resume_checkpoint(resume: str | None) -> tuple[str | None, str | None]:
-    """(run_dir, ckpt_path) for `resume`: a run dir (its checkpoints/last.ckpt) or a .ckpt file."""
+    """(run_dir, ckpt_path) for `resume`: a run dir (its newest restart point: the step, last or
+    SLURM requeue checkpoint) or a .ckpt file."""
+    from feedback_nlp.common.run_dir import latest_checkpoint
+
     if not resume:
         return None, None
     path = Path(resume)
     if path.is_dir():
-        ckpt = path / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise ConfigError(f"resume={resume}: no checkpoints/last.ckpt in that run directory")
+        ckpt = latest_checkpoint(path)
+        if ckpt is None:
+            raise ConfigError(f"resume={resume}: no checkpoints/last.ckpt (or step.ckpt) in that run directory")
         return str(path), str(ckpt)
     if path.is_file():
         return str(path.parent.parent) if path.parent.name == "checkpoints" else None, str(path)

@@ -65,8 +65,7 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
     assert proc.wait() == -signal.SIGKILL
     assert not (crashed / "metrics.json").exists()
 
-    last = crashed / "checkpoints" / "last.ckpt"
-    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    ckpt = torch.load(crashed / "checkpoints" / "step.ckpt", map_location="cpu", weights_only=True)
     steps_per_epoch = torch.load(tmp / "straight" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 2
     assert ckpt["global_step"] == EVERY and ckpt["epoch"] == 0 and EVERY < PAUSE < steps_per_epoch
     dm_key = next(k for k, v in ckpt.items() if isinstance(v, dict) and "train_position" in v)
@@ -76,7 +75,7 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
     # batch, and ends elsewhere; so the equality below is evidence that the position was used
     control = tmp / "control" / "checkpoints"
     control.mkdir(parents=True)
-    torch.save({k: v for k, v in ckpt.items() if k != dm_key}, control / "last.ckpt")
+    torch.save({k: v for k, v in ckpt.items() if k != dm_key}, control / "step.ckpt")
     run_train(CONFIG, base + [f"resume={control.parent}"])
     assert metrics(control.parent)["test/loss"] != pytest.approx(expected["test/loss"], abs=1e-6)
 
