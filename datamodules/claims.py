@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from feedback_nlp.datamodules.base import ListDataset, RecordDataModule
-from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, pad_encoding
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.noisy_negatives import embed_texts, mine_noisy_negatives, select
 from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpusTranslator
@@ -255,8 +255,8 @@ class ClaimsDataModule(RecordDataModule):
         if self.tokenizer is None:
             raise RuntimeError("ClaimsDataModule.connect(tokenizer=...) must be called before batching")
         batch = dict(self.tokenizer([x["text"] for x in items], padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt",
-                                    pad_to_multiple_of=self.pad_to_multiple_of))
+                                    max_length=self.max_length, return_tensors="pt"))
+        batch = pad_encoding(batch, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         batch["labels"] = torch.tensor([x["label"] for x in items], dtype=torch.long)
         for key in INT_FIELDS:
             if key in items[0]:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from feedback_nlp.datamodules.base import RecordDataModule
-from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, pad_encoding, pad_last_dim
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, sentinel_tokens
@@ -119,14 +119,15 @@ class Seq2SeqCollator:
 
     def encode(self, sources: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(sources, max_length=self.max_source, truncation=True, padding=True,
-                             return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
+                             return_tensors="pt")
+        enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         extra = 1 if self.strip_id is not None else 0
         lab = self.tokenizer(text_target=targets, max_length=self.max_target + extra, truncation=True,
-                             padding=True, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
+                             padding=True, return_tensors="pt")
         labels, mask = lab["input_ids"], lab["attention_mask"]
         if self.strip_id is not None and bool((labels[:, 0] == self.strip_id).all()):
             labels, mask = labels[:, 1:], mask[:, 1:]
-        labels = labels.masked_fill(mask == 0, -100).contiguous()
+        labels = pad_last_dim(labels.masked_fill(mask == 0, -100), self.pad_to_multiple_of, -100).contiguous()
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
     def __call__(self, items: list[dict[str, str]]) -> dict[str, Any]:
@@ -162,7 +163,8 @@ class MultiLabelCollator:
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
         enc = self.tokenizer([r.text for r in records], max_length=self.max_source, truncation=True,
-                             padding=True, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
+                             padding=True, return_tensors="pt")
+        enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         target = torch.zeros(len(records), len(self.index))
         for row, r in enumerate(records):
             for issue in r.coarse:

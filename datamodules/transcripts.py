@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from feedback_nlp.datamodules.batching import pad_encoding
 from feedback_nlp.datamodules.base import RecordDataModule
 from feedback_nlp.datamodules.records import Transcript
 from feedback_nlp.datamodules.sentences import split_sentences
@@ -78,8 +79,8 @@ def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max
         texts = list(unique)
     else:
         source, texts = list(range(len(flat))), flat
-    enc = tokenizer(texts or [""], padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt",
-                    pad_to_multiple_of=pad_to_multiple_of)
+    enc = tokenizer(texts or [""], padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
+    enc = pad_encoding(enc, pad_to_multiple_of, tokenizer.pad_token_id)
     shape = (len(features), n_max)
     mask = torch.zeros(shape, dtype=torch.bool)
     positions = torch.zeros(shape, dtype=torch.long)
