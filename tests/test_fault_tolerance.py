@@ -1,8 +1,8 @@
 """Mid-epoch fault tolerance: kill -9 in the middle of an epoch, resume from the step
 checkpoint, and end with exactly the metrics of an uninterrupted run.
 
-The kill point is made deterministic by a probe that stops the job after step 8 (the step
-checkpoint is at step 5): the resumed job must redo steps 6-8 on the same batches, with the
+The kill point is made deterministic by a probe that stops the job after step 5 (the step
+checkpoint is at step 3, both in epoch 0 of 7 steps): the resumed job must redo steps 4-5 on the same batches, with the
 saved optimizer state, RNG and data position. Restarting the epoch from its first batch, or
 starting fresh, gives different numbers (checked below), so equality means the position was
 restored.
@@ -24,7 +24,7 @@ from tests.scale_helpers import REPO, job_env, metrics, run_train, train_cmd
 from tests.tiny_models import tiny_bert
 
 CONFIG = "configs/experiment/seacat_demo.yaml"
-EVERY, PAUSE = 5, 8
+EVERY, PAUSE = 3, 5
 
 
 @pytest.fixture(scope="module")
