@@ -1,17 +1,46 @@
-"""Write `predictions.jsonl` from `predict_step` rows, safely under DDP.
+"""Write `predictions.jsonl` from `predict_step` rows, safely under DDP and across nodes.
 
-Why: each rank predicts its shard; rank 0 alone merges the shards into one file, atomically,
-so a DDP job never leaves several or half-written prediction files.
+Why: each rank predicts its shard of the records. The shards travel to global rank 0 through the
+process group (`all_gather_object`), never through files, because ranks on different nodes need
+not share a file system. A distributed sampler pads the last shard with repeats so every rank
+gets as many batches; those repeats are dropped by record id, and rows are ordered by record id,
+so the file is the same whatever the world size. Rank 0 alone writes it, atomically.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from feedback_nlp.common.io import atomic_write_text
+
+
+def record_order(record_id: Any) -> tuple[int, Any]:
+    """Numeric ids in numeric order, then the rest as text: "2" before "10"."""
+    text = str(record_id)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def merge_rows(shards: Iterable[Sequence[dict]]) -> list[dict]:
+    """One row per record id (the first seen), ordered by record id."""
+    seen: dict[str, dict] = {}
+    for shard in shards:
+        for row in shard:
+            seen.setdefault(str(row.get("id")), row)
+    return [seen[k] for k in sorted(seen, key=record_order)]
+
+
+def gather_rows(trainer: Any, rows: list[dict]) -> list[list[dict]]:
+    """Every rank's rows on every rank (a list per rank); just `[rows]` without a process group."""
+    import torch.distributed as dist
+
+    if trainer.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return [rows]
+    shards: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(shards, rows)
+    return [s or [] for s in shards]
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -20,15 +49,14 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, run_dir: str, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")
         self.path = Path(run_dir) / filename
+        self.rows_per_rank: list[int] = []  # how many rows each rank predicted (before de-duplication)
 
     def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Sequence[Any],
                            batch_indices: Sequence[Any] | None) -> None:
         rows = [row for batch in predictions for row in (batch or [])]
-        shard = self.path.with_name(f".{self.path.name}.rank{trainer.global_rank}")
-        atomic_write_text(shard, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
-        trainer.strategy.barrier("prediction_shards")
+        shards = gather_rows(trainer, rows)
+        self.rows_per_rank = [len(s) for s in shards]
         if trainer.is_global_zero:
-            parts = [self.path.with_name(f".{self.path.name}.rank{r}") for r in range(trainer.world_size)]
-            atomic_write_text(self.path, "".join(p.read_text(encoding="utf-8") for p in parts))
-            for p in parts:
-                p.unlink(missing_ok=True)
+            merged = merge_rows(shards)
+            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
+                                                 for r in merged))

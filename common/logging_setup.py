@@ -22,8 +22,8 @@ def wandb_run_id(run_dir: Path) -> str:
     path = Path(run_dir) / WANDB_ID_FILE
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
-    from wandb.sdk.lib.runid import generate_id
-    run_id = generate_id()
+    from feedback_nlp.common.run_dir import new_wandb_run_id
+    run_id = new_wandb_run_id()
     atomic_write_text(path, run_id + "\n")
     return run_id
 

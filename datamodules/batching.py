@@ -51,19 +51,50 @@ def length_grouped_batches(indices: Sequence[int], lengths: Sequence[int], batch
     return batches
 
 
-class EpochBatchSampler(BatchSampler):
-    """Yields batches of `(epoch, index)`; groups by `lengths` when given (`group_size` > 0)."""
+class ResumableBatchSampler(BatchSampler):
+    """A batch sampler that can start an epoch part-way: `resume_at=(epoch, batches)` skips the
+    first `batches` batches of that epoch, once.
+
+    Why: a job preempted mid-epoch resumes from a step checkpoint; replaying the epoch from its
+    start would train twice on its first batches and never on the rest. Skipping happens on
+    indices, before any sample is loaded or collated, so resuming costs no data loading. The
+    position is an init argument so it survives Lightning re-creating this sampler around its
+    DistributedSampler under DDP (every rank skips the same number of its own batches).
+    """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
-                 lengths: Sequence[int] | None = None, group_size: int = 50, seed: int = 0):
+                 resume_at: tuple[int, int] | None = None):
         super().__init__(sampler, batch_size, drop_last)
-        self.lengths, self.group_size, self.seed = lengths, group_size, seed
+        self.resume_at = tuple(resume_at) if resume_at else None
 
     @property
     def epoch(self) -> int:
         return int(getattr(self.sampler, "epoch", 0))
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def batches(self) -> Iterator[list]:
+        yield from super().__iter__()
+
+    def __iter__(self) -> Iterator[list]:
+        skip = 0
+        if self.resume_at is not None:
+            epoch, done = self.resume_at
+            skip = done if epoch == self.epoch else 0
+            self.resume_at = None  # once: later epochs start at their beginning
+        for n, batch in enumerate(self.batches()):
+            if n >= skip:
+                yield batch
+
+
+class EpochBatchSampler(ResumableBatchSampler):
+    """Yields batches of `(epoch, index)`; groups by `lengths` when given (`group_size` > 0)."""
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
+                 lengths: Sequence[int] | None = None, group_size: int = 50, seed: int = 0,
+                 resume_at: tuple[int, int] | None = None):
+        super().__init__(sampler, batch_size, drop_last, resume_at)
+        self.lengths, self.group_size, self.seed = lengths, group_size, seed
+
+    def batches(self) -> Iterator[list[tuple[int, int]]]:
         epoch, order = self.epoch, list(self.sampler)
         if self.lengths is not None and self.group_size > 0:
             rng = random.Random(f"batches:{self.seed}:{epoch}")
@@ -75,3 +106,26 @@ class EpochBatchSampler(BatchSampler):
                 batches.pop()
         for batch in batches:
             yield [(epoch, i) for i in batch]
+
+
+def pad_last_dim(t: torch.Tensor, multiple: int | None, value: int) -> torch.Tensor:
+    """Pad the sequence dimension up to a multiple (8: tensor-core friendly shapes on GPU).
+
+    Why after tokenizing, not `tokenizer(pad_to_multiple_of=...)`: the tokenizer refuses a
+    truncation length that is not itself a multiple, and rounding that length up would let
+    longer inputs through; padding afterwards changes the shape only, never the tokens."""
+    if not multiple or t.shape[-1] % multiple == 0:
+        return t
+    extra = multiple - t.shape[-1] % multiple
+    return torch.nn.functional.pad(t, (0, extra), value=value)
+
+
+def pad_encoding(enc: dict, multiple: int | None, pad_id: int | None) -> dict:
+    """`pad_last_dim` for a tokenizer's output: pad ids for input_ids, 0 for the masks/type ids."""
+    if not multiple:
+        return enc
+    out = dict(enc)
+    for key, value in out.items():
+        if isinstance(value, torch.Tensor) and value.dim() == 2:
+            out[key] = pad_last_dim(value, multiple, (pad_id or 0) if key == "input_ids" else 0)
+    return out

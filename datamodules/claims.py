@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from feedback_nlp.common.vocabulary import SAFETY_LABELS
 from feedback_nlp.datamodules.base import ListDataset, RecordDataModule
-from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, pad_encoding
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
 from feedback_nlp.datamodules.parallel_corpus import ParallelCorpus
@@ -74,15 +74,16 @@ class ClaimsDataModule(RecordDataModule):
     def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
                  test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
                  dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
+                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
                  variant: str = "original+NN+PC", max_length: int = 128, test_months: int = 1,
                  augment_dev: bool = True, labeled_means_escalated: bool = True, predict_path: str | None = None,
                  group_by_length: bool = True, noisy_negatives: NoisyNegatives | None = None,
-                 parallel_corpus: ParallelCorpus | None = None, progress: bool = True):
+                 parallel_corpus: ParallelCorpus | None = None, progress: bool = True,
+                 pin_memory: bool | None = None, pad_to_multiple_of: int | None = None):
         super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
                          field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
                          test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         num_workers=num_workers)
+                         num_workers=num_workers, pin_memory=pin_memory, pad_to_multiple_of=pad_to_multiple_of)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
         self.variant, self.max_length, self.test_months = variant, max_length, test_months
@@ -222,6 +223,7 @@ class ClaimsDataModule(RecordDataModule):
             raise RuntimeError("ClaimsDataModule.connect(tokenizer=...) must be called before batching")
         batch = dict(self.tokenizer([x["text"] for x in items], padding=True, truncation=True,
                                     max_length=self.max_length, return_tensors="pt"))
+        batch = pad_encoding(batch, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         batch["labels"] = torch.tensor([x["label"] for x in items], dtype=torch.long)
         for key in INT_FIELDS:
             if key in items[0]:
@@ -251,9 +253,8 @@ class ClaimsDataModule(RecordDataModule):
         items = self._train_items(self.fit_items()[0])
         sampler = EpochBatchSampler(EpochRandomSampler(items, self.seed), self.per_device_batch_size(self.batch_size),
                                     lengths=[len(x["text"]) for x in items] if self.group_by_length else None,
-                                    group_size=4, seed=self.seed)
-        return DataLoader(_EpochItems(items), batch_sampler=sampler, collate_fn=self.collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                                    group_size=4, seed=self.seed, resume_at=self.resume_position())
+        return DataLoader(_EpochItems(items), batch_sampler=sampler, collate_fn=self.collate, **self.loader_options())
 
     def val_dataloader(self):
         return self.loader(_by_length(self._train_items(self.fit_items()[1])), self.collate, train=False)

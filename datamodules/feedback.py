@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from feedback_nlp.common.vocabulary import AUX_TASKS, ISSUE_LEVELS, TASK_PREFIXES
 from feedback_nlp.datamodules.base import RecordDataModule
-from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, pad_encoding, pad_last_dim
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, sentinel_tokens
@@ -107,20 +107,23 @@ def label_strip_id(tokenizer: Any) -> int | None:
 class Seq2SeqCollator:
     """Tokenize with dynamic padding (to the batch's longest, capped at the max lengths)."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int):
+    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int,
+                 pad_to_multiple_of: int | None = None):
         self.tokenizer, self.max_source, self.max_target = tokenizer, max_source_length, max_target_length
+        self.pad_to_multiple_of = pad_to_multiple_of  # 8: tensor-core friendly shapes on GPU
         self.strip_id = label_strip_id(tokenizer)
 
     def encode(self, sources: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(sources, max_length=self.max_source, truncation=True, padding=True,
                              return_tensors="pt")
+        enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         extra = 1 if self.strip_id is not None else 0
         lab = self.tokenizer(text_target=targets, max_length=self.max_target + extra, truncation=True,
                              padding=True, return_tensors="pt")
         labels, mask = lab["input_ids"], lab["attention_mask"]
         if self.strip_id is not None and bool((labels[:, 0] == self.strip_id).all()):
             labels, mask = labels[:, 1:], mask[:, 1:]
-        labels = labels.masked_fill(mask == 0, -100).contiguous()
+        labels = pad_last_dim(labels.masked_fill(mask == 0, -100), self.pad_to_multiple_of, -100).contiguous()
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
     def __call__(self, items: list[dict[str, str]]) -> dict[str, Any]:
@@ -132,8 +135,9 @@ class Seq2SeqCollator:
 class FeedbackEvalCollator(Seq2SeqCollator):
     """Whole feedback per item: rows [coarse of each record..., granular of each record...]."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int, prefixes: Mapping[str, str]):
-        super().__init__(tokenizer, max_source_length, max_target_length)
+    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int, prefixes: Mapping[str, str],
+                 pad_to_multiple_of: int | None = None):
+        super().__init__(tokenizer, max_source_length, max_target_length, pad_to_multiple_of)
         self.prefixes = prefixes
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
@@ -148,13 +152,15 @@ class FeedbackEvalCollator(Seq2SeqCollator):
 class MultiLabelCollator:
     """000 §5.1 MCML-BERT rows: the raw text and a multi-hot vector over the coarse label set."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, labels: Sequence[str]):
-        self.tokenizer, self.max_source = tokenizer, max_source_length
+    def __init__(self, tokenizer: Any, max_source_length: int, labels: Sequence[str],
+                 pad_to_multiple_of: int | None = None):
+        self.tokenizer, self.max_source, self.pad_to_multiple_of = tokenizer, max_source_length, pad_to_multiple_of
         self.index = {lab.casefold(): i for i, lab in enumerate(labels)}
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
         enc = self.tokenizer([r.text for r in records], max_length=self.max_source, truncation=True,
                              padding=True, return_tensors="pt")
+        enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         target = torch.zeros(len(records), len(self.index))
         for row, r in enumerate(records):
             for issue in r.coarse:
@@ -173,17 +179,18 @@ class FeedbackDataModule(RecordDataModule):
     def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
                  test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
                  dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
+                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
                  prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
                  max_target_length: int = 64, shuffle_sentences: bool = True, shuffle_issues: bool = True,
                  summarization_weight: float = 0.0, span_infilling_weight: float = 0.0,
                  classification_weight: float = 0.0, span_noise_density: float = 0.15,
                  span_mean_length: float = 3.0, num_sentinels: int = 20, group_by_length: bool = True,
-                 length_group_size: int = 50, target_format: str = "seq2seq"):
+                 length_group_size: int = 50, target_format: str = "seq2seq", pin_memory: bool | None = None,
+                 pad_to_multiple_of: int | None = None):
         super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
                          field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
                          test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         num_workers=num_workers)
+                         num_workers=num_workers, pin_memory=pin_memory, pad_to_multiple_of=pad_to_multiple_of)
         unknown = set(prefixes or {}) - set(DEFAULT_PREFIXES)
         if unknown:
             raise ValueError(f"data.prefixes has unknown task(s) {sorted(unknown)}; known: {sorted(DEFAULT_PREFIXES)}")
@@ -229,9 +236,10 @@ class FeedbackDataModule(RecordDataModule):
 
     def _eval_collate(self) -> Any:
         if self.target_format == "multilabel":
-            return MultiLabelCollator(self._require_tokenizer(), self.max_source_length, self.coarse_labels())
+            return MultiLabelCollator(self._require_tokenizer(), self.max_source_length, self.coarse_labels(),
+                                      self.pad_to_multiple_of)
         return FeedbackEvalCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
-                                    self.prefixes)
+                                    self.prefixes, self.pad_to_multiple_of)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -241,10 +249,11 @@ class FeedbackDataModule(RecordDataModule):
         lengths = samples.lengths(self._require_tokenizer()) if self.group_by_length else None
         batch_sampler = EpochBatchSampler(EpochRandomSampler(samples, self.seed),
                                           self.per_device_batch_size(self.batch_size), False, lengths=lengths,
-                                          group_size=self.length_group_size, seed=self.seed)
-        collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length)
-        return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                                          group_size=self.length_group_size, seed=self.seed,
+                                          resume_at=self.resume_position())
+        collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
+                                  self.pad_to_multiple_of)
+        return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, **self.loader_options())
 
     def _eval_loader(self, records: Sequence[Feedback], sort: bool = True) -> DataLoader:
         # longest first: generation pads less, and memory peaks on the first batch

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from feedback_nlp.datamodules.batching import pad_encoding
 from feedback_nlp.datamodules.base import RecordDataModule
 from feedback_nlp.datamodules.records import Transcript
 from feedback_nlp.datamodules.sentences import split_sentences
@@ -55,7 +56,8 @@ def featurize(t: Transcript, max_sentences: int) -> TranscriptFeatures:
 
 
 def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max_tokens: int,
-                     label_index: Mapping[str, int] | None = None, dedupe: bool = True) -> dict[str, Any]:
+                     label_index: Mapping[str, int] | None = None, dedupe: bool = True,
+                     pad_to_multiple_of: int | None = None) -> dict[str, Any]:
     """Batch transcripts: flat tokens of the real sentences + the map back to (batch, sentence).
 
     Returns input_ids / attention_mask (U x T, U = distinct real sentences, T = longest of
@@ -78,6 +80,7 @@ def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max
     else:
         source, texts = list(range(len(flat))), flat
     enc = tokenizer(texts or [""], padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
+    enc = pad_encoding(enc, pad_to_multiple_of, tokenizer.pad_token_id)
     shape = (len(features), n_max)
     mask = torch.zeros(shape, dtype=torch.bool)
     positions = torch.zeros(shape, dtype=torch.long)
@@ -108,13 +111,14 @@ class TranscriptsDataModule(RecordDataModule):
     def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
                  test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
                  dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 16, eval_batch_size: int | None = None, num_workers: int = 0,
+                 seed: int = 0, batch_size: int = 16, eval_batch_size: int | None = None, num_workers: int | None = 0,
                  max_sentences: int = 64, max_tokens: int = 128, dedupe_sentences: bool = True,
-                 predict_split: str = "test"):
+                 predict_split: str = "test", pin_memory: bool | None = None,
+                 pad_to_multiple_of: int | None = None):
         super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
                          field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
                          test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         num_workers=num_workers)
+                         num_workers=num_workers, pin_memory=pin_memory, pad_to_multiple_of=pad_to_multiple_of)
         if max_sentences < 1 or max_tokens < 2:
             raise ValueError(f"max_sentences must be >= 1 and max_tokens >= 2, got {max_sentences}, {max_tokens}")
         if predict_split not in ("train", "dev", "test", "traffic"):
@@ -139,7 +143,8 @@ class TranscriptsDataModule(RecordDataModule):
     def collate(self, features: Sequence[TranscriptFeatures]) -> dict[str, Any]:
         if self._label_index is None:
             self._label_index = {label: i for i, label in enumerate(self.task_info()["labels"])}
-        return collate_features(features, self.tokenizer, self.max_tokens, self._label_index, self.dedupe_sentences)
+        return collate_features(features, self.tokenizer, self.max_tokens, self._label_index, self.dedupe_sentences,
+                                self.pad_to_multiple_of)
 
     def train_dataloader(self):
         return self.loader(self.features("train"), self.collate, train=True)

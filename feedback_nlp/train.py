@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from feedback_nlp.common.config import ConfigError, load_config, to_yaml
-from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV, RunDirError
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -29,14 +29,17 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def resume_checkpoint(resume: str | None) -> tuple[str | None, str | None]:
-    """(run_dir, ckpt_path) for `resume`: a run dir (its checkpoints/last.ckpt) or a .ckpt file."""
+    """(run_dir, ckpt_path) for `resume`: a run dir (its newest restart point: the step, last or
+    SLURM requeue checkpoint) or a .ckpt file."""
+    from feedback_nlp.common.run_dir import latest_checkpoint
+
     if not resume:
         return None, None
     path = Path(resume)
     if path.is_dir():
-        ckpt = path / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise ConfigError(f"resume={resume}: no checkpoints/last.ckpt in that run directory")
+        ckpt = latest_checkpoint(path)
+        if ckpt is None:
+            raise ConfigError(f"resume={resume}: no checkpoints/last.ckpt (or step.ckpt) in that run directory")
         return str(path), str(ckpt)
     if path.is_file():
         return str(path.parent.parent) if path.parent.name == "checkpoints" else None, str(path)
@@ -49,10 +52,10 @@ def run(cfg: Any) -> dict[str, float]:
 
     from feedback_nlp.common.callbacks_setup import build_callbacks
     from feedback_nlp.common.checkpoints import check_checkpoint
-    from feedback_nlp.common.instantiate import accepted, import_object, instantiate
+    from feedback_nlp.common.instantiate import import_object, instantiate
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
     from feedback_nlp.common.logging_setup import build_loggers
-    from feedback_nlp.common.run_dir import resolve_run_dir
+    from feedback_nlp.common.run_dir import global_rank, latest_checkpoint, resolve_run_dir
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, "data")
@@ -66,13 +69,27 @@ def run(cfg: Any) -> dict[str, float]:
     # written, so a bad model key or an unavailable hub model leaves no run directory behind
     model = instantiate(cfg.model, "model", **datamodule.task_info())
     datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
-    run_dir = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"))
+    run_dir, identity = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"),
+                                        run_id=cfg.get("run_id"), resuming=bool(resume_dir or ckpt_path),
+                                        accelerator=cfg.trainer.get("accelerator"))
+    if not ckpt_path and (restart := latest_checkpoint(run_dir)) is not None:
+        # the same job id restarted (SLURM requeue, torchrun restart, rerun of a run_id) after a
+        # preemption: continue from its newest checkpoint, in the same run dir and W&B run
+        ckpt_path = str(restart)
+        check_checkpoint(ckpt_path, model_cls)
+        print(f"# run {identity.run_id} ({identity.source}): continuing from {ckpt_path}", flush=True)
     callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
-    is_zero = rank_zero_only.rank == 0
+    is_zero = global_rank() == 0 and rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
+    if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
+        from omegaconf import OmegaConf
+        from feedback_nlp.common.strategy import build_strategy
+        strategy = trainer_kwargs["strategy"]
+        trainer_kwargs["strategy"] = build_strategy(
+            OmegaConf.to_container(strategy, resolve=True) if OmegaConf.is_config(strategy) else strategy, model)
     trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
                         callbacks=callbacks, default_root_dir=str(run_dir))
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -145,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError) as e:
+    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -12,6 +12,7 @@ import torch
 
 from feedback_nlp import train
 from feedback_nlp.demo_data.transcripts import generate_transcripts
+from tests.probes import optimizer_fingerprint
 from tests.scale_helpers import REPO, job_env, metrics, run_train, train_cmd
 from tests.tiny_models import tiny_bert
 
@@ -49,10 +50,18 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(assets):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the job finished before it could be killed"
     assert not (crashed / "metrics.json").exists()
-    saved_epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-    assert saved_epoch < 2, "killed after the last epoch: nothing left to resume"
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert saved["epoch"] < 2, "killed after the last epoch: nothing left to resume"
 
-    run_train(CONFIG, base + [f"resume={crashed}"])
+    probe = tmp / "probe" / "resumed"
+    run_train(CONFIG, base + [f"resume={crashed}", "+callbacks.probe.class_path=tests.probes.StartProbe",
+                              f"+callbacks.probe.path={probe}"])
+    # the checkpoint was loaded: training restarted at its step with its optimizer moments (a
+    # fresh run with the same seed would reach the same metrics below, but from step 0, no moments)
+    start = json.loads(probe.with_name("resumed.start.rank0").read_text())
+    assert start["global_step"] == saved["global_step"] > 0
+    assert start["optimizer"] == pytest.approx(optimizer_fingerprint(saved["optimizer_states"][0]), rel=1e-9)
+    assert start["optimizer"]["exp_avg"] != 0.0
     resumed = metrics(crashed)
     assert [p.name for p in tmp.iterdir() if p.name.startswith("crashed")] == ["crashed"]  # same run dir
     for key in ("test/acc", "test/loss", "val/loss", "val/acc"):

@@ -84,7 +84,21 @@ COMMON = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"
 
 def overrides(case, assets, out_root):
     _, extra = CASES[case]
-    return [o.format(**assets) for o in extra] + [f"output_root={out_root}"]
+    probe = ["+callbacks.probe.class_path=tests.probes.StartProbe", f"+callbacks.probe.path={out_root}.probe/job"]
+    return [o.format(**assets) for o in extra] + [f"output_root={out_root}"] + probe
+
+
+def predict_ids(run_dir):
+    """The ids of the records the job predicts (its datamodule's predict split), rebuilt from config."""
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    dm = instantiate(cfg.data, "data")
+    dm.validate()
+    cls = import_object(cfg.model.class_path)
+    ckpt = sorted((run_dir / "checkpoints").glob("best*.ckpt"))[-1]
+    model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    dm.connect(tokenizer=model.tokenizer)
+    dm.setup("predict")
+    return {str(i) for batch in dm.predict_dataloader() for i in batch["ids"]}
 
 
 def single_process_test(run_dir):
@@ -115,6 +129,17 @@ def test_ddp_two_processes(case, assets):
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert "last.ckpt" in ckpts and len(ckpts) == 2, ckpts
     assert not [p for p in run_dir.rglob(".*rank*")], "prediction shards left behind"
+
+    # both ranks trained and predicted (a one-process run would pass every other check here)
+    probe = out_root.with_name(out_root.name + ".probe")
+    starts = [json.loads((probe / f"job.start.rank{r}").read_text()) for r in (0, 1)]
+    assert [(s["rank"], s["world_size"]) for s in starts] == [(0, 2), (1, 2)]
+    shards = [json.loads((probe / f"job.predict.rank{r}").read_text())["ids"] for r in (0, 1)]
+    assert shards[0] and shards[1] and not set(shards[0]) & set(shards[1])
+    predicted = [str(json.loads(line)["id"]) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(predicted) == sorted(shards[0] + shards[1])  # every record exactly once
+    assert len(set(predicted)) == len(predicted) == len(predict_ids(run_dir))
+    assert set(predicted) == predict_ids(run_dir)
     manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
     assert manifest["task"] and manifest["weights_sha256"] and len(manifest["model_version"]) == 16
     wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))

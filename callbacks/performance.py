@@ -1,0 +1,77 @@
+"""GPU speed and memory knobs that apply to any task model: torch.compile and gradient
+checkpointing of its Hugging Face backbones (config: `callbacks.performance.*`).
+
+Why a callback and not model arguments: the knobs concern how a backbone runs, not what the
+task computes, and every task has one or more `transformers` backbones (BERT encoder, T5/BART,
+the SimCSE encoder); finding them here keeps the task modules free of device concerns.
+Both change speed and memory only: the loss of a step is the same with or without them
+(tests/test_gpu_knobs.py checks this on CPU).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+
+def hf_backbones(module: nn.Module) -> list[nn.Module]:
+    """The outermost `transformers.PreTrainedModel` submodules (a T5 inside a task, not its blocks)."""
+    from transformers import PreTrainedModel
+
+    found: list[nn.Module] = []
+
+    def visit(m: nn.Module) -> None:
+        if isinstance(m, PreTrainedModel):
+            found.append(m)
+            return
+        for child in m.children():
+            visit(child)
+
+    visit(module)
+    return found
+
+
+def transformer_layer_classes(module: nn.Module) -> set[type]:
+    """Classes of the repeated transformer layers (the backbones' `_no_split_modules`, e.g. BertLayer,
+    T5Block): the unit FSDP wraps and activation checkpointing recomputes."""
+    names = {n for m in hf_backbones(module) for n in (getattr(m, "_no_split_modules", None) or [])}
+    # the layer stack: entries of a ModuleList (_no_split_modules also names one-off blocks
+    # such as BertEmbeddings, which are not worth an FSDP unit of their own)
+    return {type(m) for stack in module.modules() if isinstance(stack, nn.ModuleList)
+            for m in stack if type(m).__name__ in names}
+
+
+class Performance(Callback):
+    """`compile`: torch.compile each backbone in place (parameter names and checkpoints unchanged;
+    the first steps are slower while it compiles). `gradient_checkpointing`: recompute each
+    layer's activations in the backward pass (about 30% more compute for a fraction of the
+    activation memory: longer inputs or a larger per-device batch on the same GPU)."""
+
+    def __init__(self, compile: bool = False, compile_mode: str | None = None, compile_backend: str = "inductor",
+                 gradient_checkpointing: bool = False):
+        self.compile, self.compile_mode, self.compile_backend = compile, compile_mode, compile_backend
+        self.gradient_checkpointing = gradient_checkpointing
+        self._applied = False
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self._applied or not (self.compile or self.gradient_checkpointing):
+            return
+        backbones = hf_backbones(pl_module)
+        if not backbones:
+            raise ValueError(f"callbacks.performance: {type(pl_module).__name__} has no Hugging Face backbone "
+                             "to compile or checkpoint")
+        for m in backbones:
+            if self.gradient_checkpointing:
+                if not getattr(m, "supports_gradient_checkpointing", False):
+                    raise ValueError(f"callbacks.performance.gradient_checkpointing: {type(m).__name__} does not "
+                                     "support gradient checkpointing")
+                if hasattr(m, "activation_checkpointing_enable"):  # transformers >= 5 name
+                    m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+                else:
+                    m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                if getattr(m.config, "use_cache", None):
+                    m.config.use_cache = False  # a KV cache is useless in training and conflicts with recompute
+            if self.compile:
+                m.compile(mode=self.compile_mode, backend=self.compile_backend)
+        self._applied = True
