@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from feedback_nlp.datamodules.batching import ResumableBatchSampler
+from feedback_nlp.datamodules.batching import EpochRandomSampler, ResumableBatchSampler
 from feedback_nlp.datamodules.records import load_records
 from feedback_nlp.datamodules.splits import Splits, make_splits
 
@@ -28,27 +28,6 @@ class ListDataset(Dataset):
 
     def __getitem__(self, i: int) -> Any:
         return self.items[i]
-
-
-class EpochSeededSampler(Sampler[int]):
-    """Shuffles by (seed, epoch) instead of the global RNG.
-
-    Why: a job resumed from a checkpoint must see the same batch order as an uninterrupted
-    one; Lightning calls `set_epoch` on samplers that have it (DistributedSampler does the same).
-    """
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 class RecordDataModule(L.LightningDataModule):
@@ -172,7 +151,7 @@ class RecordDataModule(L.LightningDataModule):
     def loader(self, items: Sequence[Any], collate: Any, train: bool) -> DataLoader:
         size = self.per_device_batch_size(self.batch_size if train else self.eval_batch_size)
         if train:
-            batches = ResumableBatchSampler(EpochSeededSampler(len(items), self.seed), size, drop_last=False,
+            batches = ResumableBatchSampler(EpochRandomSampler(items, self.seed), size, drop_last=False,
                                             resume_at=self.resume_position())
             return DataLoader(ListDataset(items), batch_sampler=batches, collate_fn=collate, **self.loader_options())
         return DataLoader(ListDataset(items), batch_size=size, sampler=self.eval_sampler(len(items)),

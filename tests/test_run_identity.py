@@ -9,9 +9,14 @@ import sys
 import pytest
 
 from feedback_nlp.callbacks.prediction_writer import merge_rows
-from feedback_nlp.common.run_dir import (ENV_VAR, RunDirError, identity_from_env, latest_checkpoint,
-                                         new_wandb_run_id, resolve_run_dir)
-from feedback_nlp.datamodules.base import EpochSeededSampler
+from feedback_nlp.common.run_dir import (
+    ENV_VAR,
+    RunDirError,
+    identity_from_env,
+    latest_checkpoint,
+    new_wandb_run_id,
+    resolve_run_dir,
+)
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, ResumableBatchSampler
 from tests.scale_helpers import free_port
 
@@ -97,7 +102,7 @@ def test_new_id_is_made_on_rank_0_and_broadcast(tmp_path):
 
 def test_resumable_batch_sampler_skips_once_and_only_in_its_epoch():
     def epoch_batches(resume_at=None, epoch=1):
-        sampler = EpochSeededSampler(23, seed=3)
+        sampler = EpochRandomSampler(range(23), seed=3)
         sampler.set_epoch(epoch)
         return [list(b) for b in ResumableBatchSampler(sampler, 4, resume_at=resume_at)]
 
@@ -105,7 +110,7 @@ def test_resumable_batch_sampler_skips_once_and_only_in_its_epoch():
     assert len(full) == 6 and sorted(i for b in full for i in b) == list(range(23))
     assert epoch_batches(resume_at=(1, 4)) == full[4:]
     assert epoch_batches(resume_at=(0, 4)) == full  # a position from another epoch is not applied
-    sampler = EpochSeededSampler(23, seed=3)
+    sampler = EpochRandomSampler(range(23), seed=3)
     batches = ResumableBatchSampler(sampler, 4, resume_at=(0, 5))
     first, second = [list(b) for b in batches], [list(b) for b in batches]
     assert len(first) == 1 and len(second) == 6  # the next epoch starts at its beginning
