@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from feedback_nlp.callbacks.recall_threshold import RecallThreshold
-from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier, load_predictor, onnx_export
+from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+from feedback_nlp.serving.safety import SafetyPredictor
 from tests.test_product_safety_data import tiny_bert, write_claims
 
 KPI_KEYS = ("test/precision", "test/recall", "test/threshold", "test/target_recall", "traffic/volume_model",
@@ -91,9 +92,9 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     assert info["threshold"] == pytest.approx(0.5001) and info["labels"][1] == "product_safety"
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))  # safetensors only
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
-    pred = load_predictor(tmp_path)
-    from feedback_nlp.datamodules.records import Claim
-    rows = pred.predict([Claim(str(i), t, "en", None, None) for i, t in enumerate(texts)])
+    pred = SafetyPredictor.load(tmp_path)
+    from feedback_nlp.serving.records import TextRecord
+    rows = pred.predict([TextRecord(str(i), t, "en") for i, t in enumerate(texts)])
     with torch.no_grad():
         want = m.probabilities(dict(m.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                                 max_length=16))).tolist()
@@ -106,8 +107,10 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
 
 
 def test_onnx_export_matches_eager(bert, tmp_path):
-    ProductSafetyClassifier(pretrained=bert, max_length=16).export_for_serving(tmp_path)
-    assert onnx_export(tmp_path, tmp_path / "model.onnx") < 1e-4
+    from feedback_nlp.serving.onnx_export import export_for_task
+    info = ProductSafetyClassifier(pretrained=bert, max_length=16).export_for_serving(tmp_path)
+    fields = export_for_task(tmp_path, info)
+    assert fields["onnx"]["files"]["safety.onnx"] < 1e-4 and (tmp_path / "safety.onnx").is_file()
 
 
 @pytest.mark.slow
