@@ -62,3 +62,21 @@ def load_export(export_dir: str | Path, options: RuntimeOptions = RuntimeOptions
     verify_weights(export_dir, manifest)
     loader = getattr(importlib.import_module(module_name), fn_name)
     return loader(export_dir, manifest, options), manifest
+
+
+def preflight(export_dir: str | Path, options: RuntimeOptions) -> dict[str, Any]:
+    """Every check a server can make before loading a model: manifest, task, hashes, backend files."""
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    _, _, kind = task_entry(manifest, export_dir)
+    manifest.setdefault("record_kind", kind)
+    if manifest["task"] not in SELF_VERIFYING:
+        verify_weights(export_dir, manifest)
+    if options.backend == "onnx":
+        if manifest["task"] in ("multilevel_issues", "universal_model"):
+            raise ExportError(f"task {manifest['task']} serves with --backend torch only")
+        files = ((manifest.get("onnx") or {}).get("files") or {}) if isinstance(manifest.get("onnx"), dict) else {}
+        if not files:
+            raise ExportError(f"{export_dir}: no ONNX graph in this export; write one with `export --onnx` "
+                              "or serve with --backend torch")
+    return manifest
