@@ -24,8 +24,9 @@ CLAIMS = ["The heel broke off and I fell down the stairs.", "too small", "a need
           "refund please", "the cable caught fire", "wrong colour", "my dog choked on a broken part"]
 
 
-def safety_export(folder: Path, onnx: bool = False, threshold: float = 0.5) -> Path:
-    """A random tiny product-safety model, exported as train.py's callback would."""
+def safety_export(folder: Path, onnx: bool = False, threshold: float | None = None) -> Path:
+    """A random tiny product-safety model, exported as train.py's callback would; the threshold
+    defaults to the median probability on CLAIMS, so both decisions occur."""
     import torch
 
     from feedback_nlp.common.export import export_module
@@ -36,6 +37,10 @@ def safety_export(folder: Path, onnx: bool = False, threshold: float = 0.5) -> P
     m = ProductSafetyClassifier(pretrained=bert, max_length=32).eval()
     with torch.no_grad():
         m.head.weight.normal_(0, 2.0)           # spread the probabilities: decisions on both sides
+    if threshold is None:
+        enc = m.tokenizer(CLAIMS, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            threshold = float(m.probabilities(dict(enc)).median())
     m.set_threshold(threshold, 0.95, 0.96)
     return export_module(m, folder / "export", onnx=onnx)
 
