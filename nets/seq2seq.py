@@ -11,8 +11,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from feedback_nlp.metrics.issue_sets import parse_issues
-
 
 def generation_kwargs(config: Any) -> dict[str, Any]:
     """The decoding settings taken from a generation config (what the export also carries)."""
@@ -29,6 +27,8 @@ def generation_kwargs(config: Any) -> dict[str, Any]:
 def generate_issue_sets(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         kwargs: Mapping[str, Any]) -> list[list[str]]:
     """HF `generate` -> text -> issue set per row (split on commas, trimmed, de-duplicated)."""
+    # deferred: the metrics package's __init__ imports torchmetrics, which serving otherwise never needs
+    from feedback_nlp.metrics.issue_sets import parse_issues
     was_training = model.training
     model.eval()
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
