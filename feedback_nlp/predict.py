@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 
@@ -92,8 +93,10 @@ def score_stream(predictor: Any, manifest: dict[str, Any], items: Iterator[Any],
     n, chunk = 0, []
 
     def flush() -> int:
-        rows = stamp_rows(chunk, predictor.predict(chunk), manifest["model_version"])
-        out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        # a file may repeat an id: the predictor sees unique keys, each row gets its record's id back
+        keyed = [replace(r, id=f"{i}:{r.id}") for i, r in enumerate(chunk)]
+        rows = stamp_rows(keyed, predictor.predict(keyed), manifest["model_version"])
+        out.writelines(json.dumps({**row, "id": rec.id}, ensure_ascii=False) + "\n" for rec, row in zip(chunk, rows))
         chunk.clear()
         return len(rows)
 

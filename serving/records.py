@@ -213,13 +213,14 @@ class LineProblem:
 
 def iter_jsonl(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None,
                max_chars: int | None = None) -> Iterator[Any]:
-    """Stream a JSONL file: yields records or LineProblems, one line at a time (memory flat).
+    """Stream a JSONL file: yields records or LineProblems, one line at a time.
 
-    A record without `id` gets its line number. Duplicate ids are reported as problems.
+    Memory is flat in the number of lines, so ids are not checked for duplicates across the file
+    (that would keep every id): output rows follow the input lines, one per valid line, and a
+    record without `id` gets its line number.
     """
     check_kind(kind)
     path = Path(path)
-    seen: dict[str, int] = {}
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -233,13 +234,7 @@ def iter_jsonl(path: str | Path, kind: str, field_map: Mapping[str, str] | None 
                 yield LineProblem(str(path), lineno, "<line>", f"invalid JSON: {e.msg} at column {e.colno}")
                 continue
             try:
-                rec = decode_record(obj, kind, lineno, str(lineno), max_chars, field_map)
+                yield decode_record(obj, kind, lineno, str(lineno), max_chars, field_map)
             except RequestError as e:
                 p = e.problems[0]
                 yield LineProblem(str(path), lineno, p.field, p.message)
-                continue
-            if rec.id in seen:
-                yield LineProblem(str(path), lineno, "id", f"duplicate id {rec.id!r} (first on line {seen[rec.id]})")
-                continue
-            seen[rec.id] = lineno
-            yield rec
