@@ -132,7 +132,8 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert saved["test/fairness_groups"] == 4  # the 4 test claims with a French version
     assert any(k.startswith("test/lang/fr/") for k in saved)  # per-language KPIs include the translations
     # the best checkpoint's threshold is the one test and predict used
-    best = sorted((out / "checkpoints").glob("best*.ckpt"))[-1]
+    from feedback_nlp.export import best_checkpoint
+    best = best_checkpoint(out)                             # the one ModelCheckpoint recorded
     ckpt_threshold = torch.load(best, weights_only=True)["product_safety"]["threshold"]
     assert saved["test/threshold"] == pytest.approx(ckpt_threshold) and saved["val/threshold"] >= 0
     preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
@@ -143,5 +144,6 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     # serving from the export reproduces the run's predictions
     from feedback_nlp.datamodules.records import load_records
     by_id = {r.id: r for r in load_records(claims, "claim")}
-    served = load_predictor(out / "export").predict([by_id[p["id"]] for p in preds])
+    from feedback_nlp.serving.registry import load_export
+    served = load_export(out / "export")[0].predict([by_id[p["id"]] for p in preds])
     np.testing.assert_allclose([s["probability"] for s in served], [p["probability"] for p in preds], atol=1e-5)
