@@ -48,20 +48,54 @@ class Seq2SeqEncoder(nn.Module):
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-class Seq2SeqDecoderStep(nn.Module):
-    """(decoder ids so far, encoder states, source mask) -> next-token logits of every position.
+def _flat(cache: Any, cross: bool) -> list[torch.Tensor]:
+    """An EncoderDecoderCache as flat tensors: per layer self k, self v (, cross k, cross v)."""
+    out: list[torch.Tensor] = []
+    for i, layer in enumerate(cache.self_attention_cache.layers):
+        out += [layer.keys, layer.values]
+        if cross:
+            c = cache.cross_attention_cache.layers[i]
+            out += [c.keys, c.values]
+    return out
 
-    The second ONNX graph; a runtime decodes by calling it once per generated token. It has no
-    key/value cache input, so each step re-reads the prefix (quadratic in output length, which
-    stays short here: issue lists of <= 64 tokens).
-    """
+
+def past_names(n_layers: int, cross: bool = True) -> list[str]:
+    kinds = ("self_k", "self_v", "cross_k", "cross_v") if cross else ("self_k", "self_v")
+    return [f"{kind}.{i}" for i in range(n_layers) for kind in kinds]
+
+
+class Seq2SeqDecoderInit(nn.Module):
+    """First decoder call: (decoder ids, encoder states, source mask) -> logits + the key/value
+    cache (self-attention of the ids so far, cross-attention of the source). The second ONNX graph."""
 
     def __init__(self, model: Any):
         super().__init__()
         self.model = model
 
     def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
         out = self.model(encoder_outputs=(encoder_hidden_states,), attention_mask=attention_mask,
-                         decoder_input_ids=decoder_input_ids, use_cache=False)
-        return out.logits
+                         decoder_input_ids=decoder_input_ids, use_cache=True,
+                         past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()))
+        return (out.logits, *_flat(out.past_key_values, cross=True))
+
+
+class Seq2SeqDecoderWithPast(nn.Module):
+    """Every later step: one new token per row + the cache -> logits + the grown self-attention
+    cache (the cross-attention cache does not change). The third ONNX graph; with it a runtime
+    decodes in linear time, as `generate` does with `use_cache=True`."""
+
+    def __init__(self, model: Any, n_layers: int):
+        super().__init__()
+        self.model, self.n_layers = model, n_layers
+
+    def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                attention_mask: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+        layers = range(self.n_layers)
+        cache = EncoderDecoderCache(DynamicCache(ddp_cache_data=[(past[4 * i], past[4 * i + 1]) for i in layers]),
+                                    DynamicCache(ddp_cache_data=[(past[4 * i + 2], past[4 * i + 3]) for i in layers]))
+        out = self.model(encoder_outputs=(encoder_hidden_states,), attention_mask=attention_mask,
+                         decoder_input_ids=decoder_input_ids, use_cache=True, past_key_values=cache)
+        return (out.logits, *_flat(out.past_key_values, cross=False))

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from feedback_nlp.nets.seq2seq import Seq2SeqDecoderStep, Seq2SeqEncoder, generate_issue_sets, generation_kwargs
+from feedback_nlp.nets.seq2seq import (Seq2SeqDecoderInit, Seq2SeqDecoderWithPast, Seq2SeqEncoder, generate_issue_sets,
+                                       generation_kwargs, past_names)
 from feedback_nlp.serving.manifest import ExportError
 from feedback_nlp.serving.onnx_export import OnnxGraph
 from feedback_nlp.serving.runtime import RuntimeOptions
@@ -18,7 +19,8 @@ from feedback_nlp.serving.text_batches import chunks
 
 SETTINGS_FILE = "issue_task.json"
 LEVELS = ("coarse", "granular")
-ENCODER_ONNX, DECODER_ONNX = "seq2seq_encoder.onnx", "seq2seq_decoder.onnx"
+ENCODER_ONNX, DECODER_ONNX, DECODER_PAST_ONNX = ("seq2seq_encoder.onnx", "seq2seq_decoder.onnx",
+                                                "seq2seq_decoder_with_past.onnx")
 PROBE = ["The zipper broke after one week.", "Delivery was late and the box was damaged, I want a refund."]
 OTHER = ["ok", "Too small.", "The colour is different from the picture and it smells."]
 
@@ -66,7 +68,8 @@ class IssuePredictor:
         return rows
 
     def onnx_graphs(self, texts: Sequence[str] = ()) -> list[OnnxGraph]:
-        """Encoder and decoder-step graphs, each checked on a batch of another shape."""
+        """Encoder, first decoder step (-> key/value cache) and decoder step with the cache, each
+        checked on batches of another shape (batch size, source length and cache length)."""
         import torch
         model = self.model.float().cpu().eval()
         n = self.settings["max_source_length"]
@@ -75,30 +78,46 @@ class IssuePredictor:
             e = self.tokenizer(list(t), max_length=n, truncation=True, padding=True, return_tensors="pt")
             return {"input_ids": e["input_ids"], "attention_mask": e["attention_mask"]}
 
-        encoder = Seq2SeqEncoder(model).eval()
-        src, other = enc(list(texts) or PROBE), enc(OTHER)
+        encoder, init = Seq2SeqEncoder(model).eval(), Seq2SeqDecoderInit(model).eval()
         start = model.generation_config.decoder_start_token_id
         if start is None:
             start = model.config.decoder_start_token_id
         vocab = len(self.tokenizer)
 
-        def dec(e: dict[str, Any], steps: int, seed: int) -> dict[str, Any]:
+        def dec(e: dict[str, Any], steps: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+            """(init inputs of `steps` tokens, with-past inputs: one more token + the init's cache)."""
             with torch.no_grad():
                 states = encoder(**e)
             g = torch.Generator().manual_seed(seed)
-            ids = torch.randint(0, vocab, (states.shape[0], steps), generator=g)
+            ids = torch.randint(0, vocab, (states.shape[0], steps + 1), generator=g)
             ids[:, 0] = start
-            return {"decoder_input_ids": ids, "encoder_hidden_states": states, "attention_mask": e["attention_mask"]}
+            first = {"decoder_input_ids": ids[:, :steps], "encoder_hidden_states": states,
+                     "attention_mask": e["attention_mask"]}
+            with torch.no_grad():
+                cache = init(**first)[1:]
+            names = past_names(len(cache) // 4)
+            return first, {**first, "decoder_input_ids": ids[:, steps:], **dict(zip(["past." + k for k in names], cache))}
 
+        src, other = enc(list(texts) or PROBE), enc(OTHER)
+        (first, step), (first2, step2) = dec(src, 3, 0), dec(other, 5, 1)
+        n_layers = (len(step) - 3) // 4
         seq = {0: "batch", 1: "source"}
+        cache_axes = {f"{p}.{k}": {0: "batch", 2: "past" if k.startswith("self") else "source"}
+                      for p in ("past", "present") for k in past_names(n_layers)}
+        full, selfs = past_names(n_layers), past_names(n_layers, cross=False)
         return [OnnxGraph(ENCODER_ONNX, encoder, src, ["encoder_hidden_states"], checks=[other],
-                          dynamic_axes={"input_ids": seq, "attention_mask": seq,
-                                        "encoder_hidden_states": seq}),
-                OnnxGraph(DECODER_ONNX, Seq2SeqDecoderStep(model).eval(), dec(src, 3, 0), ["logits"],
-                          checks=[dec(other, 5, 1)],
-                          dynamic_axes={"decoder_input_ids": {0: "batch", 1: "target"},
-                                        "encoder_hidden_states": seq, "attention_mask": seq,
-                                        "logits": {0: "batch", 1: "target"}})]
+                          dynamic_axes={"input_ids": seq, "attention_mask": seq, "encoder_hidden_states": seq}),
+                OnnxGraph(DECODER_ONNX, init, first, ["logits", *("present." + k for k in full)], checks=[first2],
+                          dynamic_axes={"decoder_input_ids": {0: "batch", 1: "target"}, "encoder_hidden_states": seq,
+                                        "attention_mask": seq, "logits": {0: "batch", 1: "target"},
+                                        **{f"present.{k}": {0: "batch", 2: "target" if k.startswith("self") else "source"}
+                                           for k in full}}),
+                OnnxGraph(DECODER_PAST_ONNX, Seq2SeqDecoderWithPast(model, n_layers).eval(), step,
+                          ["logits", *("present." + k for k in selfs)], checks=[step2],
+                          dynamic_axes={"decoder_input_ids": {0: "batch"}, "encoder_hidden_states": seq,
+                                        "attention_mask": seq, "logits": {0: "batch"},
+                                        **{k: v for k, v in cache_axes.items() if k.startswith("past.")},
+                                        **{f"present.{k}": {0: "batch", 2: "past"} for k in selfs}})]
 
 
 def load(export_dir: Path, manifest: Mapping[str, Any], options: RuntimeOptions) -> IssuePredictor:

@@ -70,3 +70,22 @@ def test_mcml_export_through_the_api_and_onnx(tmp_path):
         [{"id": str(i), "text": t} for i, t in enumerate(texts[:3])], "feedback"))
     for row, o in zip(got_a + got_b, onnx_rows):
         assert list(o["probabilities"].values()) == pytest.approx(list(row["probabilities"].values()), abs=1e-5)
+
+
+def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
+    """The offline default (BERT warm-started on both sides): the three seq2seq graphs export and
+    pass the exporter's parity check on a second batch shape and cache length; the export serves."""
+    from feedback_nlp.common.export import export_module
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from tests.tiny_models import tiny_bert
+    tiny = tiny_bert(tmp_path / "tiny", ["the zipper broke", "late delivery and a damaged box"])
+    torch.manual_seed(0)
+    module = MultiLevelIssuesModule(pretrained=tiny, architecture="encoder-decoder", max_source_length=32,
+                                    max_target_length=6, simcse_model=tiny).eval()
+    export = export_module(module, tmp_path / "export", onnx=True)
+    manifest = load_export(export)[1]
+    files = manifest["onnx"]["files"]
+    assert len(files) == 3 and max(files.values()) < 1e-4
+    assert set(files) <= set(manifest["weights_sha256"])
+    rows = load_export(export)[0].predict(decode_request([{"id": "a", "text": "the zipper broke"}], "feedback"))
+    assert rows[0]["id"] == "a" and isinstance(rows[0]["coarse"], list) and isinstance(rows[0]["granular"], list)
