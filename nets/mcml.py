@@ -5,7 +5,7 @@ ONNX graph read the same probabilities and turn them into label sets with `predi
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from feedback_nlp.nets.pooling import check_pooling, pool
 
 
 class McmlNet(nn.Module):
-    def __init__(self, encoder: nn.Module, n_labels: int, pooling: str = "cls", dropout: float = 0.1):
+    def __init__(self, encoder: Any, n_labels: int, pooling: str = "cls", dropout: float = 0.1):
         super().__init__()
         self.encoder, self.pooling = encoder, check_pooling(pooling)
         # Sequential keeps the parameter names (head.1.weight) of checkpoints written before nets/

@@ -26,7 +26,7 @@ def cls_logits(encoder: nn.Module, head: nn.Module, batch: Mapping[str, Any],
 class SafetyNet(nn.Module):
     """encoder + dropout + linear head over {not safety, safety}."""
 
-    def __init__(self, encoder: nn.Module, n_labels: int = 2, dropout: float = 0.0):
+    def __init__(self, encoder: Any, n_labels: int = 2, dropout: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)

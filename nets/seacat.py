@@ -24,7 +24,7 @@ __all__ = ["NET_INPUTS", "POOLINGS", "SeaCatNet", "prediction_rows"]
 class SeaCatNet(nn.Module):
     """The network of 002 Fig. 2, on a flat block of real sentences."""
 
-    def __init__(self, encoder: nn.Module, n_labels: int, max_sentences: int, pooling: str = "mean",
+    def __init__(self, encoder: Any, n_labels: int, max_sentences: int, pooling: str = "mean",
                  position_embedding: bool = True, dropout: float = 0.1, cache_size: int = 0):
         super().__init__()
         self.cache_size = cache_size   # frozen encoder only: sentence embeddings kept across batches

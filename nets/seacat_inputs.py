@@ -63,7 +63,8 @@ def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max
     if tokenizer is None:
         raise RuntimeError("TranscriptsDataModule: no tokenizer connected (call connect(tokenizer=...))")
     n_max = max(1, max(len(f.sentences) for f in features))
-    flat, slots = [], []
+    flat: list[str] = []
+    slots: list[int] = []
     for b, f in enumerate(features):
         flat.extend(f.sentences)
         slots.extend(b * n_max + s for s in range(len(f.sentences)))

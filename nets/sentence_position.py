@@ -30,6 +30,7 @@ class SentencePositionEmbedding(nn.Module):
     def __init__(self, max_sentences: int, dim: int):
         super().__init__()
         self.max_sentences = max_sentences
+        self.table: torch.Tensor
         self.register_buffer("table", sinusoidal_table(2 * max_sentences + 1, dim), persistent=False)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:

@@ -70,14 +70,19 @@ def export_graph(graph: OnnxGraph, out_dir: Path, atol: float = DEFAULT_ATOL, rt
         wanted = {i.name for i in session.get_inputs()}
         diff = 0.0
         for batch in (graph.example, *graph.checks):
-            got = session.run(list(graph.output_names), {k: v.cpu().numpy() for k, v in batch.items() if k in wanted})
+            shapes = {k: tuple(v.shape) for k, v in batch.items()}
+            try:
+                got = session.run(list(graph.output_names),
+                                  {k: v.cpu().numpy() for k, v in batch.items() if k in wanted})
+            except Exception as err:  # onnxruntime's own error types: a shape baked in at export time
+                raise OnnxMismatchError(f"{graph.file}: onnxruntime fails on a batch of shape {shapes}: "
+                                        f"{str(err).splitlines()[0][:300]}") from None
             for name, e, o in zip(graph.output_names, _eager(module, batch), got):
                 d = float(np.max(np.abs(e - o))) if e.size else 0.0
                 diff = max(diff, d)
                 if e.shape != o.shape or not np.allclose(o, e, atol=atol, rtol=rtol):
                     raise OnnxMismatchError(f"{graph.file}: output '{name}' differs from eager PyTorch by up to "
-                                            f"{d:.2e} (atol={atol}, rtol={rtol}) on a batch of shape "
-                                            f"{ {k: tuple(v.shape) for k, v in batch.items()} }")
+                                            f"{d:.2e} (atol={atol}, rtol={rtol}) on a batch of shape {shapes}")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

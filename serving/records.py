@@ -183,7 +183,9 @@ def decode_request(payload: Any, kind: str, limits: Limits = Limits()) -> list[A
     if limits.max_records is not None and len(payload) > limits.max_records:
         raise RequestError([RecordProblem(-1, "<body>", f"{len(payload)} records, over the limit of "
                                                         f"{limits.max_records} per request", True)])
-    records, problems, seen = [], [], {}
+    records: list[Any] = []
+    problems: list[RecordProblem] = []
+    seen: dict[str, int] = {}
     for i, obj in enumerate(payload):
         try:
             rec = decode_record(obj, kind, i, str(i), limits.max_chars)

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import torch
 from torch import nn
 
 from feedback_nlp.nets.safety import SafetyProbability
@@ -25,7 +24,7 @@ OTHER = ["a", "Mein Kind hat sich an einer scharfen Kante geschnitten, es hat st
          "ins Krankenhaus fahren.", "It smells of petrol.", "x y", "Too small."]
 
 
-def write_export(out_dir: Path, encoder: nn.Module, head: nn.Linear, tokenizer: Any, labels: Sequence[str],
+def write_export(out_dir: Path, encoder: Any, head: nn.Linear, tokenizer: Any, labels: Sequence[str],
                  threshold: float, max_length: int, target_recall: float | None = None,
                  dev_recall: float | None = None) -> dict[str, Any]:
     """Write the serving folder's files; return the manifest fields."""
@@ -38,7 +37,7 @@ def write_export(out_dir: Path, encoder: nn.Module, head: nn.Linear, tokenizer: 
     return info
 
 
-def save_weights(out_dir: Path, encoder: nn.Module, head: nn.Linear, threshold: float) -> None:
+def save_weights(out_dir: Path, encoder: Any, head: nn.Linear, threshold: float) -> None:
     from safetensors.torch import save_file
     encoder.save_pretrained(out_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}

@@ -57,7 +57,7 @@ def test_a_shape_baked_in_at_trace_time_is_caught_on_the_check_batch(tmp_path):
     """Without dynamic axes the graph only accepts the traced shape: the check batch of another
     shape must fail the export, and nothing is kept."""
     m = Scorer()
-    with pytest.raises(Exception):
+    with pytest.raises(OnnxMismatchError, match="onnxruntime fails on a batch of shape"):
         export_graph(OnnxGraph("m.onnx", m, {"ids": torch.randint(0, 50, (3, 7)), "mask": torch.ones(3, 7)}, ["probs"],
                                checks=[{"ids": torch.randint(0, 50, (5, 4)), "mask": torch.ones(5, 4)}]), tmp_path)
     assert list(tmp_path.iterdir()) == []
