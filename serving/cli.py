@@ -80,11 +80,13 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     import tempfile
     device = options.device.split(":")[0]
     ready_dir = tempfile.mkdtemp(prefix="feedback-serve-ready-")
+    n_devices = torch_device_count() if device == "cuda" else 1
     api = RecordsAPI(a.export.resolve(), manifest["record_kind"], manifest["model_version"], device, a.dtype,
                      a.backend, a.batch_size, a.max_batch_size, a.batch_timeout,
-                     worker_threads(device, a.workers_per_device), ready_dir, a.workers_per_device)
+                     worker_threads(device, a.workers_per_device), ready_dir, a.workers_per_device * n_devices)
     limits = Limits(a.max_records, a.max_chars)
-    server = ls.LitServer(api, accelerator=device, devices=1, workers_per_device=a.workers_per_device,
+    devices: Any = "auto" if device == "cuda" else 1       # every visible GPU; one CPU "device"
+    server = ls.LitServer(api, accelerator=device, devices=devices, workers_per_device=a.workers_per_device,
                           timeout=a.timeout, model_metadata={"task": manifest["task"],
                                                              "model_version": manifest["model_version"]},
                           middlewares=[(ServingMiddleware, {"kind": manifest["record_kind"], "limits": limits,
@@ -100,6 +102,11 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     server.app.add_api_route("/metadata", metadata, methods=["GET"])
     server.app.add_api_route("/metrics", prometheus, methods=["GET"])
     return server, manifest
+
+
+def torch_device_count() -> int:
+    import torch
+    return max(1, torch.cuda.device_count())
 
 
 def _sigterm(signum: int, frame: Any) -> None:
