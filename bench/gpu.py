@@ -79,8 +79,8 @@ def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
                             max_source_length=a.max_length, max_target_length=64, pad_to_multiple_of=8)
     dm.validate()
     info = {k: v for k, v in dm.task_info().items() if k != "labels"}
-    module = MultiLevelIssuesModule(pretrained=a.seq2seq_pretrained, lr=1e-4, generate_on_validation=False,
-                                    copy_input_baseline=False, fused_optimizer=True, **info)
+    module = MultiLevelIssuesModule(pretrained=a.seq2seq_pretrained, optim={"lr": 1e-4, "fused": True},
+                                    generate_on_validation=False, copy_input_baseline=False, **info)
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")
     samples = dm.train_samples
@@ -113,8 +113,8 @@ def safety_task(a: argparse.Namespace) -> dict[str, Any]:
     dm = ClaimsDataModule(path=data, variant="original", batch_size=a.batch_size, max_length=a.max_length,
                           seed=0, progress=False, pad_to_multiple_of=8)
     dm.validate()
-    module = ProductSafetyClassifier(pretrained=a.safety_pretrained, max_length=a.max_length, lr=2e-5,
-                                     optimizer="adamw", fused_optimizer=True, **dm.task_info())
+    module = ProductSafetyClassifier(pretrained=a.safety_pretrained, max_length=a.max_length,
+                                     optim={"lr": 2e-5, "optimizer": "adamw", "fused": True}, **dm.task_info())
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")
     items = [x for x in dm._train_items(dm.fit_items()[0]) if x["label"] >= 0]

@@ -68,7 +68,8 @@ def run(cfg: Any) -> dict[str, float]:
     # model and callbacks are built (their config keys checked, weights loaded) before anything is
     # written, so a bad model key or an unavailable hub model leaves no run directory behind
     model = instantiate(cfg.model, "model", **datamodule.task_info())
-    datamodule.connect(tokenizer=getattr(model, "tokenizer", None))
+    contract = model.contract()  # record kind, tokenizer, exporter: declared, checked before any write
+    datamodule.connect(tokenizer=contract.tokenizer)
     run_dir, identity = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"),
                                         run_id=cfg.get("run_id"), resuming=bool(resume_dir or ckpt_path),
                                         accelerator=cfg.trainer.get("accelerator"))
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     from feedback_nlp.datamodules.errors import DataValidationError
     from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.common.checkpoints import CheckpointError
+    from feedback_nlp.lightning_modules.base import TaskContractError
 
     args = parse_args(argv)
     try:
@@ -162,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError) as e:
+    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError, TaskContractError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import lightning as L
 import torch
@@ -57,8 +58,48 @@ class OptimSettings:
         return out
 
 
+class TaskContractError(ValueError):
+    """A task module that does not declare what it reads, how it tokenizes or how it exports."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskContract:
+    """What a task module states about itself, checked when the run starts (not discovered later).
+
+    Why: finding the tokenizer with getattr and the exporter with hasattr let a module that lacked
+    one (the MCML baseline) train to the end and silently export nothing.
+    """
+
+    task: str                                       # the serving registry's name for its exports
+    record_kind: str                                # what predict.py / the server decode for it
+    tokenizer: Any                                  # handed to the DataModule's `connect`
+    exporter: Callable[[Path], dict[str, Any]]      # writes the serving folder's files
+
+
 class TaskModule(L.LightningModule):
     task: str = ""
+    record_kind: str = ""      # claim | feedback | transcript | question (serving/records.py)
+
+    def contract(self) -> TaskContract:
+        """The declared contract, or TaskContractError naming what is missing."""
+        from feedback_nlp.serving.records import RECORD_KINDS
+        from feedback_nlp.serving.registry import known_tasks
+        name = type(self).__name__
+        if self.task not in known_tasks():
+            raise TaskContractError(f"{name}.task = {self.task!r} is not a served task ({', '.join(known_tasks())})")
+        if self.record_kind not in RECORD_KINDS:
+            raise TaskContractError(f"{name}.record_kind = {self.record_kind!r}; expected one of "
+                                    f"{', '.join(RECORD_KINDS)}")
+        tokenizer = self.__dict__.get("tokenizer", getattr(self, "tokenizer", None))
+        if tokenizer is None:
+            raise TaskContractError(f"{name} declares no tokenizer (self.tokenizer) for its DataModule")
+        if type(self).export_for_serving is TaskModule.export_for_serving:
+            raise TaskContractError(f"{name} declares no exporter (export_for_serving)")
+        return TaskContract(self.task, self.record_kind, tokenizer, self.export_for_serving)
+
+    def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
+        """Write the serving folder's weights and settings; return the manifest fields."""
+        raise NotImplementedError
 
     def __init__(self, optim: Mapping[str, Any] | None = None, **task_defaults: Any):
         """`optim`: the `model.optim` section; `task_defaults`: the task's own defaults under it."""

@@ -8,6 +8,7 @@ the very same ROUGE/SimCSE metrics, so `test/coarse/*` of both runs form one tab
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -16,20 +17,9 @@ from torch import nn
 from feedback_nlp.common.model_factory import PACKAGED_MINILM, load_encoder, load_tokenizer
 from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
+from feedback_nlp.nets.mcml import McmlNet, predicted_label_sets
 
-
-def predicted_label_sets(probs: torch.Tensor, labels: Sequence[str], threshold: float = 0.5,
-                         at_least_one: bool = True) -> list[list[str]]:
-    """Labels whose probability passes `threshold`, most probable first; with `at_least_one`, the
-    top label when none passes (every feedback in the data names at least one issue)."""
-    out = []
-    for row in probs:
-        order = torch.argsort(row, descending=True).tolist()
-        chosen = [labels[j] for j in order if row[j] >= threshold]
-        if not chosen and at_least_one and order:
-            chosen = [labels[order[0]]]
-        out.append(chosen)
-    return out
+__all__ = ["McmlBertModule", "predicted_label_sets"]
 
 
 class McmlBertModule(TaskModule):
@@ -41,7 +31,7 @@ class McmlBertModule(TaskModule):
     def __init__(self, labels: Sequence[str] | None = None, pretrained: str = PACKAGED_MINILM,
                  pooling: str = "cls", dropout: float = 0.1, threshold: float = 0.5, at_least_one: bool = True,
                  simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
-                 optim: Mapping[str, Any] | None = None):
+                 max_source_length: int = 512, optim: Mapping[str, Any] | None = None):
         super().__init__(optim, lr=5e-5)
         if not labels:
             raise ValueError("McmlBertModule needs the coarse label set (FeedbackDataModule.task_info()['labels'])")
@@ -49,22 +39,15 @@ class McmlBertModule(TaskModule):
             raise ValueError(f"model.pooling must be cls or mean, got {pooling!r}")
         self.save_hyperparameters()
         self.labels = list(labels)
-        self.encoder = load_encoder(pretrained)
+        self.net = McmlNet(load_encoder(pretrained), len(self.labels), pooling, dropout)
         self.tokenizer = load_tokenizer(pretrained)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.config.hidden_size, len(self.labels)))
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.embedder = SentenceEmbedder(simcse_model)
         self.val_metrics = LevelMetrics(self.embedder, simcse_threshold, rouge_use_stemmer)
         self.test_metrics = LevelMetrics(self.embedder, simcse_threshold, rouge_use_stemmer)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.hparams.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.head(pooled)
+        return self.net(input_ids, attention_mask)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
@@ -105,3 +88,10 @@ class McmlBertModule(TaskModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
         sets = self._predict_sets(self(batch["input_ids"], batch["attention_mask"]))
         return [{"id": rid, "coarse": s} for rid, s in zip(batch["ids"], sets)]
+
+    # --- serving (format: serving/mcml.py) ------------------------------------------------------
+    def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
+        from feedback_nlp.serving.mcml import write_export
+        hp = self.hparams
+        return write_export(Path(out_dir), self.net, self.tokenizer, self.labels, hp.threshold, hp.at_least_one,
+                            hp.max_source_length)

@@ -4,8 +4,8 @@ Why: 000 §3.2 generates both issue levels with a single fine-tuned encoder-deco
 task prefix, instead of one classifier per level; §4.3 scores each level with ROUGE-1/2 and
 SimCSE precision/recall; Appendix C fixes beam width 2 and length penalty 2.5 for decoding.
 This module only wires those pieces: the backbone comes from `seq2seq_backbone`, samples from
-`feedback_nlp.datamodules.feedback`, the math from `metrics`. Serving: `export_for_serving` writes a
-self-contained HF folder and `load_predictor` (in `multilevel_issues_serving`) reads it back.
+`feedback_nlp.datamodules.feedback`, the math from `metrics`, decoding from `nets/seq2seq.py`. Serving:
+`export_for_serving` writes a self-contained HF folder (format: serving/issues.py).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from torch import nn
 from feedback_nlp.common.model_factory import PACKAGED_MINILM, set_dropout
 from feedback_nlp.datamodules.sentences import split_sentences
 from feedback_nlp.lightning_modules.base import TaskModule
-from feedback_nlp.lightning_modules.multilevel_issues_serving import (export_hf_folder, generate_issue_sets, generation_kwargs,
-                                                         load_predictor)
+from feedback_nlp.lightning_modules.multilevel_issues_serving import load_predictor
 from feedback_nlp.lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
                                                seq2seq_loss)
 from feedback_nlp.metrics.issue_sets import join_issues
 from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
+from feedback_nlp.nets.seq2seq import generate_issue_sets, generation_kwargs
 
 LEVELS = ("coarse", "granular")
 __all__ = ["MultiLevelIssuesModule", "load_predictor"]
@@ -180,5 +180,6 @@ class MultiLevelIssuesModule(TaskModule):
     # --- serving ----------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         """Write model + tokenizer + generation config (safetensors) and the task settings."""
-        return export_hf_folder(self.model, self.tokenizer, Path(out_dir), self.task, self.prefixes,
-                                self.max_source_length, self.max_target_length)
+        from feedback_nlp.serving.issues import write_export
+        return write_export(self.model, self.tokenizer, Path(out_dir), self.task, self.prefixes,
+                            self.max_source_length, self.max_target_length)

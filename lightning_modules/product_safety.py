@@ -9,11 +9,10 @@ checkpoint and export carries it), the evaluation reports the business KPIs of T
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -23,19 +22,12 @@ from torchmetrics import CatMetric, MeanMetric
 from feedback_nlp.common.model_factory import load_encoder, load_tokenizer, set_dropout
 from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.metrics.safety_kpis import safety_kpis
+from feedback_nlp.nets.safety import ENCODER_INPUTS, cls_logits
+from feedback_nlp.serving import safety as safety_export
 
 DEFAULT_LABELS = ["not_product_safety", "product_safety"]
-HEAD_FILE, INFO_FILE = "classifier_head.safetensors", "classifier.json"
 EVAL_FIELDS = ("index", "labels", "language", "group", "in_test", "in_traffic", "is_original", "escalated")
-ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def cls_logits(encoder: nn.Module, head: nn.Module, batch: dict[str, Any],
-               dropout: nn.Module | None = None) -> torch.Tensor:
-    """001 §3.1: last-layer [CLS] vector -> linear layer; shared by training, export and serving."""
-    out = encoder(**{k: batch[k] for k in ENCODER_INPUTS if k in batch})
-    cls = out.last_hidden_state[:, 0]
-    return head(dropout(cls) if dropout is not None else cls)
+__all__ = ["ENCODER_INPUTS", "ProductSafetyClassifier", "cls_logits"]
 
 
 class ProductSafetyClassifier(TaskModule):
@@ -171,113 +163,25 @@ class ProductSafetyClassifier(TaskModule):
         if state:
             self.set_threshold(state["threshold"], state.get("target_recall"), state.get("dev_recall"))
 
-    # --- serving export ------------------------------------------------------------------------
+    # --- serving export (format: serving/safety.py) ---------------------------------------------
     def save_weights(self, out_dir: Path) -> None:
         """The only .safetensors files of an export: encoder (HF layout) and the linear head.
 
         The threshold is stored in the head's metadata, so the model version (a hash of these
-        files, common/export.py) changes whenever the decision rule changes.
+        files, serving/manifest.py) changes whenever the decision rule changes.
         """
-        from safetensors.torch import save_file
-        self.encoder.save_pretrained(out_dir)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(out_dir / HEAD_FILE), metadata={"threshold": repr(float(self.threshold))})
+        safety_export.save_weights(Path(out_dir), self.encoder, self.head, self.threshold)
 
     def weights_version(self) -> str:
-        """The model version an export of these weights would get (common/export.model_version)."""
-        from feedback_nlp.common.export import model_version, weight_hashes
+        """The model version an export of these weights would get (serving/manifest.model_version)."""
+        from feedback_nlp.serving.manifest import model_version, weight_hashes
         with tempfile.TemporaryDirectory() as tmp:
             self.save_weights(Path(tmp))
             return model_version(weight_hashes(Path(tmp)))
 
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
-        out_dir = Path(out_dir)
-        self.save_weights(out_dir)
-        self.tokenizer.save_pretrained(out_dir)
-        info = {"task": self.task, "labels": self.labels, "threshold": float(self.threshold),
-                "max_length": self.max_length, "pooling": "cls", "head": HEAD_FILE,
-                "target_recall": self.target_recall, "dev_recall": self.dev_recall}
-        (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        return info
-
-
-class SafetyPredictor:
-    """Serving-side classifier: loads only safetensors + JSON from an export folder (no pickles)."""
-
-    def __init__(self, export_dir: str | Path, batch_size: int = 32):
-        from safetensors.torch import load_file
-        d = Path(export_dir)
-        info = json.loads((d / INFO_FILE).read_text(encoding="utf-8"))
-        self.labels, self.threshold, self.max_length = info["labels"], float(info["threshold"]), int(info["max_length"])
-        self.batch_size = batch_size
-        self.encoder = load_encoder(str(d), use_safetensors=True).eval()
-        self.tokenizer = load_tokenizer(str(d))
-        state = load_file(str(d / info.get("head", HEAD_FILE)))
-        self.head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
-        self.head.load_state_dict(state)
-        self.head.eval()
-
-    @torch.no_grad()
-    def probabilities(self, texts: Sequence[str]) -> list[float]:
-        out: list[float] = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt")
-            out += torch.softmax(cls_logits(self.encoder, self.head, dict(enc)).float(), dim=-1)[:, 1].tolist()
-        return out
-
-    def predict(self, records: Sequence[Any]) -> list[dict]:
-        probs = self.probabilities([r.text for r in records])
-        return [{"id": r.id, "probability": p, "decision": int(p >= self.threshold),
-                 "label": self.labels[int(p >= self.threshold)], "threshold": self.threshold}
-                for r, p in zip(records, probs)]
-
-
-def load_predictor(export_dir: str | Path) -> SafetyPredictor:
-    return SafetyPredictor(export_dir)
-
-
-def onnx_export(export_dir: str | Path, onnx_path: str | Path, opset: int = 17, atol: float = 1e-4) -> float:
-    """Export encoder + head (-> P(safety)) to ONNX and check it against eager PyTorch.
-
-    Returns the max absolute difference of P(safety) on a probe batch; raises if > `atol`.
-    """
-    import onnxruntime as ort
-    pred = SafetyPredictor(export_dir)
-
-    class _Probs(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder, self.head = pred.encoder, pred.head
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            logits = cls_logits(self.encoder, self.head, {"input_ids": input_ids, "attention_mask": attention_mask})
-            return torch.softmax(logits, dim=-1)[:, 1]
-
-    probe = ["The heel broke off and I fell down the stairs.", "Der Stoff ist zu dünn.", "ok"]
-    enc = pred.tokenizer(probe, padding=True, truncation=True, max_length=pred.max_length, return_tensors="pt")
-    model = _Probs().eval()
-    torch.onnx.export(model, (enc["input_ids"], enc["attention_mask"]), str(onnx_path),
-                      input_names=["input_ids", "attention_mask"], output_names=["probability"],
-                      opset_version=opset, dynamo=False,
-                      dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                                    "probability": {0: "batch"}})
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    # check on the traced shape and on another batch size and length (traced shapes must not be baked in)
-    other = ["a", "Mein Kind hat sich an einer scharfen Kante geschnitten, es hat stark geblutet und "
-             "wir mussten ins Krankenhaus fahren.", "It smells of petrol.", "x y", "Too small."]
-    got, want = [], []
-    for texts in (probe, other):
-        e = pred.tokenizer(texts, padding=True, truncation=True, max_length=pred.max_length, return_tensors="pt")
-        feed = {"input_ids": e["input_ids"].numpy(), "attention_mask": e["attention_mask"].numpy()}
-        got.append(sess.run(None, feed)[0])
-        with torch.no_grad():
-            want.append(model(e["input_ids"], e["attention_mask"]).numpy())
-    got, want = np.concatenate(got), np.concatenate(want)
-    diff = float(np.max(np.abs(got - want)))
-    if diff > atol:
-        raise RuntimeError(f"ONNX export differs from eager PyTorch by {diff:.2e} (> {atol:.0e})")
-    return diff
+        return safety_export.write_export(Path(out_dir), self.encoder, self.head, self.tokenizer, self.labels,
+                                          self.threshold, self.max_length, self.target_recall, self.dev_recall)
 
 
 def _gather(store: nn.ModuleDict) -> dict[str, np.ndarray]:

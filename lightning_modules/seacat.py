@@ -12,7 +12,6 @@ deduplicated block of them and the index map back into the (batch, sentence) gri
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,10 +23,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from feedback_nlp.common.model_factory import load_encoder, load_tokenizer
 from feedback_nlp.lightning_modules.base import TaskModule
-from feedback_nlp.lightning_modules.main_question import pick_rule1, pick_rule2, rule_accuracy
-from feedback_nlp.lightning_modules.sentence_position import SentencePositionEmbedding
+from feedback_nlp.nets.main_question import rule_accuracy
+from feedback_nlp.nets.seacat import NET_INPUTS, POOLINGS, SeaCatNet, prediction_rows
 
-POOLINGS = ("mean", "cls")
+__all__ = ["NET_INPUTS", "POOLINGS", "SeaCat", "SeaCatNet", "encoder_layers", "freeze_lower_layers",
+           "prediction_rows"]
 
 
 def encoder_layers(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
@@ -52,110 +52,6 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
     embeddings, layers = encoder_layers(encoder)
     for module in [embeddings, *layers[:n]]:
         module.requires_grad_(False)
-
-
-class SeaCatNet(nn.Module):
-    """The network of 002 Fig. 2, on a flat block of real sentences."""
-
-    def __init__(self, encoder: nn.Module, n_labels: int, max_sentences: int, pooling: str = "mean",
-                 position_embedding: bool = True, dropout: float = 0.1, cache_size: int = 0):
-        super().__init__()
-        self.cache_size = cache_size   # frozen encoder only: sentence embeddings kept across batches
-        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.encoder, self.pooling, self.use_positions = encoder, pooling, position_embedding
-        dim = encoder.config.hidden_size
-        self.positions = SentencePositionEmbedding(max_sentences, dim)
-        self.key = nn.Parameter(torch.randn(dim) * 0.02)             # eq. 1: the learned key vector k
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(dim, n_labels)
-
-    @property
-    def encoder_frozen(self) -> bool:
-        return not any(p.requires_grad for p in self.encoder.parameters())
-
-    def train(self, mode: bool = True) -> "SeaCatNet":
-        super().train(mode)
-        if self.encoder_frozen:      # a frozen encoder gives its pretrained embeddings: no dropout
-            self.encoder.eval()
-        return self
-
-    def encode_sentences(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """One embedding per sentence row (time-distributed encoder).
-
-        With a frozen encoder and `cache_size` > 0, a sentence (its token ids) seen before is
-        not encoded again: greetings and closings repeat across transcripts and epochs.
-        """
-        if not (self.cache_size > 0 and self.encoder_frozen):
-            return self._encode(input_ids, attention_mask)
-        ids, mask = input_ids.cpu(), attention_mask.cpu().bool()
-        keys = [row[m].numpy().tobytes() for row, m in zip(ids, mask)]
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
-        if missing:
-            fresh = self._encode(input_ids[missing], attention_mask[missing]).detach()
-            for i, emb in zip(missing, fresh):
-                self._cache[keys[i]] = emb
-        out = torch.stack([self._cache[k] for k in keys])
-        for k in keys:
-            self._cache.move_to_end(k)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return out
-
-    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-    def sentence_grid(self, sentence_emb: torch.Tensor, sentence_source: torch.Tensor,
-                      sentence_index: torch.Tensor, sentence_mask: torch.Tensor,
-                      positions: torch.Tensor) -> torch.Tensor:
-        """Scatter the distinct sentences' embeddings back to B x S x d and add 002 §2.3's PE."""
-        b, s = sentence_mask.shape
-        real = sentence_emb[sentence_source]
-        grid = real.new_zeros(b * s, real.shape[-1]).index_copy(0, sentence_index, real).view(b, s, -1)
-        return grid + self.positions(positions) if self.use_positions else grid
-
-    def attend(self, grid: torch.Tensor, sentence_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """002 eq. 1 with Q = V = E and key vector k: logits over labels, weights a (B x S)."""
-        scores = (grid @ self.key).masked_fill(~sentence_mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
-        pooled = torch.einsum("bs,bsd->bd", weights, grid)
-        return self.classifier(self.dropout(pooled)), weights
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_source: torch.Tensor,
-                sentence_index: torch.Tensor, sentence_mask: torch.Tensor,
-                positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.encode_sentences(input_ids, attention_mask)
-        grid = self.sentence_grid(emb, sentence_source, sentence_index, sentence_mask, positions)
-        return self.attend(grid, sentence_mask)
-
-
-NET_INPUTS = ("input_ids", "attention_mask", "sentence_source", "sentence_index", "sentence_mask", "positions")
-
-
-def prediction_rows(batch: dict[str, Any], logits: torch.Tensor, weights: torch.Tensor, labels: Sequence[str],
-                    window: int) -> list[dict[str, Any]]:
-    """JSON rows: label, its distribution, sentence weights and the rule 1 / rule 2 question."""
-    probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
-    rows = []
-    for b, rid in enumerate(batch["ids"]):
-        sents, speakers = batch["sentences"][b], batch["speakers"][b]
-        w = weights[b, : len(sents)].float().cpu().tolist()
-        i1 = pick_rule1(w, speakers)
-        i2 = pick_rule2(w, speakers, batch["agent_first"][b], window)
-        dist = dict(sorted(zip(labels, probs[b]), key=lambda kv: -kv[1]))
-        rows.append({"id": rid, "label": next(iter(dist)), "label_distribution": dist,
-                     "sentences": sents, "speakers": speakers, "sentence_weights": w,
-                     "agent_first": batch["agent_first"][b],
-                     "main_question": {"rule1": None if i1 is None else sents[i1],
-                                       "rule2": None if i2 is None else sents[i2]},
-                     "main_question_index": {"rule1": i1, "rule2": i2}})
-    return rows
 
 
 class SeaCat(TaskModule):
@@ -245,7 +141,7 @@ class SeaCat(TaskModule):
 
     # --- 002 Fig. 4-style view: one transcript with its sentence weights (W&B table) --------
     def _collect_examples(self, rows: list[dict[str, Any]], annotated: Sequence[str | None]) -> None:
-        from feedback_nlp.lightning_modules.main_question import is_main_question
+        from feedback_nlp.nets.main_question import is_main_question
         for row, truth in zip(rows, annotated):
             if len({e[0] for e in self._examples}) >= self.log_examples:
                 break
@@ -271,12 +167,23 @@ class SeaCat(TaskModule):
     # --- serving ---------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path, onnx_examples: Sequence[Any] = ()) -> dict[str, Any]:
         """Self-contained serving folder (safetensors + JSON; + ONNX checked against eager
-        when example transcripts are given). See lightning_modules/seacat_serving.py."""
-        from feedback_nlp.lightning_modules.seacat_serving import export_seacat
-        return export_seacat(self, Path(out_dir), onnx_examples)
+        when example transcripts are given). Format: serving/seacat.py."""
+        from feedback_nlp.serving.seacat import ONNX_TOLERANCE, write_export
+        fields = write_export(Path(out_dir), self.net, self.tokenizer, self.serving_settings())
+        if onnx_examples:
+            from feedback_nlp.serving.onnx_export import export_for_task
+            fields.update(export_for_task(Path(out_dir), fields, ONNX_TOLERANCE, onnx_examples))
+        return fields
+
+    def serving_settings(self) -> dict[str, Any]:
+        """What the serving folder records so a predictor rebuilds this network exactly."""
+        hp = self.hparams
+        return {"task": self.task, "labels": list(self.labels), "max_sentences": hp.max_sentences,
+                "max_tokens": hp.max_tokens, "pooling": hp.pooling, "position_embedding": hp.position_embedding,
+                "main_question_window": hp.main_question_window, "pretrained": hp.pretrained}
 
 
 def load_predictor(export_dir: str | Path):
     """A SeaCat predictor loaded only from an export directory (safetensors + JSON)."""
-    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor
+    from feedback_nlp.serving.seacat import SeaCatPredictor
     return SeaCatPredictor.load(Path(export_dir))

@@ -11,22 +11,26 @@ import pytest
 import torch
 
 from feedback_nlp.common import io as io_mod
-from feedback_nlp.common.export import (ExportError, export_module, load_predictor, model_version, read_manifest,
-                                        update_metrics, verify_weights)
+from feedback_nlp.common.export import (ExportError, export_module, model_version, read_manifest, update_metrics,
+                                        verify_weights)
+from feedback_nlp.serving.registry import load_export
 from feedback_nlp.common.io import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 LOADED: list[Path] = []
 
 
-def load_predictor_for_tests(export_dir: Path):  # the `predictor` an export of ToyModule names
+def load_predictor_for_tests(export_dir: Path):  # what a crafted manifest's `predictor` string names
     LOADED.append(export_dir)
     return ("toy predictor", export_dir)
 
 
 class ToyModule:
-    """The export protocol of a task module, without Lightning: weights in safetensors + fields."""
+    """The export protocol of a task module, without Lightning: a declared contract (a known
+    task, so loading reaches the hash check), weights in safetensors + fields."""
 
-    task, record_kind = "toy", "feedback"
+    def contract(self):
+        from types import SimpleNamespace
+        return SimpleNamespace(task="product_safety", record_kind="claim")
 
     def export_for_serving(self, out: Path) -> dict:
         from safetensors.torch import save_file
@@ -91,8 +95,8 @@ def test_manifest_hashes_every_safetensors_file(export):
             for name in ("model.safetensors", "sub/head.safetensors")}
     assert m["weights_sha256"] == want
     assert m["model_version"] == model_version(want) and len(m["model_version"]) == 16
-    assert (m["task"], m["record_kind"], m["threshold"], m["config"]) == ("toy", "feedback", 0.5, {"seed": 0})
-    assert m["predictor"] == f"{ToyModule.__module__}.load_predictor"
+    assert (m["task"], m["record_kind"], m["threshold"], m["config"]) == ("product_safety", "claim", 0.5, {"seed": 0})
+    assert "predictor" not in m  # the loader comes from the server's registry, never from the manifest
     card = (export / "README.md").read_text()
     assert m["model_version"] in card and "| val/f1 | 0.5000 |" in card
     update_metrics(export, {"test/f1": 0.25})
@@ -106,12 +110,15 @@ def test_read_manifest_on_a_folder_that_is_not_an_export(tmp_path):
     (tmp_path / "run" / "model.safetensors").write_bytes(b"x")
     with pytest.raises(ExportError, match=f"^{tmp_path / 'run'} is not an export: no manifest.json$"):
         read_manifest(tmp_path / "run")
-    with pytest.raises(ExportError, match="is not an export"):
-        load_predictor(tmp_path / "missing")
+    with pytest.raises(ExportError, match="missing: no such export folder"):
+        load_export(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("tamper", ["flip_byte", "truncate", "extra_file", "remove_file"])
-def test_verify_weights_rejects_tampered_exports(export, tamper):
+@pytest.mark.parametrize("tamper,detail", [("flip_byte", "model.safetensors: sha256 differs from the manifest"),
+                                           ("truncate", "model.safetensors: sha256 differs from the manifest"),
+                                           ("extra_file", "adapter.safetensors: not in the manifest"),
+                                           ("remove_file", "sub/head.safetensors: missing")])
+def test_verify_weights_rejects_tampered_exports(export, tamper, detail):
     weights = export / "model.safetensors"
     if tamper == "flip_byte":
         data = bytearray(weights.read_bytes())
@@ -124,18 +131,19 @@ def test_verify_weights_rejects_tampered_exports(export, tamper):
     else:
         (export / "sub" / "head.safetensors").unlink()
     manifest = read_manifest(export)
-    with pytest.raises(ExportError, match="weights do not match the manifest's sha256"):
+    with pytest.raises(ExportError, match=f"weights do not match the manifest .*: {detail}$"):
         verify_weights(export, manifest)
-    LOADED.clear()
-    with pytest.raises(ExportError, match=str(export)):
-        load_predictor(export)
-    assert LOADED == []  # the predictor is never built from tampered weights
+    with pytest.raises(ExportError, match=f"weights do not match the manifest .*: {detail}$"):
+        load_export(export)  # refused before any predictor is built
 
 
-def test_load_predictor_builds_the_named_predictor(export):
+def test_a_manifest_cannot_choose_the_code_that_loads_it(export):
+    """A crafted manifest naming an import string and an unknown task is refused; nothing it
+    names is imported or called."""
     manifest = json.loads((export / "manifest.json").read_text())
-    manifest["predictor"] = f"{__name__}.load_predictor_for_tests"
+    manifest["task"], manifest["predictor"] = "toy", f"{__name__}.load_predictor_for_tests"
     (export / "manifest.json").write_text(json.dumps(manifest))
     LOADED.clear()
-    predictor, m = load_predictor(export)
-    assert predictor == ("toy predictor", Path(export)) and m["task"] == "toy" and LOADED == [Path(export)]
+    with pytest.raises(ExportError, match="manifest names task 'toy', which this server does not know"):
+        load_export(export)
+    assert LOADED == []

@@ -156,7 +156,77 @@ def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
     assert not any(k.startswith("test/granular/") for k in metrics)
     preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 10 and all(len(p["coarse"]) >= 1 for p in preds)  # at_least_one
+    # the baseline exports and predicts like the others (declared exporter, issue 13 item 4)
+    from feedback_nlp import predict
+    export = tmp_path / "run" / "export"
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["task"] == "mcml_bert" and manifest["record_kind"] == "feedback"
+    assert predict.main(["--export", str(export), "--input", str(test_file), "--output", str(tmp_path / "p.jsonl"),
+                         "--device", "cpu"]) == 0
+    served = {r["id"]: r for r in map(json.loads, (tmp_path / "p.jsonl").read_text().splitlines())}
+    assert {p["id"]: p["coarse"] for p in preds} == {i: r["coarse"] for i, r in served.items()}
+    for r in served.values():     # the set is the labels over the threshold, most probable first
+        probs = r["probabilities"]
+        assert r["coarse"] == sorted([k for k, v in probs.items() if v >= 0.5], key=lambda k: -probs[k]) or \
+            r["coarse"] == [max(probs, key=probs.get)]
 
+
+def test_seq2seq_onnx_graphs_decode_like_torch(t5_run, tmp_path):
+    """Encoder + decoder + decoder-with-past graphs, parity-checked by the exporter; then
+    onnxruntime decodes with the key/value cache: teacher-forced logits equal torch's full
+    forward at every step, and greedy decoding gives torch's greedy tokens."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from feedback_nlp.serving.onnx_export import export_for_task
+    run_dir, _, _ = t5_run
+    ckpt = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    module = MultiLevelIssuesModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False).eval()
+    fields = module.export_for_serving(tmp_path / "export")
+    onnx = export_for_task(tmp_path / "export", fields)["onnx"]["files"]
+    assert set(onnx) == {"seq2seq_encoder.onnx", "seq2seq_decoder.onnx", "seq2seq_decoder_with_past.onnx"}
+    assert max(onnx.values()) < 1e-4
+    sessions = [ort.InferenceSession(str(tmp_path / "export" / f)) for f in
+                ("seq2seq_encoder.onnx", "seq2seq_decoder.onnx", "seq2seq_decoder_with_past.onnx")]
+    enc, init, step = sessions
+    wanted = {i.name for i in step.get_inputs()}
+    batch = module.tokenizer(["identify high-level issues: the zipper broke", "identify fine-grain issues: late"],
+                             padding=True, return_tensors="pt")
+    ids, mask = batch["input_ids"].numpy(), batch["attention_mask"].numpy()
+    (states,) = enc.run(None, {"input_ids": ids, "attention_mask": mask})
+    start = module.model.generation_config.decoder_start_token_id
+
+    def decode(tokens):
+        """Logits of every position, fed one token at a time through the cache graphs."""
+        out = init.run(None, {"decoder_input_ids": tokens[:, :1], "encoder_hidden_states": states,
+                              "attention_mask": mask})
+        names = [o.name for o in init.get_outputs()][1:]
+        cache = {n.replace("present.", "past."): v for n, v in zip(names, out[1:])}
+        logits = [out[0][:, -1]]
+        for t in range(1, tokens.shape[1]):
+            feed = {"decoder_input_ids": tokens[:, t:t + 1], "encoder_hidden_states": states, "attention_mask": mask,
+                    **cache}
+            res = step.run(None, {k: v for k, v in feed.items() if k in wanted})
+            cache.update({n.replace("present.", "past."): v
+                          for n, v in zip([o.name for o in step.get_outputs()][1:], res[1:])})
+            logits.append(res[0][:, -1])
+        return np.stack(logits, 1)
+
+    tokens = np.random.default_rng(0).integers(0, len(module.tokenizer), (2, 6))
+    tokens[:, 0] = start
+    with torch.no_grad():
+        full = module.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            decoder_input_ids=torch.from_numpy(tokens), use_cache=False).logits.numpy()
+    np.testing.assert_allclose(decode(tokens), full, atol=1e-4)
+    greedy = np.full((2, 1), start, dtype=np.int64)
+    for _ in range(6):
+        greedy = np.concatenate([greedy, decode(greedy)[:, -1].argmax(-1)[:, None]], axis=1)
+    with torch.no_grad():
+        want = module.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                     num_beams=1, do_sample=False, max_new_tokens=6, min_new_tokens=6)
+    np.testing.assert_array_equal(greedy, want.numpy()[:, :greedy.shape[1]])
 
 def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
     import torch

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from feedback_nlp.callbacks.recall_threshold import RecallThreshold
-from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier, load_predictor, onnx_export
+from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+from feedback_nlp.serving.safety import SafetyPredictor
 from tests.test_product_safety_data import tiny_bert, write_claims
 
 KPI_KEYS = ("test/precision", "test/recall", "test/threshold", "test/target_recall", "traffic/volume_model",
@@ -91,9 +92,9 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     assert info["threshold"] == pytest.approx(0.5001) and info["labels"][1] == "product_safety"
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))  # safetensors only
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
-    pred = load_predictor(tmp_path)
-    from feedback_nlp.datamodules.records import Claim
-    rows = pred.predict([Claim(str(i), t, "en", None, None) for i, t in enumerate(texts)])
+    pred = SafetyPredictor.load(tmp_path)
+    from feedback_nlp.serving.records import TextRecord
+    rows = pred.predict([TextRecord(str(i), t, "en") for i, t in enumerate(texts)])
     with torch.no_grad():
         want = m.probabilities(dict(m.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                                 max_length=16))).tolist()
@@ -106,8 +107,10 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
 
 
 def test_onnx_export_matches_eager(bert, tmp_path):
-    ProductSafetyClassifier(pretrained=bert, max_length=16).export_for_serving(tmp_path)
-    assert onnx_export(tmp_path, tmp_path / "model.onnx") < 1e-4
+    from feedback_nlp.serving.onnx_export import export_for_task
+    info = ProductSafetyClassifier(pretrained=bert, max_length=16).export_for_serving(tmp_path)
+    fields = export_for_task(tmp_path, info)
+    assert fields["onnx"]["files"]["safety.onnx"] < 1e-4 and (tmp_path / "safety.onnx").is_file()
 
 
 @pytest.mark.slow
@@ -133,7 +136,8 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert saved["test/fairness_groups"] == 4  # the 4 test claims with a French version
     assert any(k.startswith("test/lang/fr/") for k in saved)  # per-language KPIs include the translations
     # the best checkpoint's threshold is the one test and predict used
-    best = sorted((out / "checkpoints").glob("best*.ckpt"))[-1]
+    from feedback_nlp.export import best_checkpoint
+    best = best_checkpoint(out)                             # the one ModelCheckpoint recorded
     ckpt_threshold = torch.load(best, weights_only=True)["product_safety"]["threshold"]
     assert saved["test/threshold"] == pytest.approx(ckpt_threshold) and saved["val/threshold"] >= 0
     preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
@@ -144,5 +148,6 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     # serving from the export reproduces the run's predictions
     from feedback_nlp.datamodules.records import load_records
     by_id = {r.id: r for r in load_records(claims, "claim")}
-    served = load_predictor(out / "export").predict([by_id[p["id"]] for p in preds])
+    from feedback_nlp.serving.registry import load_export
+    served = load_export(out / "export")[0].predict([by_id[p["id"]] for p in preds])
     np.testing.assert_allclose([s["probability"] for s in served], [p["probability"] for p in preds], atol=1e-5)

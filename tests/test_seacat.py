@@ -214,3 +214,29 @@ def test_frozen_encoder_embedding_cache_is_exact_and_skips_seen_sentences(tiny):
     torch.testing.assert_close(first, want, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(second, want[-5:], atol=1e-6, rtol=1e-5)
     assert len(calls) == 1 and len(cached._cache) == 5   # the 5 most recent were not re-encoded
+
+
+def test_serving_featurization_equals_the_datamodules():
+    """nets/seacat_inputs.py (what serving uses, Lightning-free) builds exactly the DataModule's
+    tensors; the DataModule keeps its own copy until it imports these functions."""
+    from feedback_nlp.datamodules import transcripts as dm
+    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.datamodules.records import parse_transcript
+    from feedback_nlp.nets import seacat_inputs as nets
+    from tests.tiny_models import train_wordpiece
+    import tempfile
+    from pathlib import Path
+    records = [parse_transcript(r) for r in generate_transcripts(random.Random(4), 8)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = train_wordpiece([t.text for r in records for t in r.turns], Path(tmp))
+    for s in (4, 64):
+        a = [dm.featurize(t, s) for t in records]
+        b = [nets.featurize(t, s) for t in records]
+        assert [vars(x) for x in a] == [vars(y) for y in b]
+        ba, bb = dm.collate_features(a, tok, 16, {"x": 0}), nets.collate_features(b, tok, 16, {"x": 0})
+        assert ba.keys() == bb.keys()
+        for k in ba:
+            if isinstance(ba[k], torch.Tensor):
+                assert torch.equal(ba[k], bb[k]), k
+            else:
+                assert ba[k] == bb[k], k

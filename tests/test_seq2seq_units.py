@@ -63,7 +63,7 @@ def test_per_row_loss_sums_match_hf_loss_row_by_row(t5_dir):
 
 def test_module_logs_one_loss_per_task_weighted_by_tokens(t5_dir):
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
-    module = MultiLevelIssuesModule(pretrained=t5_dir, fused_optimizer=False).eval()
+    module = MultiLevelIssuesModule(pretrained=t5_dir, optim={"fused": False}).eval()
     logged: dict[str, float] = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))  # no Trainer needed
     targets = ["quality issue", "late delivery, missing parts issue", "size issue, late delivery, missing parts issue"]
@@ -85,7 +85,7 @@ def test_module_logs_one_loss_per_task_weighted_by_tokens(t5_dir):
 def test_freeze_embeddings_keeps_them_fixed_through_an_optimizer_step(t5_dir, tmp_path, arch):
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     pretrained = t5_dir if arch == "t5" else tiny_bert(tmp_path / "bert", TEXTS)
-    module = MultiLevelIssuesModule(pretrained=pretrained, freeze_embeddings=True, fused_optimizer=False, lr=1e-2)
+    module = MultiLevelIssuesModule(pretrained=pretrained, freeze_embeddings=True, optim={"fused": False, "lr": 1e-2})
     model = module.model
     embeddings = [model.get_input_embeddings().weight, model.get_encoder().get_input_embeddings().weight]
     if arch == "encoder-decoder":
@@ -107,5 +107,5 @@ def test_freeze_embeddings_keeps_them_fixed_through_an_optimizer_step(t5_dir, tm
     frozen_names = {n for n, p in model.named_parameters() if id(p) in frozen_ids}
     assert frozen_names and not changed & frozen_names
     assert changed  # the rest of the model did learn
-    unfrozen = MultiLevelIssuesModule(pretrained=pretrained, fused_optimizer=False)
+    unfrozen = MultiLevelIssuesModule(pretrained=pretrained, optim={"fused": False})
     assert unfrozen.model.get_input_embeddings().weight.requires_grad

@@ -1,0 +1,122 @@
+"""The LitServe API: an export's predictor behind setup / decode / predict / encode.
+
+Why LitServe: it mirrors a LightningModule's shape (setup, then per-request hooks), runs the
+model in its own worker processes and batches concurrent requests dynamically (up to
+`max_batch_size` requests or `batch_timeout` seconds), which is where the CPU throughput comes
+from. A request is a list of records; a dynamic batch merges several requests' records into
+one model call and gives every request back exactly its own rows, matched by id.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import litserve as ls
+
+from feedback_nlp.serving.protocol import stamp_rows
+from feedback_nlp.serving.records import QuestionRecord, TextRecord, TranscriptRecord, Turn, decode_request
+
+WARMUP = {"claim": [TextRecord("warmup-0", "The heel broke off and I fell.", "en"), TextRecord("warmup-1", "ok")],
+          "feedback": [TextRecord("warmup-0", "The zipper broke after one week.")],
+          "transcript": [TranscriptRecord("warmup-0", (Turn("customer", "Hi. Where is my package?"),
+                                                       Turn("agent", "Let me check.")))],
+          "question": [QuestionRecord("warmup-0", "Where is my package?")]}
+
+
+class RecordsAPI(ls.LitAPI):
+    def __init__(self, export_dir: str | Path, kind: str, model_version: str, device: str = "cpu",
+                 dtype: str = "fp32", backend: str = "torch", batch_size: int = 32, max_batch_size: int = 8,
+                 batch_timeout: float = 0.01, threads: int | None = None, ready_dir: str | Path = "",
+                 workers: int = 1):
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.export_dir, self.kind, self.model_version = str(export_dir), kind, model_version
+        self.dtype, self.backend, self.batch_size, self.threads = dtype, backend, batch_size, threads
+        self.requested_device, self.ready_dir, self.workers = device, str(ready_dir), workers
+        self.predictor: Any = None
+        self._loaded: threading.Event | None = None
+        self._failure: BaseException | None = None
+
+    def setup(self, device: str) -> None:
+        """Start loading the export on the worker's device, in the background.
+
+        Why not load here: LitServe opens the HTTP port only after a worker's setup returns, so a
+        load balancer would see a refused connection, not the 503 it understands. The worker
+        writes a ready marker after loading AND a warm-up prediction; /health (`health`, in the
+        API-server processes) answers 200 once every worker has one. Requests that arrive
+        earlier wait for the load instead of failing.
+        """
+        self._loaded = threading.Event()
+        threading.Thread(target=self._load, args=(device,), name="load-export", daemon=True).start()
+
+    def _load(self, device: str) -> None:
+        assert self._loaded is not None
+        try:
+            import torch
+
+            from feedback_nlp.serving.registry import load_export
+            from feedback_nlp.serving.runtime import resolve
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            worker_device = device if self.requested_device != "cpu" else "cpu"
+            options = resolve(worker_device, self.dtype, self.backend, self.batch_size)
+            predictor, _ = load_export(self.export_dir, options)
+            predictor.predict(WARMUP[self.kind])
+            self.predictor = predictor
+            if self.ready_dir:
+                Path(self.ready_dir, f"ready-{os.getpid()}").touch()
+        except BaseException as e:  # reported on every request; /health stays 503
+            self._failure = e
+            import logging
+            logging.getLogger(__name__).exception("loading %s failed", self.export_dir)
+        finally:
+            self._loaded.set()
+
+    def health(self) -> bool:
+        if not self.ready_dir:
+            return True
+        return len(list(Path(self.ready_dir).glob("ready-*"))) >= self.workers
+
+    # no annotations on `request` and the return of encode_response: LitServe reads them as the
+    # HTTP request/response types of the endpoint
+    def decode_request(self, request):  # type: ignore[no-untyped-def]
+        # already validated at the HTTP edge (middleware.py); decoding again is cheap and exact
+        return decode_request(request, self.kind)
+
+    def batch(self, inputs: list[list[Any]]) -> list[list[Any]]:
+        return inputs
+
+    def predict(self, x: Any) -> Any:
+        from feedback_nlp.serving.metrics import metrics
+        if self._loaded is not None:
+            self._loaded.wait()
+        if self.predictor is None:
+            raise RuntimeError(f"the model failed to load: {self._failure!r}")
+        groups: Sequence[list[Any]] = x if self.max_batch_size > 1 else [x]
+        # ids are unique within a request, not across the requests of a dynamic batch: the model
+        # sees "<request>:<id>" and every row goes back to its request under its own id
+        flat = [replace(r, id=f"{g}:{r.id}") for g, group in enumerate(groups) for r in group]
+        m = metrics()
+        m.batch_records.observe(len(flat))
+        m.batch_requests.observe(len(groups))
+        rows = stamp_rows(flat, self.predictor.predict(flat), self.model_version)
+        out, start = [], 0
+        for group in groups:
+            out.append([{**row, "id": rec.id} for rec, row in zip(group, rows[start:start + len(group)])])
+            start += len(group)
+        return out if self.max_batch_size > 1 else out[0]
+
+    def unbatch(self, output: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        return output
+
+    def encode_response(self, output):  # type: ignore[no-untyped-def]
+        return output
+
+
+def worker_threads(device: str, workers_per_device: int) -> int | None:
+    """CPU threads per inference worker, so N workers do not each take every core."""
+    if device != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, workers_per_device))
