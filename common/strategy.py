@@ -7,7 +7,8 @@ that is depends on the model (BertLayer, T5Block, BartEncoderLayer...). The conf
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from torch import nn
 

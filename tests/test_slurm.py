@@ -115,7 +115,7 @@ def test_sbatch_template_asks_for_2x8_and_its_overrides_are_valid():
     from feedback_nlp.common.config import load_config
 
     text = (REPO / "scripts/slurm/train_2x8gpu.sbatch").read_text()
-    directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.M))
+    directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.MULTILINE))
     assert directives["nodes"] == "2" and directives["ntasks-per-node"] == "8" and directives["gpus-per-node"] == "8"
     assert directives["signal"] == "SIGUSR1@90" and "requeue" in text
     command = text[text.index("srun "):].replace("\\\n", " ").split("\n")[0]
