@@ -14,6 +14,8 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from feedback_nlp.common.config import ConfigError
+
 
 def hf_backbones(module: nn.Module) -> list[nn.Module]:
     """The outermost `transformers.PreTrainedModel` submodules (a T5 inside a task, not its blocks)."""
@@ -59,12 +61,12 @@ class Performance(Callback):
             return
         backbones = hf_backbones(pl_module)
         if not backbones:
-            raise ValueError(f"callbacks.performance: {type(pl_module).__name__} has no Hugging Face backbone "
+            raise ConfigError(f"callbacks.performance: {type(pl_module).__name__} has no Hugging Face backbone "
                              "to compile or checkpoint")
         for m in backbones:
             if self.gradient_checkpointing:
                 if not getattr(m, "supports_gradient_checkpointing", False):
-                    raise ValueError(f"callbacks.performance.gradient_checkpointing: {type(m).__name__} does not "
+                    raise ConfigError(f"callbacks.performance.gradient_checkpointing: {type(m).__name__} does not "
                                      "support gradient checkpointing")
                 if hasattr(m, "activation_checkpointing_enable"):  # transformers >= 5 name
                     m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
@@ -49,13 +50,11 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, run_dir: str, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")
         self.path = Path(run_dir) / filename
-        self.rows_per_rank: list[int] = []  # how many rows each rank predicted (before de-duplication)
 
     def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Sequence[Any],
                            batch_indices: Sequence[Any] | None) -> None:
         rows = [row for batch in predictions for row in (batch or [])]
         shards = gather_rows(trainer, rows)
-        self.rows_per_rank = [len(s) for s in shards]
         if trainer.is_global_zero:
             merged = merge_rows(shards)
             atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"

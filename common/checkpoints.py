@@ -54,6 +54,7 @@ class StepCheckpoint(_model_checkpoint()):  # type: ignore[misc]
 
     def __init__(self, every_n_train_steps: int = 0, dirpath: str | None = None):
         if every_n_train_steps < 0:
-            raise ValueError(f"callbacks.step_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
+            from feedback_nlp.common.config import ConfigError
+            raise ConfigError(f"callbacks.step_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
         super().__init__(dirpath=dirpath, filename=self.FILENAME, monitor=None, save_top_k=1, save_last=False,
                          every_n_train_steps=every_n_train_steps, every_n_epochs=0, auto_insert_metric_name=False)

@@ -15,9 +15,9 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 ENV_VAR = "FEEDBACK_NLP_RUN_DIR"
 FINISHED_MARKER = "metrics.json"  # written last, by global rank 0, when the job completed
@@ -53,7 +53,7 @@ def external_world_size(env: Mapping[str, str] | None = None) -> int:
 
 def new_run_id() -> str:
     """A fresh id: sortable by start time, unique by 48 random bits (two jobs may start in one second)."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(6)}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(6)}"
 
 
 def new_wandb_run_id() -> str:

@@ -7,9 +7,12 @@ that is depends on the model (BertLayer, T5Block, BartEncoderLayer...). The conf
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from torch import nn
+
+from feedback_nlp.common.config import ConfigError
 
 
 def build_strategy(spec: Any, model: nn.Module) -> Any:
@@ -18,7 +21,7 @@ def build_strategy(spec: Any, model: nn.Module) -> Any:
     options = dict(spec)
     name = options.pop("name", None)
     if name != "fsdp":
-        raise ValueError(f"trainer.strategy: a mapping must have name: fsdp, got {name!r}")
+        raise ConfigError(f"trainer.strategy: a mapping must have name: fsdp, got {name!r}")
     from lightning.pytorch.strategies import FSDPStrategy
 
     from feedback_nlp.callbacks.performance import transformer_layer_classes
@@ -28,11 +31,11 @@ def build_strategy(spec: Any, model: nn.Module) -> Any:
     if policy == "transformer_layers":
         layers = transformer_layer_classes(model)
         if not layers:
-            raise ValueError(f"trainer.strategy.auto_wrap_policy=transformer_layers: {type(model).__name__} "
+            raise ConfigError(f"trainer.strategy.auto_wrap_policy=transformer_layers: {type(model).__name__} "
                              "has no Hugging Face transformer layers")
         options["auto_wrap_policy"] = layers
         if checkpointing:
             options["activation_checkpointing_policy"] = layers
     elif policy is not None:
-        raise ValueError(f"trainer.strategy.auto_wrap_policy must be transformer_layers or null, got {policy!r}")
+        raise ConfigError(f"trainer.strategy.auto_wrap_policy must be transformer_layers or null, got {policy!r}")
     return FSDPStrategy(**options)

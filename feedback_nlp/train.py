@@ -70,6 +70,13 @@ def run(cfg: Any) -> dict[str, float]:
     model = instantiate(cfg.model, "model", **datamodule.task_info())
     contract = model.contract()  # record kind, tokenizer, exporter: declared, checked before any write
     datamodule.connect(tokenizer=contract.tokenizer)
+    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
+    if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
+        from omegaconf import OmegaConf
+        from feedback_nlp.common.strategy import build_strategy
+        strategy = trainer_kwargs["strategy"]
+        trainer_kwargs["strategy"] = build_strategy(
+            OmegaConf.to_container(strategy, resolve=True) if OmegaConf.is_config(strategy) else strategy, model)
     run_dir, identity = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"),
                                         run_id=cfg.get("run_id"), resuming=bool(resume_dir or ckpt_path),
                                         accelerator=cfg.trainer.get("accelerator"))
@@ -84,13 +91,6 @@ def run(cfg: Any) -> dict[str, float]:
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
-    if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
-        from omegaconf import OmegaConf
-        from feedback_nlp.common.strategy import build_strategy
-        strategy = trainer_kwargs["strategy"]
-        trainer_kwargs["strategy"] = build_strategy(
-            OmegaConf.to_container(strategy, resolve=True) if OmegaConf.is_config(strategy) else strategy, model)
     trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
                         callbacks=callbacks, default_root_dir=str(run_dir))
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -42,7 +42,7 @@ def assets(tmp_path_factory):
 
 
 def _probe(path):
-    return [f"+callbacks.start_probe.class_path=tests.probes.StartProbe", f"+callbacks.start_probe.path={path}"]
+    return ["+callbacks.start_probe.class_path=tests.probes.StartProbe", f"+callbacks.start_probe.path={path}"]
 
 
 @pytest.mark.slow
@@ -55,14 +55,16 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
     paused = marker.with_name("paused.rank0")
     pause = ["+callbacks.pause.class_path=tests.probes.PauseAtStep", f"+callbacks.pause.step={PAUSE}",
              f"+callbacks.pause.marker={marker}"]
-    proc = subprocess.Popen(train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]), cwd=REPO, env=job_env(),
-                            stdout=open(tmp / "crashed.log", "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while not paused.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    with (tmp / "crashed.log").open("w") as log:
+        proc = subprocess.Popen(train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]), cwd=REPO,
+                                env=job_env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while not paused.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        code = proc.wait()
     assert paused.exists(), f"the job never reached step {PAUSE}: {(tmp / 'crashed.log').read_text()[-3000:]}"
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    assert code == -signal.SIGKILL
     assert not (crashed / "metrics.json").exists()
 
     ckpt = torch.load(crashed / "checkpoints" / "step.ckpt", map_location="cpu", weights_only=True)

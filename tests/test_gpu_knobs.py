@@ -4,7 +4,6 @@ model's own transformer layers; collators pad to a multiple of 8; DataLoader def
 the device; the translator runs where the job runs."""
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -52,7 +51,7 @@ def test_gradient_checkpointing_keeps_the_step(bert):
     plain, ckpt = _pair(bert)
     ckpt.load_state_dict(plain.state_dict())
     Performance(gradient_checkpointing=True).setup(None, ckpt, "fit")
-    on = lambda m: (m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing")  # noqa: E731
+    on = lambda m: (m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing")
                     else m.is_gradient_checkpointing)
     assert on(ckpt.encoder) and not on(plain.encoder)
     ids, labels = torch.randint(5, 100, (4, 12)), torch.tensor([0, 1, 2, 1])

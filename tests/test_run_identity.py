@@ -3,6 +3,7 @@ fast checks without training (the multi-process jobs are in test_multinode / tes
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -119,7 +120,7 @@ def test_resumable_batch_sampler_skips_once_and_only_in_its_epoch():
 def test_epoch_batch_sampler_resumes_with_the_same_length_groups():
     items = list(range(30))
     lengths = [(i * 7) % 11 for i in items]
-    make = lambda at=None: EpochBatchSampler(EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2,  # noqa: E731
+    make = lambda at=None: EpochBatchSampler(EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2,
                                              seed=1, resume_at=at)
     full = list(make())
     assert list(make((0, 3))) == full[3:]
@@ -131,3 +132,25 @@ def test_merge_rows_drops_padding_repeats_and_orders_by_id():
     merged = merge_rows(shards)
     assert [r["id"] for r in merged] == ["1", "2", "10", "a", "b"]
     assert [r["p"] for r in merged] == [4, 2, 1, 6, 3]  # the first copy of a repeated record is kept
+
+
+def test_bad_run_settings_stop_before_anything_is_written(tmp_path, capsys):
+    import random
+
+    from feedback_nlp import train
+    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from tests.tiny_models import tiny_bert
+
+    rows = generate_transcripts(random.Random(3), 40)
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bert = tiny_bert(tmp_path / "bert", [t["text"] for r in rows for t in r["turns"]])
+    base = ["--config", str(Path(__file__).resolve().parent.parent / "configs/experiment/seacat_demo.yaml"),
+            f"data.path={data}", f"model.pretrained={bert}", "trainer.accelerator=cpu", f"output_root={tmp_path / 'out'}"]
+    cases = [(["run_id=../escape"], "run_id='../escape'"),
+             (["callbacks.step_checkpoint.every_n_train_steps=-1"], "every_n_train_steps must be >= 0")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as e:
+            train.main([*base, *extra])
+        assert e.value.code == 2 and message in capsys.readouterr().err, extra
+        assert not (tmp_path / "out").exists(), extra

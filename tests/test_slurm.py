@@ -105,3 +105,24 @@ def test_slurm_identity_and_requeue_continue_the_same_run(tmp_path):
     assert (run_dir / "wandb_run_id.txt").read_text().strip() == wandb_id
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) >= 2 and all(r.name.endswith(f"-{wandb_id}") for r in runs), runs  # one W&B run, resumed
+
+
+def test_sbatch_template_asks_for_2x8_and_its_overrides_are_valid():
+    """The template's resources match the trainer it starts, and the overrides it passes load."""
+    import re
+    import shlex
+
+    from feedback_nlp.common.config import load_config
+
+    text = (REPO / "scripts/slurm/train_2x8gpu.sbatch").read_text()
+    directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.MULTILINE))
+    assert directives["nodes"] == "2" and directives["ntasks-per-node"] == "8" and directives["gpus-per-node"] == "8"
+    assert directives["signal"] == "SIGUSR1@90" and "requeue" in text
+    command = text[text.index("srun "):].replace("\\\n", " ").split("\n")[0]
+    env = {"SLURM_NTASKS_PER_NODE": "8", "SLURM_NNODES": "2", "CONFIG": "configs/experiment/seacat_demo.yaml"}
+    command = re.sub(r"\$\{(\w+)(:-[^}]*)?\}|\$(\w+)", lambda m: env[m.group(1) or m.group(3)], command)
+    args = shlex.split(command)
+    overrides = [a for a in args[args.index("--config") + 2:] if a != "$@"]
+    cfg = load_config(REPO / args[args.index("--config") + 1], overrides)
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy) == (8, 2, "ddp")
+    assert cfg.callbacks.step_checkpoint.every_n_train_steps == 500
