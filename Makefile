@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup demo demo-data test test-random test-fast bench clean
+.PHONY: setup demo demo-data lint test test-random test-fast bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,13 @@ demo: demo-data
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/product_safety_demo.yaml
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/seacat_demo.yaml
 	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m feedback_nlp.scripts.universal_model --config configs/experiment/universal_model_demo.yaml
+
+# The habits that keep the code one way: ruff lint + format (pyproject [tool.ruff]) and mypy on
+# the production packages (serving/, nets/). .ci/run runs this before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Deterministic file order (-p no:randomly) with line coverage per module (pyproject [tool.coverage]).
 test: setup
