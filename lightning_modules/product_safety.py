@@ -70,6 +70,7 @@ class ProductSafetyClassifier(TaskModule):
         self.val_store = nn.ModuleDict({k: CatMetric() for k in ("index", "labels", "probs")})
         self.test_store = nn.ModuleDict({k: CatMetric() for k in (*EVAL_FIELDS, "probs")})
         self._version: str | None = None
+        self.test_arrays: dict[str, Any] | None = None  # the last test's gathered arrays, for plots
 
     # --- model -----------------------------------------------------------------------------
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -131,6 +132,7 @@ class ProductSafetyClassifier(TaskModule):
         flat.update({k: float(v) for k, v in (getattr(self.trainer.datamodule, "stats", None) or {}).items()})
         for key, value in flat.items():
             self.log(key, value, sync_dist=True)
+        self.test_arrays = {**out, "languages": langs, "rows": rows, "threshold": threshold}
         self._report(flat, rows)
 
     def _report(self, flat: dict[str, float], rows: dict[str, dict]) -> None:

@@ -135,6 +135,7 @@ class SeaCatNet(nn.Module):
         return self.attend(grid, sentence_mask)
 
 
+EXAMPLE_COLUMNS = ("transcript", "sentence", "offset", "speaker", "text", "weight", "rule1", "rule2", "annotated")
 NET_INPUTS = ("input_ids", "attention_mask", "sentence_source", "sentence_index", "sentence_mask", "positions")
 
 
@@ -257,9 +258,13 @@ class SeaCat(TaskModule):
                                        i == row["main_question_index"]["rule1"], i == row["main_question_index"]["rule2"],
                                        bool(truth) and is_main_question(sent, truth)])
 
+    def example_rows(self) -> list[dict[str, Any]]:
+        """The test examples' sentences (weight, rule 1/2 pick, annotated) as dicts, for plots."""
+        return [dict(zip(EXAMPLE_COLUMNS, e)) for e in self._examples]
+
     def _log_example_table(self) -> None:
         from lightning.pytorch.loggers import WandbLogger
-        columns = ["transcript", "sentence", "offset", "speaker", "text", "weight", "rule1", "rule2", "annotated"]
+        columns = list(EXAMPLE_COLUMNS)
         for logger in self.loggers:
             if isinstance(logger, WandbLogger) and self._examples:
                 logger.log_table(key="test/main_question_examples", columns=columns, data=self._examples)
