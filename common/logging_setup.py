@@ -76,7 +76,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path, full_config: DictConfig, is_ra
         for key in LINEAGE_KEYS:
             opts.pop(key, None)
         opts = {k: v for k, v in opts.items() if v is not None or k in ("entity", "group", "name")}
-        run_id = wandb_run_id(run_dir) if is_rank_zero else None
+        # under a W&B sweep agent the run id is the agent's (WANDB_RUN_ID), so the run joins its sweep
+        agent_id = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
+        run_id = (agent_id or wandb_run_id(run_dir)) if is_rank_zero else None
         logger = WandbLogger(save_dir=str(run_dir), id=run_id, resume="allow",
                              config=OmegaConf.to_container(full_config, resolve=True), **opts)
         loggers.append(logger)
