@@ -154,6 +154,14 @@ def run_trial(config: str, fixed: Sequence[str], params: dict[str, Any], run_dir
         raise TrialFailed(f"trial in {run_dir} stopped: train.py exited with code {e.code}") from None
 
 
+def _close_wandb_run() -> None:
+    """A pruned or failed trial leaves its W&B run open (train.py never reached finish_wandb);
+    close it as failed so the next trial starts its own run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.run.finish(exit_code=1)
+
+
 def _is_child_rank() -> bool:
     from feedback_nlp.common.run_dir import global_rank
     return global_rank() > 0 or int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
@@ -238,6 +246,7 @@ def run_sweep(sweep_path: str | Path, out: str | Path, trials: int, overrides: S
         finally:
             os.environ.pop(TRIAL_ENV, None)
             optuna_pruning.ACTIVE.clear()
+            _close_wandb_run()
         trial.set_user_attr("metrics", metrics)
         value = metrics.get(metric)
         if value is None or math.isnan(value):

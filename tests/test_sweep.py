@@ -102,6 +102,8 @@ def test_local_sweep_runs_three_trials_resumes_and_writes_table_and_best_config(
             else json.loads(open(os.path.join(t["run_dir"], "metrics.json")).read())
         assert t["test/acc"] == pytest.approx(saved["test/acc"])
         assert f"head_lr: {t['params']['model.head_lr']}" in open(os.path.join(t["run_dir"], "config.yaml")).read()
+        heatmap = os.path.join(t["run_dir"], "plots", "attention_heatmap.png")  # 002 §2.4 figure of each run
+        assert open(heatmap, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     best = max(trials, key=lambda t: t["test/acc"])
     assert report["best"]["value"] == pytest.approx(best["test/acc"])
     assert trials[0]["trial"] == report["best"]["trial"]  # the table lists the best first
