@@ -6,9 +6,9 @@ Why: the papers' ablations (001 original / +NN / +NN+PC and beta; 000 shuffling)
 train.py overrides. One definition serves both worlds: `wandb sweep` + `wandb agent` where a
 W&B server is reachable, and this command everywhere else: trials are ordinary run directories
 (<out>/trials/NNN), the study lives in sqlite (<out>/study.db; run the command again to resume,
-a trial interrupted mid-run is retried), a median pruner stops trials whose dev metric after a
-validation is worse than earlier trials', and <out>/sweep.{md,json} + best_config.yaml are
-rewritten after every trial.
+a trial interrupted mid-run is retried), a pruner (the sweep's `early_terminate`: hyperband, or
+--pruner median) stops trials whose dev metric after a validation is worse than earlier
+trials', and <out>/sweep.{md,json} + best_config.yaml are rewritten after every trial.
 
 The command list's fixed arguments (`--config X`, `key=value`) are taken from the YAML's
 `command`, so a local trial trains exactly what the agent would; W&B logging is switched off
@@ -68,7 +68,7 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     for name, p in (spec["parameters"] or {}).items():
         if not isinstance(p, dict) or not ({"value", "values"} & p.keys() or {"min", "max"} <= p.keys()):
             raise ConfigError(f"{path}: parameters.{name} needs value, values, or min and max")
-        if spec["method"] == "grid" and "values" not in p and "value" not in p:
+        if spec["method"] == "grid" and "values" not in p and "value" not in p:  # noqa: SIM102
             raise ConfigError(f"{path}: parameters.{name}: a grid sweep needs values")
     spec.setdefault("name", path.stem)
     return spec
@@ -106,6 +106,8 @@ def override(name: str, value: Any) -> str:
     """key=value as train.py reads it back (YAML): the same text W&B's ${args_no_hyphens} gives,
     except that strings YAML would turn into another type stay strings."""
     text = json.dumps(value) if isinstance(value, str) and not isinstance(yaml.safe_load(value), str) else value
+    if isinstance(value, float) and not isinstance(yaml.safe_load(repr(value)), float):
+        text = repr(value).replace("e", ".0e", 1)  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a float
     return f"{name}={'null' if value is None else str(text).lower() if isinstance(value, bool) else text}"
 
 
@@ -118,10 +120,18 @@ def make_sampler(spec: dict[str, Any], seed: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def make_pruner(kind: str, flipped: bool = False) -> Any:
-    """`flipped`: the reported values are the negated dev metric (OptunaPruning), so a bound on
-    the metric is a lower bound on what the pruner sees."""
+def make_pruner(kind: str, flipped: bool = False, spec: dict[str, Any] | None = None) -> Any:
+    """`auto` follows the sweep's W&B `early_terminate` (absent: no pruning, so an ablation keeps
+    every row). `flipped`: the reported values are the negated dev metric (OptunaPruning), so a
+    bound on the metric is a lower bound on what the pruner sees."""
     import optuna
+    if kind == "auto":
+        early = (spec or {}).get("early_terminate") or {}
+        if not early:
+            return optuna.pruners.NopPruner()
+        if early.get("type") == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=int(early.get("min_iter", 1)))
+        kind = "median"
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if kind == "none":
@@ -212,7 +222,7 @@ def write_report(study: Any, spec: dict[str, Any], out: Path, columns: Sequence[
 
 
 def run_sweep(sweep_path: str | Path, out: str | Path, trials: int, overrides: Sequence[str] = (),
-              pruner: str = "median", prune_monitor: str = "val/loss", prune_mode: str = "min",
+              pruner: str = "auto", prune_monitor: str = "val/loss", prune_mode: str = "min",
               columns: Sequence[str] = DEFAULT_COLUMNS, wandb: bool = False, seed: int = 0) -> dict[str, Any]:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -232,7 +242,7 @@ def run_sweep(sweep_path: str | Path, out: str | Path, trials: int, overrides: S
                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     study = optuna.create_study(study_name=spec["name"], storage=storage, load_if_exists=True,
                                 direction=spec["metric"]["goal"], sampler=make_sampler(spec, seed),
-                                pruner=make_pruner(pruner, flipped=(prune_mode == "min") == (spec["metric"]["goal"] == "maximize")))
+                                pruner=make_pruner(pruner, (prune_mode == "min") == (spec["metric"]["goal"] == "maximize"), spec))
     metric = spec["metric"]["name"]
 
     def objective(trial: Any) -> float:
@@ -273,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sweep", required=True, help="a W&B sweep YAML (configs/sweeps/*.yaml)")
     p.add_argument("--trials", type=int, default=None, help="trials to run now (default: the grid's size, else 10)")
     p.add_argument("--out", default=None, help="study dir (default outputs/sweeps/<name>); rerun to resume")
-    p.add_argument("--pruner", default="median", help="median | none | above:<v> | below:<v> (bounds on --prune-on)")
+    p.add_argument("--pruner", default="auto",
+                   help="auto (the sweep's early_terminate; none without) | median | none | above:<v> | below:<v>")
     p.add_argument("--prune-on", default="val/loss", help="dev metric reported after each validation")
     p.add_argument("--prune-mode", default="min", choices=("min", "max"))
     p.add_argument("--columns", default=",".join(DEFAULT_COLUMNS), help="metrics shown in the table")

@@ -48,13 +48,19 @@ def test_sweep_definitions_are_valid_wandb_sweeps(path):
     spec = sweep.load_sweep(path)
     assert spec["program"] in ("train.py", "scripts/label_efficiency.py") and (REPO / spec["program"]).is_file()
     assert any(m in spec["command"] for m in ("${args_no_hyphens}", "${args}"))
-    assert len(grid(spec)) >= 2  # an ablation compares at least two settings
+    if spec["method"] == "grid":
+        assert len(grid(spec)) >= 2  # an ablation compares at least two settings
+        assert "early_terminate" not in spec  # an ablation keeps every row: nothing pruned
 
 
 @pytest.mark.parametrize("path", TRAIN_SWEEPS, ids=[p.stem for p in TRAIN_SWEEPS])
 def test_train_py_accepts_every_agent_command_unchanged(path, capsys):
     spec = sweep.load_sweep(path)
-    for params in grid(spec):
+    # bayes: two samples inside each range (drawn floats print with a dot: 2.5e-05, 0.0005) and each value
+    points = grid(spec) if spec["method"] == "grid" else [
+        {k: (p["values"][i % len(p["values"])] if "values" in p else [p["min"] * 2.5, p["max"] / 2][i % 2])
+         for k, p in spec["parameters"].items()} for i in range(2)]
+    for params in points:
         argv = agent_command(spec, params)
         assert argv[0] == "train.py"
         args = train.parse_args(argv[1:])  # train.py's own argument parser...
@@ -172,3 +178,10 @@ def test_agent_run_joins_the_sweeps_wandb_run(tiny_seacat, tmp_path):
     run = read_run(run_dir)
     assert run.dir.name.endswith("-agentrun1")
     assert run.summary["test/acc"] == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
+
+
+@pytest.mark.parametrize("value", [1e-05, 2.5e-05, 0.5, 3, True, False, None, "original+NN", "true", "1,2"])
+def test_local_trial_overrides_read_back_as_the_same_value(value):
+    key, _, text = sweep.override("model.x", value).partition("=")
+    back = yaml.safe_load(text)
+    assert key == "model.x" and back == value and type(back) is type(value)

@@ -37,7 +37,8 @@ def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
         "--config", "configs/experiment/product_safety_demo.yaml", f"output_dir={out}", "logger.wandb.enabled=true",
         f"model.pretrained={bert}", "model.max_length=16", "model.lr=0.001", f"data.path={claims}",
         f"data.embedding_model={bert}", f"data.embedding_cache_dir={tmp / 'cache'}", "data.nn_pool_max=null",
-        "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"])
+        "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+        "logger.wandb.log_model=true"])
     run = read_run(out)
     manifest = json.loads((out / "export" / "manifest.json").read_text())
 
@@ -46,13 +47,17 @@ def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
     sha = hashlib.sha256(claims.read_bytes()).hexdigest()
     assert data["name"] == "claims.jsonl" and data["metadata"]["sha256"] == sha
     assert f"sha256-{sha[:16]}" in data["aliases"] and data["files"] == ["claims.jsonl"]
-    (model,) = [a for a in run.artifacts if a["type"] == "model"]
+    (model,) = [a for a in run.artifacts if a["type"] == "model" and a["name"].startswith("product_safety-")]
     assert {manifest["model_version"], "best"} <= set(model["aliases"])
     assert model["name"].startswith("product_safety-") and "manifest.json" in model["files"]
     assert model["metadata"]["model_version"] == manifest["model_version"]
     assert run.summary["model_version"] == manifest["model_version"]
     assert run.config["lineage/inputs"] == [f"claims.jsonl:sha256-{sha[:16]}"]
-
+    # log_model=true: Lightning's WandbLogger adds the checkpoints, the best one aliased `best`
+    ckpts = [a for a in run.artifacts if a["type"] == "model" and a["name"].startswith("model-")]
+    best_ckpt = sorted((out / "checkpoints").glob("best*.ckpt"))[-1].name
+    assert any("best" in a["aliases"] and a["files"] == ["model.ckpt"] and
+               a["metadata"].get("original_filename") == best_ckpt for a in ckpts), ckpts
     # 2. best-so-far: val/loss (the monitored metric) keeps its minimum and the epoch it came from
     rows = [r for r in csv.DictReader((out / "csv" / "metrics.csv").open()) if r.get("val/loss")]
     losses = [(float(r["val/loss"]), int(r["epoch"])) for r in rows]

@@ -117,7 +117,7 @@ def figures(dev: tuple[Any, Any, float] | None, test: Mapping[str, Any], labels:
     probs, y = np.asarray(test["probs"], dtype=np.float64), np.asarray(test["labels"]).astype(np.int64)
     curves = {"dev": dev} if dev is not None else {}
     curves["test"] = (probs[lab], y[lab], t)
-    grid = np.linspace(0.0, 1.0, 101)
+    grid = np.unique(np.r_[np.linspace(0.0, 1.0, 201), t])  # the chosen threshold itself is on the curve
     return {"pr_curve": pr_figure(curves),
             "confusion_matrix": confusion_figure(confusion(probs[lab], y[lab], t), t, labels),
             "recall_volume_vs_threshold": sweep_figure(threshold_sweep(probs[lab], y[lab], probs[traf], grid),
