@@ -39,6 +39,8 @@ def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
         f"data.embedding_model={bert}", f"data.embedding_cache_dir={tmp / 'cache'}", "data.nn_pool_max=null",
         "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
         "logger.wandb.log_model=true"])
+    import wandb
+    wandb.teardown()  # the W&B service may still be flushing the run's log when finish() returns
     run = read_run(out)
     manifest = json.loads((out / "export" / "manifest.json").read_text())
 
