@@ -50,6 +50,8 @@ def heatmap_figure(examples: Sequence[Mapping[str, Any]], max_transcripts: int =
         if p is not None:
             ax.plot([p], [i], marker="^", color="white", markeredgecolor="black", markersize=9)
     ax.set_yticks(range(len(ids)), [str(x)[:18] for x in ids], fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("sentence")
     ax.set_title("SeaCat sentence attention (002 §2.4): ▲ predicted main question (rule 2), "
                  "□ annotated", fontsize=8)
