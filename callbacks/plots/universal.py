@@ -48,10 +48,12 @@ def scaling_figure(results: Sequence[Mapping[str, Any]]) -> Any:
         for key, value in r["metrics"].items():
             if (m := TOPK.match(key)):
                 series.setdefault((r["model"], int(m["k"])), []).append((int(r["size"]), float(value)))
-    for (model, k), pts in sorted(series.items()):
+    ks = sorted({k for _, k in series})
+    colors = {k: f"C{i % 10}" for i, k in enumerate(ks)}  # one colour per k; solid UM, dashed RF
+    for (model, k), pts in sorted(series.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         pts.sort()
         ax.plot([s for s, _ in pts], [100 * v for _, v in pts], marker="o", label=f"{model} Top-{k}",
-                linestyle="-" if model == "UM" else "--")
+                linestyle="-" if model == "UM" else "--", color=colors[k])
     ax.set(xlabel="repository size (questions)", ylabel="Top-k accuracy (%)", xscale="log",
            title="Top-k accuracy vs repository size (002 Table 1)")
     ax.legend(fontsize=7, ncol=2)
