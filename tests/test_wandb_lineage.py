@@ -57,7 +57,7 @@ def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
     assert run.config["lineage/inputs"] == [f"claims.jsonl:sha256-{sha[:16]}"]
     # log_model=true: Lightning's WandbLogger adds the checkpoints, the best one aliased `best`
     ckpts = [a for a in run.artifacts if a["type"] == "model" and a["name"].startswith("model-")]
-    best_ckpt = sorted((out / "checkpoints").glob("best*.ckpt"))[-1].name
+    best_ckpt = max((out / "checkpoints").glob("best*.ckpt")).name
     assert any("best" in a["aliases"] and a["files"] == ["model.ckpt"] and
                a["metadata"].get("original_filename") == best_ckpt for a in ckpts), ckpts
     # 2. best-so-far: val/loss (the monitored metric) keeps its minimum and the epoch it came from
