@@ -116,3 +116,19 @@ def test_label_efficiency_curve_and_merge(tmp_path):
     other = {"L-Granular - arrived broken": {}}
     assert earlier_issues(path, [1.0, 0.5], "c.yaml", [], other) == results  # another issue's row is kept
     assert earlier_issues(path, [1.0, 0.25], "c.yaml", [], other) == {}  # another study: not mixed in
+
+
+def test_dev_curve_comes_from_the_validation_the_tested_checkpoint_was_chosen_at(tmp_path):
+    """Three validations with val/loss 0.5, 0.3, 0.4: the best checkpoint is the second, so the dev
+    PR curve must use the second validation's scores and threshold; only best + latest are kept."""
+    cb = PaperPlots(str(tmp_path))
+    ckpt = SimpleNamespace(monitor="val/loss", mode="min", best_model_score=torch.tensor(0.3))
+    for i, (loss, threshold) in enumerate([(0.5, 0.2), (0.3, 0.4), (0.4, 0.6)]):
+        module = SimpleNamespace(task="product_safety", threshold=threshold,
+                                 validation_scores=lambda i=i: (np.full(3, i / 10), np.array([1, 0, 1])))
+        trainer = SimpleNamespace(sanity_checking=False, checkpoint_callback=ckpt,
+                                  callback_metrics={"val/loss": torch.tensor(loss)})
+        cb.on_validation_end(trainer, module)
+    assert [d["threshold"] for d in cb._dev] == [0.4, 0.6]  # the best and the latest
+    probs, labels, threshold = cb._dev_for(SimpleNamespace(checkpoint_callback=ckpt), 0.4)
+    assert threshold == 0.4 and np.all(probs == 0.1)

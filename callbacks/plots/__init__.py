@@ -30,6 +30,15 @@ class PaperPlots(Callback):
         value = trainer.callback_metrics.get(monitor) if monitor else None
         self._dev.append({"probs": probs, "labels": labels, "threshold": float(pl_module.threshold),
                           "monitor": None if value is None else float(value)})
+        # keep what test can use: the best validation by the monitored metric (the best checkpoint's) and
+        # the latest (save_last / no monitor); a long run does not hold every dev set's scores
+        scored = [d for d in self._dev if d["monitor"] is not None]
+        if scored:
+            pick = min if getattr(ckpt, "mode", "min") == "min" else max
+            best = pick(scored, key=lambda d: d["monitor"])
+            self._dev = [d for d in self._dev if d is best or d is self._dev[-1]]
+        else:
+            self._dev = self._dev[-1:]
 
     def _dev_for(self, trainer: Any, threshold: float) -> tuple[Any, Any, float] | None:
         """The validation whose threshold the tested (best) checkpoint carries."""
