@@ -54,9 +54,10 @@ def run(cfg: Any) -> dict[str, float]:
     from feedback_nlp.common.checkpoints import check_checkpoint
     from feedback_nlp.common.instantiate import import_object, instantiate
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
-    from feedback_nlp.common.logging_setup import build_loggers
+    from feedback_nlp.common.logging_setup import build_loggers, check_logger
     from feedback_nlp.common.run_dir import global_rank, latest_checkpoint, resolve_run_dir
 
+    check_logger(cfg.get("logger"))  # a W&B logger without a login stops before data or model work
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, "data")
     datamodule.validate()  # bad input stops here: nothing created yet
@@ -86,13 +87,15 @@ def run(cfg: Any) -> dict[str, float]:
         ckpt_path = str(restart)
         check_checkpoint(ckpt_path, model_cls)
         print(f"# run {identity.run_id} ({identity.source}): continuing from {ckpt_path}", flush=True)
-    callbacks = build_callbacks(cfg.get("callbacks"), run_dir)
+    callbacks = build_callbacks(cfg.get("callbacks"), run_dir,
+                                progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False)
     is_zero = global_rank() == 0 and rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
                         callbacks=callbacks, default_root_dir=str(run_dir))
+    log_inputs(trainer, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _numeric(trainer.callback_metrics)
 
@@ -111,18 +114,37 @@ def run(cfg: Any) -> dict[str, float]:
             from feedback_nlp.common.export import update_metrics
             update_metrics(run_dir / "export", metrics)
         _print_metrics(cfg.experiment, metrics, run_dir)
-    finish_wandb(trainer, metrics)
+    finish_wandb(trainer, metrics, run_dir, cfg)
     return metrics
 
 
-def finish_wandb(trainer: Any, metrics: dict[str, float]) -> None:
-    """Put the final metrics in the W&B run summary and close the run (rank 0 only)."""
-    from lightning.pytorch.loggers import WandbLogger
+def log_inputs(trainer: Any, cfg: Any) -> None:
+    """W&B lineage, inputs side: the data files as dataset artifacts (rank 0, W&B only)."""
+    from feedback_nlp.common.logging_setup import lineage_options, wandb_run
 
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-            logger.experiment.summary.update(metrics)
-            logger.experiment.finish()
+    run = wandb_run(trainer)
+    if run is not None and lineage_options(cfg.get("logger"))["log_datasets"]:
+        from feedback_nlp.callbacks.lineage import log_datasets
+        log_datasets(run, cfg.get("data"))
+
+
+def finish_wandb(trainer: Any, metrics: dict[str, float], run_dir: Path | None = None, cfg: Any = None) -> None:
+    """Final metrics into the W&B summary, the export as a model artifact, then close the run.
+
+    Per-epoch metrics (train/, val/) are left out: their summary is the best value that
+    BestMetrics and define_metric keep, which the last value must not overwrite.
+    """
+    from feedback_nlp.common.logging_setup import lineage_options, wandb_run
+
+    run = wandb_run(trainer)
+    if run is None:
+        return
+    run.summary.update({k: v for k, v in metrics.items() if not k.startswith(("train/", "val/"))})
+    export_dir = Path(run_dir) / "export" if run_dir is not None else None
+    if export_dir is not None and lineage_options((cfg or {}).get("logger"))["log_export"]:
+        from feedback_nlp.callbacks.lineage import log_export
+        log_export(run, export_dir)
+    run.finish()
 
 
 def _print_metrics(experiment: str, metrics: dict[str, float], run_dir: Path) -> None:
@@ -150,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.common.checkpoints import CheckpointError
     from feedback_nlp.lightning_modules.base import TaskContractError
+    from feedback_nlp.common.logging_setup import LoggerSetupError
 
     args = parse_args(argv)
     try:
@@ -164,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError, TaskContractError) as e:
+    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError, TaskContractError, LoggerSetupError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -172,10 +172,9 @@ class MultiLevelIssuesModule(TaskModule):
         from feedback_nlp.common.io import atomic_write_jsonl
         epoch = self.current_epoch
         atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"val_epoch{epoch:03d}.jsonl", rows)
-        for logger in self.loggers:
-            if hasattr(logger, "log_text"):  # WandbLogger
-                logger.log_text(key="val/generations", columns=["input", "target", "prediction"],
-                                data=[[r["input"], r["target"], r["prediction"]] for r in rows])
+        from feedback_nlp.common.logging_setup import log_table
+        log_table(self.trainer, "val/generations", ["input", "target", "prediction"],
+                  [[r["input"], r["target"], r["prediction"]] for r in rows])
 
     # --- serving ----------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:

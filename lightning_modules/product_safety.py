@@ -59,6 +59,7 @@ class ProductSafetyClassifier(TaskModule):
         self.val_store = nn.ModuleDict({k: CatMetric() for k in ("index", "labels", "probs")})
         self.test_store = nn.ModuleDict({k: CatMetric() for k in (*EVAL_FIELDS, "probs")})
         self._version: str | None = None
+        self.test_arrays: dict[str, Any] | None = None  # the last test's gathered arrays, for plots
 
     # --- model -----------------------------------------------------------------------------
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -120,17 +121,16 @@ class ProductSafetyClassifier(TaskModule):
         flat.update({k: float(v) for k, v in (getattr(self.trainer.datamodule, "stats", None) or {}).items()})
         for key, value in flat.items():
             self.log(key, value, sync_dist=True)
+        self.test_arrays = {**out, "languages": langs, "rows": rows, "threshold": threshold}
         self._report(flat, rows)
 
     def _report(self, flat: dict[str, float], rows: dict[str, dict]) -> None:
         if not self.trainer.is_global_zero:
             return
-        from lightning.pytorch.loggers import WandbLogger
+        from feedback_nlp.common.logging_setup import log_table
         columns = ["language", "precision", "recall", "n", "positives", "volume_model", "traffic"]
         data = [[code, *(row[c] for c in columns[1:])] for code, row in rows.items()]
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):  # 001 §5: per-language dashboard
-                logger.log_table(key="test/per_language", columns=columns, data=data)
+        log_table(self.trainer, "test/per_language", columns, data)  # 001 §5: per-language dashboard
         f = lambda k: f"{flat[k]:.3f}" if k in flat else "n/a"  # noqa: E731
         print(f"[product_safety] test recall {f('test/recall')} at threshold {f('test/threshold')} "
               f"(dev target {f('test/target_recall')}, dev recall {f('test/dev_recall')}); "

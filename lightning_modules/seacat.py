@@ -28,6 +28,7 @@ from feedback_nlp.nets.seacat import NET_INPUTS, POOLINGS, SeaCatNet, prediction
 
 __all__ = ["NET_INPUTS", "POOLINGS", "SeaCat", "SeaCatNet", "encoder_layers", "freeze_lower_layers",
            "prediction_rows"]
+EXAMPLE_COLUMNS = ("transcript", "sentence", "offset", "speaker", "text", "weight", "rule1", "rule2", "annotated")
 
 
 def encoder_layers(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
@@ -150,12 +151,13 @@ class SeaCat(TaskModule):
                                        i == row["main_question_index"]["rule1"], i == row["main_question_index"]["rule2"],
                                        bool(truth) and is_main_question(sent, truth)])
 
+    def example_rows(self) -> list[dict[str, Any]]:
+        """The test examples' sentences (weight, rule 1/2 pick, annotated) as dicts, for plots."""
+        return [dict(zip(EXAMPLE_COLUMNS, e)) for e in self._examples]
+
     def _log_example_table(self) -> None:
-        from lightning.pytorch.loggers import WandbLogger
-        columns = ["transcript", "sentence", "offset", "speaker", "text", "weight", "rule1", "rule2", "annotated"]
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger) and self._examples:
-                logger.log_table(key="test/main_question_examples", columns=columns, data=self._examples)
+        from feedback_nlp.common.logging_setup import log_table
+        log_table(self.trainer, "test/main_question_examples", list(EXAMPLE_COLUMNS), self._examples)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """An optional separate learning rate for the new head (key vector + classifier start

@@ -11,8 +11,10 @@ the data once; for each issue and fraction only that share of the training feedb
 the issue is kept (a seeded hash order, so 25% is a subset of 50%, a subset of 75%); every other
 record, the dev set and the test set stay as they are. Each subset trains through `train.main`;
 the issue's F1 (`feedback_nlp.metrics.simcse.issue_simcse_prf`) is read from the run's predictions on the test
-set. Output: <out>/label_efficiency.{md,json}. Runs with identical training sets (every 100% run)
-are trained once.
+set. Output: <out>/label_efficiency.{md,json,png} (the png: relative F1 against the kept share, per
+issue). Runs with identical training sets (every 100% run) are trained once. Rows of other issues
+already in <out> from the same config and fractions are kept (configs/sweeps/label_efficiency.yaml
+runs one issue per W&B agent run).
 """
 from __future__ import annotations
 
@@ -140,12 +142,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ref = results[name]["1"]["f1"]
         for row in results[name].values():
             row["relative_f1"] = 100.0 * row["f1"] / ref if ref else None
+    results = {**earlier_issues(out / "label_efficiency.json", fractions, a.config, a.overrides, results), **results}
     report = {"fractions": fractions, "issues": results, "config": a.config, "overrides": a.overrides}
     atomic_write_json(out / "label_efficiency.json", report)
     table = relative_table(results, fractions)
     atomic_write_text(out / "label_efficiency.md", table)
+    from feedback_nlp.callbacks.plots.figures import save_png
+    from feedback_nlp.callbacks.plots.multilevel import label_efficiency_figure
+    save_png(label_efficiency_figure(results), out / "label_efficiency.png")  # 000 Table 3 as a curve
     print(table)
     return report
+
+
+def earlier_issues(path: Path, fractions: Sequence[float], config: str, overrides: Sequence[str],
+                   new: dict[str, Any]) -> dict[str, Any]:
+    """Rows of other issues an earlier run of the same study wrote to this --out (one W&B sweep
+    agent run per issue shares the table); a different config or fraction list starts afresh."""
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+    same = old.get("fractions") == list(fractions) and old.get("config") == config \
+        and old.get("overrides") == list(overrides)
+    return {k: v for k, v in old.get("issues", {}).items() if k not in new} if same else {}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from torch.utils.data import DistributedSampler
 
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, length_grouped_batches
