@@ -11,7 +11,7 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from feedback_nlp.universal_model.bm25 import tokenize
+from feedback_nlp.universal_model.text import tokenize
 
 
 class RandomForestBaseline:
