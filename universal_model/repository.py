@@ -62,7 +62,7 @@ class Repository:
 
     def _load_vectors(self) -> Any:
         if self.settings.backend == "opensearch":
-            return self.text_index
+            return self.text_index.vectors
         from feedback_nlp.universal_model.vector_index import FaissVectors
         s = self.settings
         return FaissVectors(self.manifest["embedder"]["dimension"], s.exact_max, s.nlist, s.nprobe).load(

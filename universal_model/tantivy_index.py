@@ -62,9 +62,11 @@ class TantivyBM25:
             w.add_document(doc)
 
     def delete(self, keys: Sequence[int]) -> None:
-        w = self._w()
-        for key in keys:
-            w.delete_documents_by_term("key", int(key))
+        """By a term-set query on the key: delete_documents_by_term would take a Python int
+        as an i64 term and silently match nothing in the u64 field."""
+        keys = [int(k) for k in keys]
+        if keys:
+            self._w().delete_documents_by_query(self._t.Query.term_set_query(self.schema, "key", keys))
 
     def commit(self) -> None:
         """Durable and visible; merges finish first so the folder is final when it is hashed."""
