@@ -90,7 +90,7 @@ class TantivyBM25:
         query = self.query(text)
         if query is None or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0)
-        searcher, limit = self._searcher, k + 8
+        searcher, limit = self._searcher, k + k // 2 + 8   # room for ties at the K-th score
         while True:
             hits = searcher.search(query, limit, count=False).hits
             scores = np.fromiter((h[0] for h in hits), np.float64, len(hits))
