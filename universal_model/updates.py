@@ -19,7 +19,8 @@ from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.records import Question, load_records
 from feedback_nlp.universal_model import repository_store as store
 from feedback_nlp.universal_model.label_schema import check_labels, schema_labels
-from feedback_nlp.universal_model.repository import _now, _row, build_generation, commit
+from feedback_nlp.universal_model.repository import (_now, _row, build_generation, commit, label_counts,
+                                                     merge_counts, read_rows, row_lines)
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 
@@ -40,7 +41,7 @@ def export(root: str | Path, questions: Sequence[Question], settings: RetrievalS
             for i, q in enumerate(questions)]
     emb = vectors = None
     if embedder is not None:
-        emb = embedder.encode([r["question"] for r in rows])
+        emb = np.asarray(embedder.encode([r["question"] for r in rows]), dtype=np.float32)
         vectors = _vectors(settings, embedder.dim)
         vectors.rebuild(np.arange(len(rows), dtype=np.int64), emb)
     with store.write_lock(root):
@@ -62,7 +63,7 @@ def _current(root: Path) -> tuple[dict, Path, list[dict], np.ndarray | None]:
     manifest = store.read_manifest(root)
     store.verify(root, manifest)
     gen_dir = root / manifest["generation_dir"]
-    rows = [json.loads(x) for x in (gen_dir / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_rows(gen_dir / "questions.jsonl")
     emb = np.load(gen_dir / "embeddings.npy") if manifest.get("embedder") else None
     return manifest, gen_dir, rows, emb
 
@@ -89,9 +90,10 @@ def add(root: str | Path, path: str | Path, embedder: Any = None, embedder_name:
         start = manifest["next_key"]
         added = [_row(start + i, Question(q.id, q.question, schema_labels(q, lab["categorical"], lab["numeric"])))
                  for i, q in enumerate(new)]
+        old_bytes = (gen_dir / "questions.jsonl").read_bytes()   # appended to, not re-serialised
         rows = rows + added
         if emb is not None:
-            new_emb = embedder.encode([r["question"] for r in added])
+            new_emb = np.asarray(embedder.encode([r["question"] for r in added]), dtype=np.float32)
             emb = np.concatenate([emb, new_emb])
             vectors = _vectors(settings, manifest["embedder"]["dimension"]).load(gen_dir / "vectors.faiss")
             if vectors.needs_rebuild(len(rows)):
@@ -100,8 +102,9 @@ def add(root: str | Path, path: str | Path, embedder: Any = None, embedder_name:
                 vectors.add([r["key"] for r in added], new_emb)
         manifest.update(generation=manifest["generation"] + 1, next_key=start + len(added))
         tmp = build_generation(root, manifest["generation"], rows, emb, settings, gen_dir, added=added,
-                               vectors=vectors, manifest=manifest)
-        return commit(root, tmp, manifest, rows, "add", len(added))
+                               vectors=vectors, manifest=manifest, rows_bytes=old_bytes + row_lines(added))
+        counts = merge_counts(manifest["counts"]["labels"], label_counts(added, lab["categorical"]))
+        return commit(root, tmp, manifest, rows, "add", len(added), counts)
 
 
 def read_ids(args: Sequence[str]) -> tuple[list[str], list[tuple[str, int]]]:
@@ -137,6 +140,8 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
             raise DataValidationError(bad)
         gone = {key_of[i] for i in ids}
         keep = np.asarray([r["key"] not in gone for r in rows], dtype=bool)
+        lines = (gen_dir / "questions.jsonl").read_bytes().splitlines(keepends=True)   # one row per line
+        removed = [r for r, k in zip(rows, keep) if not k]
         rows = [r for r, k in zip(rows, keep) if k]
         settings = RetrievalSettings.from_mapping(manifest["retrieval"])
         vectors = None
@@ -149,8 +154,10 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
                 vectors.delete(sorted(gone))
         manifest["generation"] += 1
         tmp = build_generation(root, manifest["generation"], rows, emb, settings, gen_dir, deleted=sorted(gone),
-                               vectors=vectors, manifest=manifest)
-        return commit(root, tmp, manifest, rows, "delete", len(gone))
+                               vectors=vectors, manifest=manifest,
+                               rows_bytes=b"".join(x for x, k in zip(lines, keep) if k))
+        counts = merge_counts(manifest["counts"]["labels"], label_counts(removed, manifest["labels"]["categorical"]), -1)
+        return commit(root, tmp, manifest, rows, "delete", len(gone), counts)
 
 
 def stats(root: str | Path) -> dict[str, Any]:
