@@ -72,7 +72,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
     from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
 
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
-    check_labels(cfg, repo)
+    check_labels(cfg, repo, queries)
     check_models(cfg)
     run_dir = _run_dir(cfg)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -100,7 +100,7 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     from feedback_nlp.universal_model.question_repository import subsample
 
     repo, queries = load_repository_and_queries(cfg)
-    check_labels(cfg, repo)
+    check_labels(cfg, repo, queries)
     check_models(cfg)
     run_dir = _run_dir(cfg, "_scaling")
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))

@@ -247,3 +247,21 @@ def test_dense_and_hybrid_retrieval_with_the_packaged_minilm(tmp_path):
             assert scores[0] == pytest.approx(1.0, abs=1e-4)
         else:   # rank 1 in both lists: 2 / (rrf_k + 1)
             assert scores[0] == pytest.approx(2 / (r.settings.rrf_k + 1))
+
+
+@pytest.mark.parametrize("value,message", [("NaN", "finite number"), ('"slow"', "finite number"),
+                                           ('[1, 2]', "finite number")])
+def test_evaluate_rejects_bad_label_types_before_writing(tmp_path, capsys, value, message):
+    """A numeric label of the wrong type stops the evaluate command with file:line:field and
+    no run directory (it used to write a full run, or fail in the votes after config.yaml)."""
+    from feedback_nlp.scripts.universal_model import main
+    lines = [json.dumps({"id": f"q{i}", "question": f"where is my parcel {i}", "product": "delivery",
+                         "handle_time": 5.0}) for i in range(10)]
+    lines[3] = '{"id": "q3", "question": "refund", "product": "refund", "handle_time": %s}' % value
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--config", CONFIG, f"repository.path={path}", f"output_dir={tmp_path / 'run'}", "retrieval.method=bm25"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{path}:4: field 'handle_time'" in err and message in err
+    assert not (tmp_path / "run").exists()

@@ -72,12 +72,18 @@ def load_all_questions(cfg: Any) -> tuple[list[Question], str]:
     return load_questions(r.path, _opts(r.get("field_map"))), r.path
 
 
-def check_labels(cfg: Any, repo: list[Question]) -> None:
+def check_labels(cfg: Any, repo: list[Question], queries: list[Question] | None = None) -> None:
     present = {k for x in repo for k in x.labels}
     for name in [*cfg.labels.categorical, *cfg.labels.numeric]:
         if name not in present:
             raise ConfigError(f"label '{name}' is in no repository question; fields found: {sorted(present)} "
                              "(set labels.categorical / labels.numeric, or map fields with repository.field_map)")
+    # label types against the schema (NaN, "slow", lists), file:line:field, before any run dir exists
+    from feedback_nlp.universal_model import label_schema
+    cat, num = list(cfg.labels.categorical), list(cfg.labels.numeric)
+    label_schema.check_labels(repo, cat, num, cfg.repository.get("path") or "<repository>")
+    if queries:
+        label_schema.check_labels(queries, cat, num, cfg.queries.get("path") or cfg.repository.get("path") or "<queries>")
 
 
 def retrieval_settings(cfg: Any) -> RetrievalSettings:
