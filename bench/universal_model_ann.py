@@ -16,7 +16,6 @@ import argparse
 import time
 
 import numpy as np
-
 from feedback_nlp.universal_model.vector_index import FaissVectors
 
 from bench.universal_model_corpus import load_texts

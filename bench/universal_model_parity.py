@@ -15,7 +15,6 @@ import argparse
 import time
 
 import numpy as np
-
 from feedback_nlp.universal_model.reference_index import ReferenceBM25
 from feedback_nlp.universal_model.text import same_top_k, tokenize
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository_store import read_manifest, size_on_disk

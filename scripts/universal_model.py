@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from feedback_nlp.common.config import ConfigError, load_config, to_yaml
 
@@ -32,7 +32,7 @@ def _run_dir(cfg: Any, suffix: str = "") -> Path:
     if cfg.get("output_dir"):
         path = Path(cfg.output_dir)
     else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path, n = Path("outputs") / f"{cfg.experiment}{suffix}" / stamp, 1
         while path.exists():
             n += 1
@@ -61,15 +61,27 @@ def table1_columns(cfg: Any) -> list[tuple[str, str]]:
 
 def check_models(cfg: Any) -> None:
     """Bad retrieval settings or an unavailable embedder (dense / hybrid) stop before any write."""
-    from feedback_nlp.universal_model.evaluation import embedder_name, retrieval_settings
+    from feedback_nlp.universal_model.evaluation import (
+        embedder_name,
+        retrieval_settings,
+    )
     if retrieval_settings(cfg).needs_embedder:
         from feedback_nlp.common.model_factory import resolve_name_or_path
         resolve_name_or_path(embedder_name(cfg))
 
 
 def evaluate(cfg: Any) -> dict[str, float]:
-    from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.common.io import (
+        atomic_write_json,
+        atomic_write_jsonl,
+        atomic_write_text,
+    )
+    from feedback_nlp.universal_model.evaluation import (
+        check_labels,
+        evaluate_rf,
+        evaluate_um,
+        load_repository_and_queries,
+    )
 
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
     check_labels(cfg, repo, queries)
@@ -96,7 +108,12 @@ def evaluate(cfg: Any) -> dict[str, float]:
 
 def scaling(cfg: Any) -> list[dict[str, Any]]:
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
-    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.universal_model.evaluation import (
+        check_labels,
+        evaluate_rf,
+        evaluate_um,
+        load_repository_and_queries,
+    )
     from feedback_nlp.universal_model.question_repository import subsample
 
     repo, queries = load_repository_and_queries(cfg)
@@ -131,7 +148,10 @@ def _size(n: int) -> str:
 
 
 def export(cfg: Any, out: str) -> dict[str, Any]:
-    from feedback_nlp.universal_model.evaluation import export_repository, load_all_questions
+    from feedback_nlp.universal_model.evaluation import (
+        export_repository,
+        load_all_questions,
+    )
     questions, source = load_all_questions(cfg)   # bad input stops here, before anything is written
     check_models(cfg)
     manifest = export_repository(cfg, questions, Path(out), source)
@@ -141,6 +161,7 @@ def export(cfg: Any, out: str) -> dict[str, Any]:
 
 def print_stats(root: str, as_json: bool = False) -> dict[str, Any]:
     import json
+
     from feedback_nlp.universal_model.updates import stats
     st = stats(root)
     if as_json:

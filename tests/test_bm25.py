@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rank_bm25 import BM25Okapi
-
 from feedback_nlp.universal_model.reference_index import ReferenceBM25
 from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 from feedback_nlp.universal_model.text import same_top_k, tokenize
+from rank_bm25 import BM25Okapi
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
 

@@ -6,12 +6,10 @@ of a deleted question, the files' sha256, the state before an update."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from feedback_nlp.datamodules.errors import DataValidationError
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates

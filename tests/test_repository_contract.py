@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rank_bm25 import BM25Okapi
-
 from feedback_nlp.universal_model.ranking import top_k
 from feedback_nlp.universal_model.text import same_top_k, tokenize
+from rank_bm25 import BM25Okapi
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
 NEEDS_OPENSEARCH = pytest.mark.skipif(not os.environ.get("OPENSEARCH_URL"),

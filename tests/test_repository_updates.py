@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository import Repository

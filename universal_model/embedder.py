@@ -9,8 +9,9 @@ drop in accuracy.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,10 @@ class Embedder:
     """L2-normalised sentence embeddings (inner product = cosine) of one named model."""
 
     def __init__(self, name: str, batch_size: int = 64, model: Any = None):
-        from feedback_nlp.common.model_factory import load_sentence_transformer, resolve_name_or_path
+        from feedback_nlp.common.model_factory import (
+            load_sentence_transformer,
+            resolve_name_or_path,
+        )
         self.name, self.batch_size = name, batch_size
         resolved = resolve_name_or_path(name)
         self.revision = revision(resolved) if Path(resolved).is_dir() else f"hub:{resolved}"

@@ -10,17 +10,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from feedback_nlp.common.config import ConfigError
 from feedback_nlp.datamodules.records import Question, Transcript, load_records
 from feedback_nlp.datamodules.splits import hash_unit
 from feedback_nlp.universal_model.baselines import RandomForestBaseline
 from feedback_nlp.universal_model.metrics import metric_block
 from feedback_nlp.universal_model.predict import UniversalModel, _number
-from feedback_nlp.universal_model.question_repository import extract_questions, load_questions, split_questions, transcript_labels
+from feedback_nlp.universal_model.question_repository import (
+    extract_questions,
+    load_questions,
+    split_questions,
+    transcript_labels,
+)
 from feedback_nlp.universal_model.repository import Repository
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
+from omegaconf import DictConfig, OmegaConf
 
 
 def _opts(section: Any) -> dict[str, Any]:
@@ -28,7 +32,10 @@ def _opts(section: Any) -> dict[str, Any]:
 
 
 def seacat_predictor(repo_cfg: Any) -> Any:
-    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor, load_predictor_from_checkpoint
+    from feedback_nlp.lightning_modules.seacat_serving import (
+        SeaCatPredictor,
+        load_predictor_from_checkpoint,
+    )
     if repo_cfg.get("seacat_export"):
         return SeaCatPredictor.load(repo_cfg.seacat_export)
     if repo_cfg.get("seacat_checkpoint"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.records import Question

@@ -10,10 +10,10 @@ docs/question_repository.md. Results are sorted by score, then key, like the oth
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 from feedback_nlp.universal_model.ranking import Hits, top_k
 
 
@@ -37,7 +37,7 @@ class OpenSearchIndex:
             client.indices.create(index=index, body=mapping(dim))
 
     @classmethod
-    def from_env(cls, index: str, dim: int | None = None) -> "OpenSearchIndex":
+    def from_env(cls, index: str, dim: int | None = None) -> OpenSearchIndex:
         url = os.environ.get("OPENSEARCH_URL")
         if not url:
             raise ValueError("retrieval.backend=opensearch needs OPENSEARCH_URL (e.g. http://localhost:9200)")
@@ -82,7 +82,7 @@ class OpenSearchIndex:
                                "sort": [{"_score": "desc"}, {"key": "asc"}], "track_scores": True} for q in queries])
 
     @property
-    def vectors(self) -> "OpenSearchVectors":
+    def vectors(self) -> OpenSearchVectors:
         return OpenSearchVectors(self)
 
 

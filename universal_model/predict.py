@@ -10,10 +10,10 @@ extends the retrieval index.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Hashable, Iterable, Protocol, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
-
 from feedback_nlp.datamodules.records import Question
 
 WEIGHTINGS = ("count", "similarity")

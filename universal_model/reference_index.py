@@ -10,10 +10,9 @@ the next search, and nothing is stored on disk (the repository's rows are the so
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 from feedback_nlp.universal_model.ranking import Hits, top_k
 from feedback_nlp.universal_model.text import tokenize
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import repository_store as store
 from feedback_nlp.universal_model.ranking import Hits
@@ -25,7 +24,7 @@ from feedback_nlp.universal_model.retrieval import RetrievalSettings, search
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _row(key: int, q: Question) -> dict[str, Any]:
@@ -69,7 +68,7 @@ class Repository:
             self.gen_dir / "vectors.faiss")
 
     @classmethod
-    def open(cls, root: str | Path, verify: bool = True, embedder: Any = None, retries: int = 3) -> "Repository":
+    def open(cls, root: str | Path, verify: bool = True, embedder: Any = None, retries: int = 3) -> Repository:
         """The committed generation; retried if an update removed it while it was being opened."""
         root = Path(root)
         for attempt in range(retries):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from feedback_nlp.universal_model.predict import UniversalModel
 from feedback_nlp.universal_model.repository import Repository

@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from feedback_nlp.common.io import atomic_write_json
 

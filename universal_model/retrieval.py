@@ -8,11 +8,11 @@ score, then key, so results do not depend on how the indexes were grown.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-
 from feedback_nlp.universal_model.ranking import Hits, top_k
 
 METHODS = ("bm25", "dense", "hybrid")
@@ -45,7 +45,7 @@ class RetrievalSettings:
                 raise ValueError(f"retrieval.{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> "RetrievalSettings":
+    def from_mapping(cls, m: Mapping[str, Any]) -> RetrievalSettings:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in m.items() if k in known})
 

@@ -8,12 +8,11 @@ deleting a question leaves no copy of it here once its segment is rewritten.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-
 from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 from feedback_nlp.universal_model.text import tokenize
 

@@ -9,18 +9,26 @@ rename (repository_store.publish). A failed or killed update leaves the reposito
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.records import Question, load_records
 from feedback_nlp.universal_model import repository_store as store
 from feedback_nlp.universal_model.label_schema import check_labels, schema_labels
-from feedback_nlp.universal_model.repository import (_now, _row, build_generation, commit, label_counts,
-                                                     merge_counts, read_rows, row_lines)
+from feedback_nlp.universal_model.repository import (
+    _now,
+    _row,
+    build_generation,
+    commit,
+    label_counts,
+    merge_counts,
+    read_rows,
+    row_lines,
+)
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 

@@ -10,11 +10,10 @@ is embedded again.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-
 from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 
 
@@ -82,7 +81,7 @@ class FaissVectors:
     def save(self, path: str | Path) -> None:
         self.faiss.write_index(self.index, str(path))
 
-    def load(self, path: str | Path) -> "FaissVectors":
+    def load(self, path: str | Path) -> FaissVectors:
         self.index = self.faiss.read_index(str(path))
         self.dim = self.index.d
         return self
