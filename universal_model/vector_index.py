@@ -20,7 +20,7 @@ from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 class FaissVectors:
     name = "faiss"
 
-    def __init__(self, dim: int, exact_max: int = 200_000, nlist: int | None = None, nprobe: int = 32,
+    def __init__(self, dim: int, exact_max: int = 200_000, nlist: int | None = None, nprobe: int = 16,
                  threads: int = 1):
         import faiss
         self.faiss, self.dim, self.exact_max, self.nlist, self.nprobe = faiss, dim, exact_max, nlist, nprobe
