@@ -125,3 +125,10 @@ def test_vector_backend_add_delete_search_contract(backend):
     remove([keys[3], keys[350]])
     for got, _ in search(queries, 20):
         assert keys[3] not in got and keys[350] not in got
+
+
+def test_tantivy_reader_does_not_create_a_missing_index(tmp_path):
+    from feedback_nlp.universal_model.tantivy_index import TantivyBM25
+    with pytest.raises(FileNotFoundError):
+        TantivyBM25(tmp_path / "gone", create=False)
+    assert not (tmp_path / "gone").exists()

@@ -34,7 +34,7 @@ def _row(key: int, q: Question) -> dict[str, Any]:
 def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, Any]) -> Any:
     if settings.backend == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
-        return TantivyBM25(gen_dir / "tantivy", settings.threads)
+        return TantivyBM25(gen_dir / "tantivy", settings.threads, create=False)
     if settings.backend == "reference":
         from feedback_nlp.universal_model.reference_index import ReferenceBM25
         return ReferenceBM25()

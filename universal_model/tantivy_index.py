@@ -33,9 +33,12 @@ class TantivyBM25:
 
     name = "tantivy"
 
-    def __init__(self, path: str | Path, threads: int = 1, heap_bytes: int = 64_000_000):
+    def __init__(self, path: str | Path, threads: int = 1, heap_bytes: int = 64_000_000, create: bool = True):
         import tantivy
         self.path = Path(path)
+        if not create and not (self.path / "meta.json").is_file():
+            # a reader must never re-create a generation an update has just removed
+            raise FileNotFoundError(f"{self.path}: no tantivy index")
         self.path.mkdir(parents=True, exist_ok=True)
         self._t = tantivy
         self.index = tantivy.Index(_schema(), path=str(self.path), reuse=True)
