@@ -41,7 +41,7 @@ TEXT_BACKENDS = ["tantivy", "reference", pytest.param("opensearch", marks=NEEDS_
 
 @pytest.mark.parametrize("backend", TEXT_BACKENDS)
 def test_text_backend_add_delete_search_contract(backend, tmp_path, clinc):
-    train, test = clinc
+    train, _ = clinc
     index = _text_backend(backend, tmp_path)
     keys = np.arange(1000, 1000 + len(train))          # keys need not start at 0 or be dense
     index.add(keys[:200], train[:200])

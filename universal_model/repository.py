@@ -2,9 +2,11 @@
 
 Why: the universal model never trains -- it "only requires periodic updating" of its
 repository. `export` writes questions (ids, labels), the BM25 index, the faiss index and the
-embeddings behind one manifest; `add` and `delete` change it in place without re-embedding
-or re-indexing what stays, each as one atomic generation (repository_store.py); `open`
-verifies every file's sha256 and loads without embedding anything.
+embeddings behind one manifest; `add` and `delete` change it in place, each as one atomic
+generation (repository_store.py): `add` embeds and indexes only the new questions, `delete`
+embeds nothing (by default it rewrites the BM25 segments so that statistics equal a
+rebuild's, see docs/question_repository.md); `open` verifies every file's sha256 and loads
+without embedding anything.
 """
 from __future__ import annotations
 
