@@ -4,7 +4,12 @@
     python scripts/universal_model.py --config configs/experiment/universal_model_clinc150.yaml \
         repository.path=other/repo.jsonl queries.path=other/queries.jsonl labels.categorical=[intent] labels.numeric=[]
     python scripts/universal_model.py scaling --config configs/experiment/universal_model_clinc150.yaml
+    universal-model export --config configs/experiment/universal_model_clinc150.yaml out=exports/clinc150
+    universal-model add exports/clinc150 --questions new.jsonl
+    universal-model delete exports/clinc150 --ids ids.txt        # or: --ids ID [ID ...]
+    universal-model stats exports/clinc150 [--json]
 
+`export`, `add`, `delete`, `stats`: the question repository folder (docs/question_repository.md).
 `evaluate` (default) writes run_dir/{config.yaml, metrics.json, metrics.md, predictions.jsonl}
 with keys like test/top1, test/top5, test/within_5, rf/top1. `scaling` writes
 run_dir/scaling.{md,json}: the universal model and the RF at growing repository sizes
@@ -14,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from feedback_nlp.common.config import ConfigError, load_config, to_yaml
 
@@ -27,7 +32,7 @@ def _run_dir(cfg: Any, suffix: str = "") -> Path:
     if cfg.get("output_dir"):
         path = Path(cfg.output_dir)
     else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path, n = Path("outputs") / f"{cfg.experiment}{suffix}" / stamp, 1
         while path.exists():
             n += 1
@@ -55,18 +60,31 @@ def table1_columns(cfg: Any) -> list[tuple[str, str]]:
 
 
 def check_models(cfg: Any) -> None:
-    """Dense / hybrid retrieval load a sentence embedder: fail on an unavailable one before writing."""
-    if cfg.retrieval.method in ("dense", "hybrid"):
+    """Bad retrieval settings or an unavailable embedder (dense / hybrid) stop before any write."""
+    from feedback_nlp.universal_model.evaluation import (
+        embedder_name,
+        retrieval_settings,
+    )
+    if retrieval_settings(cfg).needs_embedder:
         from feedback_nlp.common.model_factory import resolve_name_or_path
-        resolve_name_or_path(cfg.retrieval.dense_model)
+        resolve_name_or_path(embedder_name(cfg))
 
 
 def evaluate(cfg: Any) -> dict[str, float]:
-    from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.common.io import (
+        atomic_write_json,
+        atomic_write_jsonl,
+        atomic_write_text,
+    )
+    from feedback_nlp.universal_model.evaluation import (
+        check_labels,
+        evaluate_rf,
+        evaluate_um,
+        load_repository_and_queries,
+    )
 
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
-    check_labels(cfg, repo)
+    check_labels(cfg, repo, queries)
     check_models(cfg)
     run_dir = _run_dir(cfg)
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -90,11 +108,16 @@ def evaluate(cfg: Any) -> dict[str, float]:
 
 def scaling(cfg: Any) -> list[dict[str, Any]]:
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
-    from feedback_nlp.universal_model.evaluation import check_labels, evaluate_rf, evaluate_um, load_repository_and_queries
+    from feedback_nlp.universal_model.evaluation import (
+        check_labels,
+        evaluate_rf,
+        evaluate_um,
+        load_repository_and_queries,
+    )
     from feedback_nlp.universal_model.question_repository import subsample
 
     repo, queries = load_repository_and_queries(cfg)
-    check_labels(cfg, repo)
+    check_labels(cfg, repo, queries)
     check_models(cfg)
     run_dir = _run_dir(cfg, "_scaling")
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -124,19 +147,86 @@ def _size(n: int) -> str:
     return f"{n / 1000:g}K" if n >= 1000 else str(n)
 
 
+def export(cfg: Any, out: str) -> dict[str, Any]:
+    from feedback_nlp.universal_model.evaluation import (
+        export_repository,
+        load_all_questions,
+    )
+    questions, source = load_all_questions(cfg)   # bad input stops here, before anything is written
+    check_models(cfg)
+    manifest = export_repository(cfg, questions, Path(out), source)
+    print(f"{out}: {manifest['counts']['questions']} questions, model_version {manifest['model_version']}", flush=True)
+    return manifest
+
+
+def print_stats(root: str, as_json: bool = False) -> dict[str, Any]:
+    import json
+
+    from feedback_nlp.universal_model.updates import stats
+    st = stats(root)
+    if as_json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return st
+    last = st["last_update"] or {}
+    print(f"{root}: {st['questions']} questions, {st['size_bytes'] / 1e6:.2f} MB on disk, "
+          f"model_version {st['model_version']}\nlast update: {last.get('op')} of {last.get('questions')} "
+          f"question(s) at {last.get('at')}")
+    for name, counts in st["labels"].items():
+        rows = [[str(v), str(n)] for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+        print(_table(f"{name}: {len(counts)} values", ["value", "questions"], rows))
+    return st
+
+
+def repository_command(command: str, argv: list[str]) -> Any:
+    """add / delete / stats on an exported repository folder."""
+    p = argparse.ArgumentParser(prog=f"universal-model {command}")
+    p.add_argument("dir", help="repository folder (universal-model export ... out=DIR)")
+    if command == "add":
+        p.add_argument("--questions", required=True, help="question JSONL: id, question, one field per label")
+        p.add_argument("--embedder", default=None, help="must equal the repository's embedder if given")
+    elif command == "delete":
+        p.add_argument("--ids", required=True, nargs="+", help="a file (one id per line, or JSONL with id) or ids")
+    else:
+        p.add_argument("--json", action="store_true", help="print JSON")
+    a = p.parse_args(argv)
+    from feedback_nlp.universal_model import updates
+    if command == "stats":
+        return print_stats(a.dir, a.json)
+    if command == "add":
+        m = updates.add(a.dir, a.questions, embedder_name=a.embedder)
+    else:
+        ids, where = updates.read_ids(a.ids)
+        m = updates.delete(a.dir, ids, where)
+    print(f"{a.dir}: {command} of {m['last_update']['questions']} question(s) committed; "
+          f"{m['counts']['questions']} questions, model_version {m['model_version']}", flush=True)
+    return m
+
+
+COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats")
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv and argv[0] in ("evaluate", "scaling") else "evaluate"
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    args = parser.parse_args(argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "evaluate"
     from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.datamodules.errors import DataValidationError
+    from feedback_nlp.universal_model.repository_store import RepositoryError
     try:
-        cfg = load_config(args.config, args.overrides)
+        if command in ("add", "delete", "stats"):
+            return repository_command(command, argv)
+        parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
+        parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (export: out=DIR)")
+        args = parser.parse_args(argv)
+        out = [o.split("=", 1)[1] for o in args.overrides if o.startswith("out=")]
+        cfg = load_config(args.config, [o for o in args.overrides if not o.startswith("out=")])
+        if command == "export":
+            if not out or not out[-1]:
+                raise ConfigError("export needs out=DIR (the repository folder to write)")
+            return export(cfg, out[-1])
         return evaluate(cfg) if command == "evaluate" else scaling(cfg)
-    except (ConfigError, DataValidationError, FileNotFoundError, ModelNotAvailableError) as e:
+    except (ConfigError, DataValidationError, FileNotFoundError, ModelNotAvailableError, RepositoryError,
+            ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

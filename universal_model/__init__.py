@@ -1,13 +1,16 @@
-"""002 §3: the question repository and the universal model (BM25 k-NN label prediction).
+"""002 §3: the question repository and the universal model (k-NN label prediction, no training).
 
-- `bm25.BM25Index`: exact rank-bm25 BM25Okapi scoring, MaxScore top-K, incremental add.
+- `repository`: the exported, updatable repository folder (manifest, generations, add/delete).
+- `tantivy_index` (default BM25), `reference_index` (BM25Okapi ranking via bm25s, static),
+  `opensearch_index` (scale-out), `vector_index` (faiss exact / IVF): the retrieval backends.
+- `retrieval`: BM25, dense and reciprocal-rank-fusion hybrid over those backends.
+- `predict`: top-K neighbours -> mode / distribution / median (§3.2).
+- `repository_predictor.load_predictor`: what serve / predict.py call (no Lightning).
 - `question_repository`: question JSONL, SeaCat extraction from transcripts (§3.1).
-- `predict.UniversalModel`: top-K neighbours -> mode / distribution / median (§3.2).
-- `dense`: sentence-transformers and hybrid retrieval; `retrievers.build_retriever` picks one.
 - `metrics`: Top-N and within-k units (Table 1); `baselines`: Random Forests on TF-IDF.
 - `evaluation`: the config-driven build + evaluate used by scripts/universal_model.py.
 """
-from feedback_nlp.universal_model.bm25 import BM25Index, same_top_k, tokenize
-from feedback_nlp.universal_model.predict import UniversalModel, median, ranked_labels, vote
+from feedback_nlp.universal_model.predict import median, ranked_labels, vote
+from feedback_nlp.universal_model.text import same_top_k, tokenize
 
-__all__ = ["BM25Index", "UniversalModel", "median", "ranked_labels", "same_top_k", "tokenize", "vote"]
+__all__ = ["median", "ranked_labels", "same_top_k", "tokenize", "vote"]

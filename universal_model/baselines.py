@@ -7,11 +7,11 @@ both see the very tokens BM25 sees.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
-
-from feedback_nlp.universal_model.bm25 import tokenize
+from feedback_nlp.universal_model.text import tokenize
 
 
 class RandomForestBaseline:
@@ -26,7 +26,7 @@ class RandomForestBaseline:
         self.regressors: dict[str, Any] = {}
 
     def fit(self, texts: Sequence[str], categorical: dict[str, Sequence[Hashable]],
-            numeric: dict[str, Sequence[float | None]]) -> "RandomForestBaseline":
+            numeric: dict[str, Sequence[float | None]]) -> RandomForestBaseline:
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
         from sklearn.feature_extraction.text import TfidfVectorizer
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from feedback_nlp.common.config import ConfigError
 from feedback_nlp.datamodules.records import Question, Transcript, load_records
 from feedback_nlp.datamodules.splits import hash_unit
 from feedback_nlp.universal_model.baselines import RandomForestBaseline
 from feedback_nlp.universal_model.metrics import metric_block
 from feedback_nlp.universal_model.predict import UniversalModel, _number
-from feedback_nlp.universal_model.question_repository import extract_questions, load_questions, split_questions, transcript_labels
-from feedback_nlp.universal_model.retrievers import build_retriever
+from feedback_nlp.universal_model.question_repository import (
+    extract_questions,
+    load_questions,
+    split_questions,
+    transcript_labels,
+)
+from feedback_nlp.universal_model.repository import Repository
+from feedback_nlp.universal_model.retrieval import RetrievalSettings
+from omegaconf import DictConfig, OmegaConf
 
 
 def _opts(section: Any) -> dict[str, Any]:
@@ -27,7 +32,10 @@ def _opts(section: Any) -> dict[str, Any]:
 
 
 def seacat_predictor(repo_cfg: Any) -> Any:
-    from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor, load_predictor_from_checkpoint
+    from feedback_nlp.lightning_modules.seacat_serving import (
+        SeaCatPredictor,
+        load_predictor_from_checkpoint,
+    )
     if repo_cfg.get("seacat_export"):
         return SeaCatPredictor.load(repo_cfg.seacat_export)
     if repo_cfg.get("seacat_checkpoint"):
@@ -62,20 +70,62 @@ def load_repository_and_queries(cfg: Any) -> tuple[list[Question], list[Question
     return repo, queries
 
 
-def check_labels(cfg: Any, repo: list[Question]) -> None:
+def load_all_questions(cfg: Any) -> tuple[list[Question], str]:
+    """Every repository question the config names (no query hold-out): what `export` stores."""
+    r = cfg.repository
+    if r.get("transcripts"):
+        transcripts = load_records(r.transcripts, "transcript", _opts(r.get("transcript_field_map")) or None)
+        return extract_questions(transcripts, seacat_predictor(r), r.rule, r.label_field, progress=True), r.transcripts
+    return load_questions(r.path, _opts(r.get("field_map"))), r.path
+
+
+def check_labels(cfg: Any, repo: list[Question], queries: list[Question] | None = None) -> None:
     present = {k for x in repo for k in x.labels}
     for name in [*cfg.labels.categorical, *cfg.labels.numeric]:
         if name not in present:
             raise ConfigError(f"label '{name}' is in no repository question; fields found: {sorted(present)} "
                              "(set labels.categorical / labels.numeric, or map fields with repository.field_map)")
+    # label types against the schema (NaN, "slow", lists), file:line:field, before any run dir exists
+    from feedback_nlp.universal_model import label_schema
+    cat, num = list(cfg.labels.categorical), list(cfg.labels.numeric)
+    label_schema.check_labels(repo, cat, num, cfg.repository.get("path") or "<repository>")
+    if queries:
+        label_schema.check_labels(queries, cat, num, cfg.queries.get("path") or cfg.repository.get("path") or "<queries>")
 
 
-def build_universal_model(cfg: Any, repo: list[Question]) -> UniversalModel:
-    r, p = cfg.retrieval, cfg.prediction
-    model = UniversalModel(build_retriever(r.method, _opts(r)), list(cfg.labels.categorical),
-                           list(cfg.labels.numeric), k=r.k, weighting=p.weighting, backfill_prior=p.backfill_prior)
-    model.add(repo, progress=True)
-    return model
+def retrieval_settings(cfg: Any) -> RetrievalSettings:
+    """The config's `retrieval` section as the settings a repository manifest stores."""
+    try:
+        return RetrievalSettings.from_mapping(_opts(cfg.retrieval))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def embedder_name(cfg: Any) -> str | None:
+    r = cfg.retrieval
+    return r.get("embedder") or r.get("dense_model")
+
+
+def export_repository(cfg: Any, questions: list[Question], root: Any, source: Any = "<questions>") -> dict:
+    """Write the repository folder the config describes (export command, evaluation)."""
+    from feedback_nlp.universal_model.updates import export
+    settings = retrieval_settings(cfg)
+    embedder = None
+    if settings.needs_embedder or cfg.retrieval.get("store_embeddings", False):
+        from feedback_nlp.universal_model.embedder import Embedder
+        embedder = Embedder(embedder_name(cfg), cfg.retrieval.get("batch_size", 64))
+    prediction = {"weighting": cfg.prediction.weighting, "backfill_prior": cfg.prediction.backfill_prior}
+    return export(root, questions, settings, list(cfg.labels.categorical), list(cfg.labels.numeric), prediction,
+                  embedder, source, cfg.retrieval.get("opensearch_index"))
+
+
+def build_universal_model(cfg: Any, repo: list[Question], root: Any) -> UniversalModel:
+    """002 §3.2: the universal model is its repository -- built here exactly as `export` does."""
+    export_repository(cfg, repo, root)
+    repository = Repository.open(root)
+    p = cfg.prediction
+    return UniversalModel(repository, list(cfg.labels.categorical), list(cfg.labels.numeric),
+                          k=repository.settings.k, weighting=p.weighting, backfill_prior=p.backfill_prior)
 
 
 def _prefixed(prefix: str, name: str, primary: bool) -> str:
@@ -99,9 +149,16 @@ def score(cfg: Any, prefix: str, queries: list[Question], cat_pred: dict[str, li
 
 def evaluate_um(cfg: Any, repo: list[Question], queries: list[Question],
                 prefix: str = "test") -> tuple[dict[str, float], list[dict[str, Any]]]:
-    t0 = time.perf_counter()
-    model = build_universal_model(cfg, repo)
-    build_s = time.perf_counter() - t0
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="um-repository-") as tmp:
+        t0 = time.perf_counter()
+        model = build_universal_model(cfg, repo, tmp)
+        build_s = time.perf_counter() - t0
+        return _evaluate(cfg, model, repo, queries, prefix, build_s)
+
+
+def _evaluate(cfg: Any, model: UniversalModel, repo: list[Question], queries: list[Question], prefix: str,
+              build_s: float) -> tuple[dict[str, float], list[dict[str, Any]]]:
     t0 = time.perf_counter()
     rows = model.predict([x.question for x in queries], progress=True)
     query_s = time.perf_counter() - t0
@@ -116,10 +173,10 @@ def evaluate_um(cfg: Any, repo: list[Question], queries: list[Question],
 
 def _prediction_row(cfg: Any, query: Question, row: dict[str, Any], model: UniversalModel) -> dict[str, Any]:
     """What predictions.jsonl keeps per query: truth, prediction, top labels, top-5 neighbours."""
-    top = zip(row["neighbors"][:5], row["neighbor_index"], row["scores"])
+    top = zip(row["neighbors"][:5], row["neighbor_keys"], row["scores"])
     out: dict[str, Any] = {"id": query.id, "question": query.question,
-                           "neighbors": [{"id": i, "question": model.questions[j].question, "score": round(s, 4)}
-                                         for i, j, s in top]}
+                           "neighbors": [{"id": i, "question": model.repository.question(j).question,
+                                          "score": round(s, 4)} for i, j, s in top]}
     for name in cfg.labels.categorical:
         dist = row[name]["distribution"]
         out[name] = {"true": query.labels.get(name), "predicted": row[name]["prediction"],

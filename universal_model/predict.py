@@ -10,14 +10,14 @@ extends the retrieval index.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Hashable, Iterable, Protocol, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
-
 from feedback_nlp.datamodules.records import Question
 
 WEIGHTINGS = ("count", "similarity")
-ADD_CHUNK, QUERY_CHUNK = 20_000, 256  # progress granularity; results do not depend on them
+QUERY_CHUNK = 256  # progress granularity; results do not depend on them
 
 
 def _chunks(n: int, size: int, description: str, progress: bool) -> Iterable[int]:
@@ -29,9 +29,12 @@ def _chunks(n: int, size: int, description: str, progress: bool) -> Iterable[int
     return starts
 
 
-class Retriever(Protocol):
-    def add(self, texts: Iterable[str]) -> range: ...
-    def search(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]: ...
+class NeighbourSource(Protocol):
+    """A question repository as the universal model sees it (repository.Repository)."""
+
+    def search(self, queries: Sequence[str], k: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]: ...
+    def question(self, key: int) -> Question: ...
+    def prior(self, name: str) -> list[Hashable]: ...
 
 
 def vote(labels: Sequence[Hashable], weights: Sequence[float] | None = None) -> dict[Hashable, float]:
@@ -77,42 +80,17 @@ def median(values: Sequence[float | None], weights: Sequence[float] | None = Non
 
 
 class UniversalModel:
-    """Retriever + question repository -> label predictions for new questions."""
+    """Question repository -> label predictions for new questions (votes of the top-K)."""
 
-    def __init__(self, retriever: Retriever, categorical: Sequence[str] = ("product",),
+    def __init__(self, repository: NeighbourSource, categorical: Sequence[str] = ("product",),
                  numeric: Sequence[str] = ("handle_time",), k: int = 100, weighting: str = "count",
                  backfill_prior: bool = True):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.retriever, self.k, self.weighting, self.backfill_prior = retriever, k, weighting, backfill_prior
+        self.repository, self.k, self.weighting, self.backfill_prior = repository, k, weighting, backfill_prior
         self.categorical, self.numeric = list(categorical), list(numeric)
-        self.questions: list[Question] = []
-        self._counts: dict[str, Counter] = {name: Counter() for name in self.categorical}
-        self._prior: dict[str, list[Hashable]] = {}
-
-    def add(self, questions: Iterable[Question], progress: bool = False) -> range:
-        """002 §3.2: adding questions is all an update takes -- no retraining, no rebuild.
-
-        Indexed in chunks (each an incremental `add`), so a large repository shows a progress bar.
-        """
-        questions = list(questions)
-        start = len(self.questions)
-        for lo in _chunks(len(questions), ADD_CHUNK, "indexing questions", progress):
-            self.retriever.add([q.question for q in questions[lo:lo + ADD_CHUNK]])
-        ids = range(start, start + len(questions))
-        self.questions.extend(questions)
-        for name in self.categorical:
-            self._counts[name].update(q.labels.get(name) for q in questions if q.labels.get(name) is not None)
-        self._prior = {}
-        return ids
-
-    def prior(self, name: str) -> list[Hashable]:
-        """Labels by repository frequency (the backfill order after the neighbours' labels)."""
-        if name not in self._prior:
-            self._prior[name] = [lab for lab, _ in self._counts[name].most_common()]
-        return self._prior[name]
 
     def predict(self, queries: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
         """One dict per query: neighbours (ids, scores) and, per label, the prediction with its
@@ -120,22 +98,22 @@ class UniversalModel:
         queries = list(queries)
         hits: list[tuple[np.ndarray, np.ndarray]] = []
         for lo in _chunks(len(queries), QUERY_CHUNK, "universal model queries", progress):
-            hits += self.retriever.search(queries[lo:lo + QUERY_CHUNK], self.k)
-        out = []
-        for ids, scores in hits:
-            neigh = [self.questions[i] for i in ids]
-            weights = scores if self.weighting == "similarity" else None
-            row: dict[str, Any] = {"neighbors": [q.id for q in neigh], "neighbor_index": [int(i) for i in ids],
-                                   "scores": [float(s) for s in scores]}
-            for name in self.categorical:
-                dist = vote([q.labels.get(name) for q in neigh], weights)
-                ranked = ranked_labels(dist, self.prior(name) if self.backfill_prior else ())
-                row[name] = {"prediction": ranked[0] if ranked else None, "distribution": dist, "ranked": ranked}
-            for name in self.numeric:
-                vals = [_number(q.labels.get(name)) for q in neigh]
-                row[name] = {"prediction": median(vals, weights), "values": [v for v in vals if v is not None]}
-            out.append(row)
-        return out
+            hits += self.repository.search(queries[lo:lo + QUERY_CHUNK], self.k)
+        return [self.vote_row(keys, scores) for keys, scores in hits]
+
+    def vote_row(self, keys: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+        neigh = [self.repository.question(k) for k in keys]
+        weights = scores if self.weighting == "similarity" else None
+        row: dict[str, Any] = {"neighbors": [q.id for q in neigh], "neighbor_keys": [int(k) for k in keys],
+                               "scores": [float(s) for s in scores]}
+        for name in self.categorical:
+            dist = vote([q.labels.get(name) for q in neigh], weights)
+            ranked = ranked_labels(dist, self.repository.prior(name) if self.backfill_prior else ())
+            row[name] = {"prediction": ranked[0] if ranked else None, "distribution": dist, "ranked": ranked}
+        for name in self.numeric:
+            vals = [_number(q.labels.get(name)) for q in neigh]
+            row[name] = {"prediction": median(vals, weights), "values": [v for v in vals if v is not None]}
+        return row
 
 
 def _number(v: Any) -> float | None:

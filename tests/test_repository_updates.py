@@ -1,0 +1,134 @@
+"""Atomic updates of the question repository under kill -9, and the `universal-model`
+export / add / delete / stats commands end to end (exit codes, messages, files)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from feedback_nlp.datamodules.records import Question
+from feedback_nlp.universal_model import updates
+from feedback_nlp.universal_model.repository import Repository
+from feedback_nlp.universal_model.repository_predictor import load_predictor
+from feedback_nlp.universal_model.retrieval import RetrievalSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
+CONFIG = str(ROOT / "configs/experiment/universal_model_demo.yaml")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _fixture_rows() -> list[dict]:
+    return [json.loads(x) for x in FIXTURE.read_text(encoding="utf-8").splitlines()]
+
+
+def _grown(n: int, seed: int) -> list[Question]:
+    """n questions: fixture questions with one word swapped (real vocabulary, many labels)."""
+    rows, rng = _fixture_rows(), random.Random(seed)
+    out = []
+    for i in range(n):
+        r = rng.choice(rows)
+        words = r["question"].split()
+        words[rng.randrange(len(words))] = rng.choice(rng.choice(rows)["question"].split())
+        out.append(Question(f"s{seed}-{i}", " ".join(words), {"intent": r["intent"], "domain": r["domain"]}))
+    return out
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "feedback_nlp.scripts.universal_model", *args], env=ENV,
+                          capture_output=True, text=True, check=check, timeout=300)
+
+
+def _kill_when(cmd: list[str], ready, predictor, query) -> int:
+    """Start `cmd`, kill -9 it as soon as `ready()` holds; meanwhile a reader keeps answering."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answered, deadline = 0, time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        if answered < 3:                  # readers keep answering during the update
+            assert predictor.predict([query])[0]["intent"]["prediction"]
+            answered += 1
+        time.sleep(0.0005)
+    return proc.wait()
+
+
+@pytest.mark.parametrize("point", ["temp generation", "tantivy commit", "renamed generation"])
+def test_kill_9_mid_update_leaves_before_or_after(tmp_path, point):
+    base = tmp_path / "base"
+    updates.export(base, _grown(20_000, 0), RetrievalSettings(method="bm25"), ["intent", "domain"], [],
+                   {"weighting": "count", "backfill_prior": True}, None)
+    new = _grown(3_000, 1)
+    src = tmp_path / "new.jsonl"
+    src.write_text("".join(json.dumps({"id": q.id, "question": q.question, **q.labels}) + "\n" for q in new))
+    root = tmp_path / "repo"
+    shutil.copytree(base, root)
+    before = Repository.open(root).manifest
+    gens = root / "generations"
+    ready = {"temp generation": lambda: any(p.name.startswith(".tmp") for p in gens.iterdir()),
+             "tantivy commit": lambda: any((p / "tantivy" / "meta.json").exists() and p.name.startswith(".tmp")
+                                           and len(list((p / "tantivy").iterdir())) > 3 for p in gens.iterdir()),
+             "renamed generation": lambda: (gens / f"{before['generation'] + 1:06d}").exists()}[point]
+    predictor = load_predictor(root)
+    query = Question("q", "what is my current location")
+    rc = _kill_when([sys.executable, "-m", "feedback_nlp.scripts.universal_model", "add", str(root),
+                     "--questions", str(src)], ready, predictor, query)
+    repo = Repository.open(root)                       # verifies every file's sha256
+    n = len(repo)
+    print(f"{point}: rc={rc}, questions={n}")
+    assert n in (20_000, 23_000)
+    assert (n == 20_000) == (repo.manifest["model_version"] == before["model_version"])
+    if n == 20_000:
+        assert rc == -signal.SIGKILL
+        assert repo.manifest == before
+    assert predictor.predict([query])[0]["model_version"] == repo.manifest["model_version"]
+    # the next update runs over whatever the killed one left behind
+    if n == 20_000:
+        _cli("add", str(root), "--questions", str(src))
+    assert len(Repository.open(root)) == 23_000
+    assert [p.name for p in gens.iterdir()] == [f"{Repository.open(root).manifest['generation']:06d}"]
+
+
+def test_cli_export_add_delete_stats(tmp_path):
+    rows = _fixture_rows()
+    repo_src = tmp_path / "repo.jsonl"
+    repo_src.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] == "train"))
+    out = tmp_path / "export"
+    r = _cli("export", "--config", CONFIG, f"repository.path={repo_src}", "labels.categorical=[intent, domain]",
+             "labels.numeric=[]", "retrieval.method=bm25", f"out={out}")
+    assert "300 questions" in r.stdout
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["labels"]["categorical"] == ["intent", "domain"] and m["counts"]["questions"] == 300
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "n1", "question": "how do i reset my zorblax", "intent": "zorblax",
+                               "domain": "meta", "split": "x"}) + "\n")
+    assert "add of 1 question(s) committed" in _cli("add", str(out), "--questions", str(new)).stdout
+    r = _cli("delete", str(out), "--ids", rows[0]["id"], rows[1]["id"])
+    assert "delete of 2 question(s) committed; 299 questions" in r.stdout
+    st = json.loads(_cli("stats", str(out), "--json").stdout)
+    assert st["questions"] == 299 and st["labels"]["intent"]["zorblax"] == 1
+    assert st["last_update"]["op"] == "delete"
+    text = _cli("stats", str(out)).stdout
+    assert "299 questions" in text and "| zorblax | 1 |" in text and "last update: delete of 2" in text
+
+
+def test_cli_bad_input_is_a_clear_error_and_writes_nothing(tmp_path):
+    rows = [r for r in _fixture_rows() if r["split"] == "train"][:20]
+    rows[5] = {**rows[5], "intent": float("nan")}
+    src = tmp_path / "repo.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "export"
+    r = _cli("export", "--config", CONFIG, f"repository.path={src}", "labels.categorical=[intent]",
+             "labels.numeric=[]", "retrieval.method=bm25", f"out={out}", check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{src}:6: field 'intent'" in r.stderr and not out.exists()
+    r = _cli("delete", str(tmp_path / "nowhere"), "--ids", "x", check=False)
+    assert r.returncode == 2 and "not a question repository" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,87 @@
+"""002 §3.3 dense retrieval store on faiss: exact for small repositories, IVF above a size.
+
+Why these two: both support `remove_ids`, which a delete request needs (faiss HNSW cannot
+remove). Below `exact_max` vectors an IndexIDMap2 over IndexFlatIP is exact and fast
+enough; above it an IndexIVFFlat (inner product on L2-normalised embeddings = cosine) scans
+`nprobe` of `nlist` lists. The ids are the repository keys, so nothing is renumbered when
+questions are deleted. Crossing `exact_max` retrains from the stored embeddings: no question
+is embedded again.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
+
+
+class FaissVectors:
+    name = "faiss"
+
+    def __init__(self, dim: int, exact_max: int = 200_000, nlist: int | None = None, nprobe: int = 16,
+                 threads: int = 1):
+        import faiss
+        self.faiss, self.dim, self.exact_max, self.nlist, self.nprobe = faiss, dim, exact_max, nlist, nprobe
+        faiss.omp_set_num_threads(max(1, int(threads)))
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    @property
+    def kind(self) -> str:
+        return "ivf" if isinstance(self.index, self.faiss.IndexIVF) else "exact"
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(vectors):
+            self.index.add_with_ids(vectors, np.asarray(keys, dtype=np.int64))
+
+    def delete(self, keys: Sequence[int]) -> None:
+        if len(keys):
+            self.index.remove_ids(np.asarray(keys, dtype=np.int64))
+
+    def rebuild(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """The right index type for this many vectors, from stored embeddings (no encoder)."""
+        faiss, n = self.faiss, len(keys)
+        if n <= self.exact_max:
+            self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        else:
+            nlist = self.nlist or max(16, int(4 * math.sqrt(n)))
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            train = vectors[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)]
+            ivf.train(np.ascontiguousarray(train, dtype=np.float32))
+            ivf.nprobe = self.nprobe
+            self.index = ivf
+        self.add(keys, vectors)
+
+    def needs_rebuild(self, n: int) -> bool:
+        return (n > self.exact_max) != (self.kind == "ivf")
+
+    def search(self, queries: np.ndarray, k: int) -> list[Hits]:
+        if len(self) == 0 or k <= 0:
+            return [(np.zeros(0, np.int64), np.zeros(0)) for _ in range(len(queries))]
+        if self.kind == "ivf":
+            self.index.nprobe = self.nprobe
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        limit = min(len(self), k + 8)
+        sims, ids = self.index.search(q, limit)
+        out = []
+        for i in range(len(q)):
+            s, key = sims[i], ids[i]
+            if ties_cut(s[key >= 0], k, limit) and limit < len(self):   # a tie at the K-th: widen
+                s2, k2 = self.index.search(q[i:i + 1], min(len(self), 4 * limit))
+                s, key = s2[0], k2[0]
+            keep = key >= 0
+            out.append(top_k(key[keep], s[keep], k))
+        return out
+
+    def save(self, path: str | Path) -> None:
+        self.faiss.write_index(self.index, str(path))
+
+    def load(self, path: str | Path) -> FaissVectors:
+        self.index = self.faiss.read_index(str(path))
+        self.dim = self.index.d
+        return self
