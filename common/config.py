@@ -17,6 +17,7 @@ CLI overrides, each merged over the last. A CLI key that starts with `+` may add
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -168,6 +169,9 @@ def check_type(key: str, old: Any, new: Any) -> Any:
     raise ConfigError(f"config key '{key}' expects {want}, got {got} {new!r}")
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _parse_override(item: str) -> tuple[str, Any, bool]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key=value")
@@ -178,6 +182,8 @@ def _parse_override(item: str) -> tuple[str, Any, bool]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-05 (a W&B agent's float) as a string
     return key, value, add
 
 

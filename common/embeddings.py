@@ -82,7 +82,9 @@ class SentenceEmbedder:
         if self._model is None:
             from feedback_nlp.common import model_factory
             self._model = model_factory.load_sentence_transformer(self.name, device=str(self.device)).eval()
-        if str(next(self._model.parameters()).device) != str(torch.device(self.device)):
+        params = getattr(self._model, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        if first is not None and str(first.device) != str(torch.device(self.device)):
             self._model.to(self.device)
         return self._model
 
@@ -97,9 +99,10 @@ class SentenceEmbedder:
             self._memory.update(self.disk.load())
             self._disk_loaded = True
         keys = [text_key(t) for t in texts]
-        by_key = dict(zip(keys, texts, strict=True))
-        missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
+        found = {k: self._memory[k] for k in dict.fromkeys(keys) if k in self._memory}
+        missing = [k for k in dict.fromkeys(keys) if k not in found]
         if missing:
+            by_key = dict(zip(keys, texts, strict=True))
             with torch.inference_mode():
                 vectors = self.model.encode([by_key[k] for k in missing], batch_size=self.batch_size,
                                             convert_to_numpy=True, normalize_embeddings=self.normalize,
@@ -107,12 +110,14 @@ class SentenceEmbedder:
             vectors = np.asarray(vectors, dtype=np.float32)
             if self.disk is not None:
                 self.disk.add(missing, vectors)
+            found.update(zip(missing, vectors, strict=True))
             if len(self._memory) + len(missing) > self.max_memory_cache:
                 self._memory.clear()
-            self._memory.update(zip(missing, vectors, strict=True))
+            if len(missing) <= self.max_memory_cache:
+                self._memory.update(zip(missing, vectors, strict=True))
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         return torch.from_numpy(self.encode(list(texts))).to(self.device)

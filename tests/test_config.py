@@ -158,3 +158,11 @@ def test_nested_sections_build_their_own_objects(tmp_path):
     cfg = load_config(exp, ["data.noisy_negatives.max_count=many"])
     with pytest.raises(ConfigError, match=r"'data.noisy_negatives.max_count' expects int or null, got str"):
         instantiate(cfg.data, "data")
+
+
+def test_exponent_floats_from_the_command_line_are_floats(root):
+    """A W&B agent passes `lr=1e-05`; YAML 1.1 would read it as the string '1e-05'."""
+    cfg = load_config(root / "exp.yaml", ["lr=1e-05", "+eps=2E-3"], root=root)
+    assert cfg.lr == 1e-05 and cfg.eps == 0.002
+    with pytest.raises(ConfigError, match="'trainer.max_epochs' expects int, got float"):
+        load_config(root / "exp.yaml", ["trainer.max_epochs=1e3"], root=root)

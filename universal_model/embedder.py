@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from feedback_nlp.common.embeddings import SentenceEmbedder
+
 WEIGHT_FILES = ("config.json", "config_sentence_transformers.json", "modules.json", "model.safetensors",
                 "pytorch_model.bin", "tokenizer.json", "vocab.txt")
 
@@ -35,20 +37,18 @@ def revision(resolved: str | Path) -> str:
     return h.hexdigest()[:16] if files else "unknown"
 
 
-class Embedder:
-    """L2-normalised sentence embeddings (inner product = cosine) of one named model."""
+class Embedder(SentenceEmbedder):
+    """The repository's sentence embedder: the shared wrapper (common/embeddings.py, L2-normalised,
+    inner product = cosine) plus the content revision its vectors were made with."""
 
     def __init__(self, name: str, batch_size: int = 64, model: Any = None):
-        from feedback_nlp.common.model_factory import (
-            load_sentence_transformer,
-            resolve_name_or_path,
-        )
-        self.name, self.batch_size = name, batch_size
+        from feedback_nlp.common.model_factory import resolve_name_or_path
+
+        # no text cache: a repository embeds each question once and stores the vector itself
+        super().__init__(name, batch_size=batch_size, device="cpu", max_memory_cache=0, model=model)
         resolved = resolve_name_or_path(name)
         self.revision = revision(resolved) if Path(resolved).is_dir() else f"hub:{resolved}"
-        self.model = model if model is not None else load_sentence_transformer(name, device="cpu")
-        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get())
+        self.dim = self.dimension
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "revision": self.revision, "dimension": self.dim, "normalized": True}
@@ -60,8 +60,7 @@ class Embedder:
                 f"{manifest_embedder.get('name')!r} (revision {manifest_embedder.get('revision')}): its vectors "
                 "would not be comparable; export a new repository to change embedders")
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), np.float32)
-        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        return super().encode(texts, progress)
