@@ -61,11 +61,17 @@ def _kill_when(cmd: list[str], ready, predictor, query) -> int:
     return proc.wait()
 
 
-@pytest.mark.parametrize("point", ["temp generation", "tantivy commit", "renamed generation"])
-def test_kill_9_mid_update_leaves_before_or_after(tmp_path, point):
-    base = tmp_path / "base"
-    updates.export(base, _grown(20_000, 0), RetrievalSettings(method="bm25"), ["intent", "domain"], [],
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A 20K-question repository, exported once; each test updates its own copy."""
+    root = tmp_path_factory.mktemp("kill") / "base"
+    updates.export(root, _grown(20_000, 0), RetrievalSettings(method="bm25"), ["intent", "domain"], [],
                    {"weighting": "count", "backfill_prior": True}, None)
+    return root
+
+
+@pytest.mark.parametrize("point", ["temp generation", "tantivy commit", "renamed generation"])
+def test_kill_9_mid_update_leaves_before_or_after(tmp_path, base, point):
     new = _grown(3_000, 1)
     src = tmp_path / "new.jsonl"
     src.write_text("".join(json.dumps({"id": q.id, "question": q.question, **q.labels}) + "\n" for q in new))

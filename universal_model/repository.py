@@ -41,7 +41,7 @@ def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, 
         from feedback_nlp.universal_model.reference_index import ReferenceBM25
         return ReferenceBM25()
     from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
-    return OpenSearchIndex.from_env(manifest["opensearch"]["index"], manifest.get("embedder", {}).get("dimension"))
+    return OpenSearchIndex.from_env(manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension"))
 
 
 class Repository:
@@ -171,7 +171,7 @@ def build_generation(root: Path, gen: int, rows: list[dict[str, Any]], emb: np.n
         del index
     elif settings.backend == "opensearch":
         from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
-        index = OpenSearchIndex.from_env(manifest["opensearch"]["index"], manifest["embedder"]["dimension"])
+        index = OpenSearchIndex.from_env(manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension"))
         todo = rows if prev_dir is None else added
         index.delete(deleted)
         index.add([r["key"] for r in todo], [r["question"] for r in todo],
