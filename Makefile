@@ -52,11 +52,18 @@ test-fast: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
+# numba is the reference's (bm25s) fast backend: installed for the benchmarks only.
 bench: setup
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.seq2seq_throughput
 	$(PY) -m bench.noisy_negatives
 	$(PY) -m bench.universal_model
+	$(PY) -m bench.universal_model_parity
+	$(PY) -m bench.universal_model_ann
+	$(PY) -m bench.universal_model_updates
 	$(PY) -m bench.seacat_step
+	$(PY) -m bench.serve
+	$(PY) -m bench.gpu
 
 clean:
 	rm -rf outputs wandb lightning_logs data/demo .cache

@@ -102,6 +102,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
     md = _table(f"{cfg.experiment}: {len(repo)} repository questions, {len(queries)} queries",
                 ["model", *[c for c, _ in cols]], table)
     atomic_write_text(run_dir / "metrics.md", md)
+    _plots(run_dir)
     print(md + f"\nmetrics: {run_dir / 'metrics.json'}", flush=True)
     return metrics
 
@@ -139,6 +140,7 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
                 ["model", *[c for c, _ in cols]], rows)
     atomic_write_text(run_dir / "scaling.md", md)
     atomic_write_json(run_dir / "scaling.json", results)
+    _plots(run_dir)
     print(md + f"\nscaling: {run_dir / 'scaling.json'}", flush=True)
     return results
 
@@ -203,6 +205,13 @@ def repository_command(command: str, argv: list[str]) -> Any:
 
 
 COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats")
+
+
+def _plots(run_dir: Path) -> None:
+    """002 Table 1 as pictures: Top-k against k and against repository size (run_dir/plots/)."""
+    from feedback_nlp.callbacks.plots.universal import plot_run
+    for path in plot_run(run_dir):
+        print(f"plot: {path}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> Any:

@@ -173,6 +173,8 @@ def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
     assert metrics["repository/size"] == 300 and metrics["test/n_queries"] == 100
     preds = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 100 and preds[0]["intent"]["predicted"] is not None
+    png = tmp_path / "run" / "plots" / "topk_vs_k.png"  # 002 Table 1 as a picture
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
@@ -199,6 +201,7 @@ def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
     md = (tmp_path / "scale" / "scaling.md").read_text()
     assert "| UM(300) |" in md and "| RF(100) |" in md and "Top-15" in md
     assert json.loads((tmp_path / "scale" / "scaling.json").read_text())[0]["model"] == "RF"
+    assert (tmp_path / "scale" / "plots" / "topk_vs_repository_size.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files, tmp_path, capsys):
