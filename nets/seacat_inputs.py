@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from feedback_nlp.datamodules.batching import pad_encoding
 from feedback_nlp.datamodules.sentences import split_sentences
 
 
@@ -51,7 +52,8 @@ def featurize(t: Any, max_sentences: int) -> TranscriptFeatures:
 
 
 def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max_tokens: int,
-                     label_index: Mapping[str, int] | None = None, dedupe: bool = True) -> dict[str, Any]:
+                     label_index: Mapping[str, int] | None = None, dedupe: bool = True,
+                     pad_to_multiple_of: int | None = None) -> dict[str, Any]:
     """Batch transcripts: flat tokens of the real sentences + the map back to (batch, sentence).
 
     Returns input_ids / attention_mask (U x T, U = distinct real sentences, T = longest of
@@ -75,6 +77,7 @@ def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max
     else:
         source, texts = list(range(len(flat))), flat
     enc = tokenizer(texts or [""], padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
+    enc = pad_encoding(enc, pad_to_multiple_of, tokenizer.pad_token_id)
     shape = (len(features), n_max)
     mask = torch.zeros(shape, dtype=torch.bool)
     positions = torch.zeros(shape, dtype=torch.long)
