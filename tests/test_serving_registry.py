@@ -110,3 +110,18 @@ def test_bf16_torch_backend_stays_close_to_fp32(export):
     fp32 = load_export(export, RuntimeOptions())[0].predict(records)
     bf16 = load_export(export, RuntimeOptions(dtype="bf16"))[0].predict(records)
     np.testing.assert_allclose([r["probability"] for r in bf16], [r["probability"] for r in fp32], atol=0.03)
+
+
+def test_universal_model_is_registered_lazily(tmp_path):
+    """The repository predictor comes from another branch: until it is installed, an export of
+    it is refused before any worker starts, with the module named."""
+    import importlib.util
+    (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "question",
+                                                        "model_version": "x", "weights_sha256": {}}))
+    if importlib.util.find_spec("feedback_nlp.universal_model.repository_predictor") is None:
+        with pytest.raises(ExportError, match="repository_predictor.load_predictor"):
+            preflight(tmp_path, RuntimeOptions())
+    with pytest.raises(ExportError, match="record_kind 'claim'"):
+        (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "claim",
+                                                            "model_version": "x", "weights_sha256": {}}))
+        preflight(tmp_path, RuntimeOptions())
