@@ -9,7 +9,9 @@ Three measurements on the same records, in this order, each for --seconds after 
   batch job would do with the same model; the reference the server is compared to);
 - `served, batching on`: `serve --max-batch-size --batch-timeout`, --clients threads on
   keep-alive connections, each POSTing --records-per-request records at a time, in a loop;
-- `served, batching off`: the same with --max-batch-size 1.
+- `served, batching off`: the same with --max-batch-size 1;
+- `in-process, batch 1`: the predictor one request at a time: the model's own batching gain
+  (batch --clients vs batch 1) is the ceiling of ratio (b) on this device.
 Prints records/s, p50/p95/p99 request latency, and the ratios (a) served / in-process and
 (b) batching on / off. Goals (issue 11, safety classifier on CPU): (a) >= 0.8 at 16 clients,
 (b) >= 2. Without --export, a product-safety export is built from the packaged
@@ -170,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         common = ["--device", a.device, "--dtype", a.dtype, "--batch-size", str(max(a.max_batch_size, 1) *
                                                                                   a.records_per_request)]
         results: dict[str, Any] = {"in-process": in_process(export, a.device, a.dtype, a.clients * a.records_per_request,
-                                                            a.seconds, a.warmup)}
+                                                            a.seconds, a.warmup),
+                                   # the model's own batching gain: the ceiling of ratio (b)
+                                   "in-process, batch 1": in_process(export, a.device, a.dtype, a.records_per_request,
+                                                                     a.seconds, a.warmup)}
         for name, batch in (("served, batching on", a.max_batch_size), ("served, batching off", 1)):
             with server(export, [*common, "--max-batch-size", str(batch), "--batch-timeout", str(a.batch_timeout)],
                         Path(tmp) / f"serve-{batch}.log") as port:
@@ -186,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "batching_on_vs_off": on / off if off else float("nan")}
     print(f"(a) served / in-process = {ratios['served_vs_in_process']:.2f}  (goal >= 0.8)")
     print(f"(b) batching on / off   = {ratios['batching_on_vs_off']:.2f}  (goal >= 2)")
+    single = results["in-process, batch 1"]["records_per_s"]
+    print(f"    model alone, batch {a.clients * a.records_per_request} / batch {a.records_per_request} = "
+          f"{ref / single:.2f}  (the most batching can give on this device)")
     if a.json:
         a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": results,
                                       "ratios": ratios}, indent=2))

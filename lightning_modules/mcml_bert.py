@@ -49,6 +49,13 @@ class McmlBertModule(TaskModule):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.net(input_ids, attention_mask)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before nets/ named the parameters `encoder.*` and `head.*`."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict") or {}
+        for key in [k for k in state if k.startswith(("encoder.", "head."))]:
+            state[f"net.{key}"] = state.pop(key)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["ids"]),

@@ -1,7 +1,8 @@
 """The product-safety network (001 §3.1): encoder -> last-layer [CLS] -> one linear layer.
 
-Why a plain module: training (lightning_modules/product_safety.py), the serving predictor and
-the ONNX graph all compute the same logits; only dropout differs, and it is off in eval mode.
+Why here: training (lightning_modules/product_safety.py, which keeps `encoder`/`head` as its own
+attributes so existing checkpoints load), the serving predictor and the ONNX graph all compute
+the logits with `cls_logits`; only dropout differs, and it is off in eval mode.
 """
 from __future__ import annotations
 
@@ -21,19 +22,6 @@ def cls_logits(encoder: nn.Module, head: nn.Module, batch: Mapping[str, Any],
     out = encoder(**{k: batch[k] for k in ENCODER_INPUTS if k in batch})
     cls = cls_pool(out.last_hidden_state)
     return head(dropout(cls) if dropout is not None else cls)
-
-
-class SafetyNet(nn.Module):
-    """encoder + dropout + linear head over {not safety, safety}."""
-
-    def __init__(self, encoder: Any, n_labels: int = 2, dropout: float = 0.0):
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, n_labels)
-
-    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return cls_logits(self.encoder, self.head, batch, self.dropout)
 
 
 class SafetyProbability(nn.Module):

@@ -92,8 +92,9 @@ class RecordsAPI(ls.LitAPI):
         from feedback_nlp.serving.metrics import metrics
         if self._loaded is not None:
             self._loaded.wait()
-        if self.predictor is None:
-            raise RuntimeError(f"the model failed to load: {self._failure!r}")
+        if self.predictor is None:   # the load failed (logged): unavailable, not a bad request
+            from fastapi import HTTPException
+            raise HTTPException(503, f"the model failed to load: {self._failure!r}")
         groups: Sequence[list[Any]] = x if self.max_batch_size > 1 else [x]
         # ids are unique within a request, not across the requests of a dynamic batch: the model
         # sees "<request>:<id>" and every row goes back to its request under its own id

@@ -72,6 +72,13 @@ def preflight(export_dir: str | Path, options: RuntimeOptions) -> dict[str, Any]
     manifest.setdefault("record_kind", kind)
     if manifest["task"] not in SELF_VERIFYING:
         verify_weights(export_dir, manifest)
+    else:
+        module_name, fn_name, _ = REGISTRY[manifest["task"]]
+        try:
+            getattr(importlib.import_module(module_name), fn_name)
+        except (ImportError, AttributeError) as e:
+            raise ExportError(f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
+                              f"which this installation lacks ({e})") from None
     if options.backend == "onnx":
         if manifest["task"] in ("multilevel_issues", "universal_model"):
             raise ExportError(f"task {manifest['task']} serves with --backend torch only")

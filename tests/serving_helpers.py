@@ -26,7 +26,8 @@ CLAIMS = ["The heel broke off and I fell down the stairs.", "too small", "a need
 
 def safety_export(folder: Path, onnx: bool = False, threshold: float | None = None) -> Path:
     """A random tiny product-safety model, exported as train.py's callback would; the threshold
-    defaults to the median probability on CLAIMS, so both decisions occur."""
+    defaults to the midpoint of the two middle probabilities on CLAIMS, so both decisions occur
+    and none is a tie that a 1e-7 difference (ONNX vs torch) could flip."""
     import torch
 
     from feedback_nlp.common.export import export_module
@@ -40,7 +41,9 @@ def safety_export(folder: Path, onnx: bool = False, threshold: float | None = No
     if threshold is None:
         enc = m.tokenizer(CLAIMS, padding=True, return_tensors="pt")
         with torch.no_grad():
-            threshold = float(m.probabilities(dict(enc)).median())
+            probs = sorted(m.probabilities(dict(enc)).tolist())
+        mid = len(probs) // 2                   # between two claims: no claim sits on the threshold
+        threshold = (probs[mid - 1] + probs[mid]) / 2
     m.set_threshold(threshold, 0.95, 0.96)
     return export_module(m, folder / "export", onnx=onnx)
 

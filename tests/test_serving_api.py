@@ -89,3 +89,16 @@ def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
     assert set(files) <= set(manifest["weights_sha256"])
     rows = load_export(export)[0].predict(decode_request([{"id": "a", "text": "the zipper broke"}], "feedback"))
     assert rows[0]["id"] == "a" and isinstance(rows[0]["coarse"], list) and isinstance(rows[0]["granular"], list)
+
+
+def test_mcml_checkpoint_from_before_nets_still_loads(tmp_path):
+    from feedback_nlp.lightning_modules.mcml_bert import McmlBertModule
+    from tests.tiny_models import tiny_bert
+    tiny = tiny_bert(tmp_path / "tiny", ["the zipper broke"])
+    module = McmlBertModule(labels=["a", "b"], pretrained=tiny)
+    old = {k.removeprefix("net."): v.clone() for k, v in module.state_dict().items()}    # encoder.*, head.*
+    ckpt = {"state_dict": old}
+    fresh = McmlBertModule(labels=["a", "b"], pretrained=tiny)
+    fresh.on_load_checkpoint(ckpt)
+    fresh.load_state_dict(ckpt["state_dict"])
+    assert torch.equal(fresh.net.head[1].weight, module.net.head[1].weight)

@@ -110,3 +110,39 @@ def test_bf16_torch_backend_stays_close_to_fp32(export):
     fp32 = load_export(export, RuntimeOptions())[0].predict(records)
     bf16 = load_export(export, RuntimeOptions(dtype="bf16"))[0].predict(records)
     np.testing.assert_allclose([r["probability"] for r in bf16], [r["probability"] for r in fp32], atol=0.03)
+
+
+def test_universal_model_is_registered_lazily(tmp_path):
+    """The repository predictor comes from another branch: until it is installed, an export of
+    it is refused before any worker starts, with the module named."""
+    import importlib.util
+    (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "question",
+                                                        "model_version": "x", "weights_sha256": {}}))
+    if importlib.util.find_spec("feedback_nlp.universal_model.repository_predictor") is None:
+        with pytest.raises(ExportError, match="repository_predictor.load_predictor"):
+            preflight(tmp_path, RuntimeOptions())
+    with pytest.raises(ExportError, match="record_kind 'claim'"):
+        (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "claim",
+                                                            "model_version": "x", "weights_sha256": {}}))
+        preflight(tmp_path, RuntimeOptions())
+
+
+@pytest.mark.parametrize("change, args, message", [
+    ("tamper", [], "sha256 differs"),
+    ("task", [], "does not know"),
+    (None, ["--port", "80"], "--port must be in 1024..65535"),
+    (None, ["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
+    (None, ["--batch-timeout", "5", "--timeout", "1"], "need 0 <= --batch-timeout < --timeout"),
+    (None, ["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"],
+     "--device"),
+])
+def test_serve_refuses_before_any_worker_starts(export, tmp_path, capsys, change, args, message):
+    from feedback_nlp.serving import cli
+    d = _copy(export, tmp_path)
+    if change == "tamper":
+        (d / "classifier_head.safetensors").write_bytes(b"0" + (d / "classifier_head.safetensors").read_bytes()[1:])
+    elif change == "task":
+        _edit_manifest(d, task="evil")
+    assert cli.main(["--export", str(d), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
