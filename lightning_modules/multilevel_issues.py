@@ -18,15 +18,19 @@ from torch import nn
 from feedback_nlp.common.model_factory import PACKAGED_MINILM, set_dropout
 from feedback_nlp.datamodules.sentences import split_sentences
 from feedback_nlp.lightning_modules.base import TaskModule
-from feedback_nlp.lightning_modules.multilevel_issues_serving import load_predictor
-from feedback_nlp.lightning_modules.seq2seq_backbone import (add_tokens, build_seq2seq, freeze_word_embeddings, new_parameter_names,
-                                               seq2seq_loss)
+from feedback_nlp.lightning_modules.seq2seq_backbone import (
+    add_tokens,
+    build_seq2seq,
+    freeze_word_embeddings,
+    new_parameter_names,
+    seq2seq_loss,
+)
 from feedback_nlp.metrics.issue_sets import join_issues
 from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
 from feedback_nlp.nets.seq2seq import generate_issue_sets, generation_kwargs
 
 LEVELS = ("coarse", "granular")
-__all__ = ["MultiLevelIssuesModule", "load_predictor"]
+__all__ = ["MultiLevelIssuesModule"]
 
 
 class MultiLevelIssuesModule(TaskModule):

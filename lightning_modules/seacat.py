@@ -184,8 +184,3 @@ class SeaCat(TaskModule):
                 "max_tokens": hp.max_tokens, "pooling": hp.pooling, "position_embedding": hp.position_embedding,
                 "main_question_window": hp.main_question_window, "pretrained": hp.pretrained}
 
-
-def load_predictor(export_dir: str | Path):
-    """A SeaCat predictor loaded only from an export directory (safetensors + JSON)."""
-    from feedback_nlp.serving.seacat import SeaCatPredictor
-    return SeaCatPredictor.load(Path(export_dir))

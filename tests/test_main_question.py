@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_nlp.lightning_modules.main_question import is_main_question, pick, pick_rule1, pick_rule2, rule_accuracy
+from feedback_nlp.nets.main_question import is_main_question, pick, pick_rule1, pick_rule2, rule_accuracy
 
 #           0           1           2        3           4        5           6           7
 SPEAKERS = ["customer", "customer", "agent", "customer", "agent", "customer", "customer", "agent"]

@@ -89,8 +89,11 @@ def test_predictions_and_generation_table(t5_run, data):
 
 def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
     import torch
+
     from feedback_nlp.datamodules.records import load_records
-    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule, load_predictor
+    from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from feedback_nlp.serving.issues import load as load_issues
+    from feedback_nlp.serving.runtime import RuntimeOptions
 
     run_dir, _, _ = t5_run
     ckpt = next((run_dir / "checkpoints").glob("best-*.ckpt"))
@@ -103,7 +106,7 @@ def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
     assert gen["num_beams"] == 2 and gen["length_penalty"] == 2.5 and gen["max_new_tokens"] == 12
     assert fields["task"] == "multilevel_issues" and fields["prefixes"]["coarse"] == "identify high-level issues: "
     recs = load_records(data[2], "feedback")
-    served = load_predictor(tmp_path / "export").predict(recs)
+    served = load_issues(tmp_path / "export", {}, RuntimeOptions(device="cpu")).predict(recs)
     batch = module.tokenizer([fields["prefixes"][lvl] + r.text for lvl in ("coarse", "granular") for r in recs],
                              max_length=48, truncation=True, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -230,6 +233,7 @@ def test_seq2seq_onnx_graphs_decode_like_torch(t5_run, tmp_path):
 
 def test_module_trains_in_train_mode_with_dropout_override(data, tmp_path):
     import torch
+
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     rows = data[3]
     model_dir = tiny_t5(tmp_path / "t5", [r["text"] for r in rows])

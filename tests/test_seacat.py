@@ -11,7 +11,7 @@ from feedback_nlp.common.model_factory import load_model, load_tokenizer
 from feedback_nlp.datamodules.records import Transcript, Turn
 from feedback_nlp.datamodules.transcripts import collate_features, featurize
 from feedback_nlp.lightning_modules.seacat import SeaCat, SeaCatNet, freeze_lower_layers
-from feedback_nlp.lightning_modules.sentence_position import sinusoidal_table
+from feedback_nlp.nets.sentence_position import sinusoidal_table
 from tests.tiny_models import tiny_bert
 
 LABELS = ["delivery", "refund"]
@@ -145,8 +145,8 @@ def test_export_for_serving_round_trip_without_pickles(tiny, tmp_path):
     assert manifest["max_sentences"] == 8 and manifest["max_tokens"] == 16 and manifest["main_question_window"] == 2
     files = {p.suffix for p in (tmp_path / "export").rglob("*") if p.is_file()}
     assert not files & {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
-    from feedback_nlp.lightning_modules.seacat import load_predictor
-    got = load_predictor(tmp_path / "export").predict(_transcripts())
+    from feedback_nlp.serving.seacat import SeaCatPredictor
+    got = SeaCatPredictor.load(tmp_path / "export").predict(_transcripts())
     assert [r["id"] for r in got] == ["t1", "t2", "t3"]
     for g, w in zip(got, want):
         assert g["label"] == w["label"] and g["main_question"] == w["main_question"]
@@ -157,6 +157,7 @@ def test_export_for_serving_round_trip_without_pickles(tiny, tmp_path):
 
 def test_predictor_from_checkpoint_reads_weights_only(tiny, tmp_path):
     import lightning as L
+
     from feedback_nlp.lightning_modules.seacat_serving import load_predictor_from_checkpoint
     model = SeaCat(labels=LABELS, pretrained=tiny, max_sentences=8, max_tokens=16)
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
@@ -175,8 +176,8 @@ def test_unknown_model_task_is_rejected_by_the_predictor(tmp_path):
 
 
 def test_demo_generator_marks_a_main_question_the_featurizer_recovers():
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
     from feedback_nlp.datamodules.records import parse_transcript
+    from feedback_nlp.demo_data.transcripts import generate_transcripts
     for row in generate_transcripts(random.Random(0), 20):
         f = featurize(parse_transcript(row), 64)
         assert row["main_question"] in f.sentences
@@ -219,13 +220,14 @@ def test_frozen_encoder_embedding_cache_is_exact_and_skips_seen_sentences(tiny):
 def test_serving_featurization_equals_the_datamodules():
     """nets/seacat_inputs.py (what serving uses, Lightning-free) builds exactly the DataModule's
     tensors; the DataModule keeps its own copy until it imports these functions."""
-    from feedback_nlp.datamodules import transcripts as dm
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
-    from feedback_nlp.datamodules.records import parse_transcript
-    from feedback_nlp.nets import seacat_inputs as nets
-    from tests.tiny_models import train_wordpiece
     import tempfile
     from pathlib import Path
+
+    from feedback_nlp.datamodules import transcripts as dm
+    from feedback_nlp.datamodules.records import parse_transcript
+    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.nets import seacat_inputs as nets
+    from tests.tiny_models import train_wordpiece
     records = [parse_transcript(r) for r in generate_transcripts(random.Random(4), 8)]
     with tempfile.TemporaryDirectory() as tmp:
         tok = train_wordpiece([t.text for r in records for t in r.turns], Path(tmp))

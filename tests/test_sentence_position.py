@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from feedback_nlp.datamodules.transcripts import agent_first_index, offset_positions
-from feedback_nlp.lightning_modules.sentence_position import SentencePositionEmbedding, sinusoidal_table
+from feedback_nlp.nets.sentence_position import SentencePositionEmbedding, sinusoidal_table
 
 
 def test_agent_first_index():
