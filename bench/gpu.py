@@ -12,6 +12,7 @@ Printed per task and trainer: training samples/s (after --warmup untimed steps),
 measured in the same run, so it does not depend on which GPU the run got. Without a GPU it says
 so and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import torch
 
@@ -54,8 +55,10 @@ class Meter:
 
     def result(self, params: int, peak: float | None) -> dict[str, float | None]:
         seconds = time.perf_counter() - (self.start or time.perf_counter())
-        out: dict[str, float | None] = {"samples_per_s": self.samples / seconds if seconds else None,
-                                        "tokens_per_s": self.tokens / seconds if seconds else None}
+        out: dict[str, float | None] = {
+            "samples_per_s": self.samples / seconds if seconds else None,
+            "tokens_per_s": self.tokens / seconds if seconds else None,
+        }
         out["mfu"] = 6 * params * out["tokens_per_s"] / peak if (peak and out["tokens_per_s"]) else None
         return out
 
@@ -74,21 +77,41 @@ def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
     from feedback_nlp.demo_data.feedback import generate_feedback
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
 
-    data = a.seq2seq_data or str(atomic_write_jsonl(Path(tempfile.mkdtemp()) / "feedback.jsonl",
-                                                    generate_feedback(random.Random(0), a.n_records)))
-    dm = FeedbackDataModule(train_path=data, dev_path=data, batch_size=a.batch_size, seed=0,
-                            max_source_length=a.max_length, max_target_length=64, pad_to_multiple_of=8)
+    data = a.seq2seq_data or str(
+        atomic_write_jsonl(
+            Path(tempfile.mkdtemp()) / "feedback.jsonl", generate_feedback(random.Random(0), a.n_records)
+        )
+    )
+    dm = FeedbackDataModule(
+        train_path=data,
+        dev_path=data,
+        batch_size=a.batch_size,
+        seed=0,
+        max_source_length=a.max_length,
+        max_target_length=64,
+        pad_to_multiple_of=8,
+    )
     dm.validate()
     info = {k: v for k, v in dm.task_info().items() if k != "labels"}
-    module = MultiLevelIssuesModule(pretrained=a.seq2seq_pretrained, optim={"lr": 1e-4, "fused": True},
-                                    generate_on_validation=False, copy_input_baseline=False, **info)
+    module = MultiLevelIssuesModule(
+        pretrained=a.seq2seq_pretrained,
+        optim={"lr": 1e-4, "fused": True},
+        generate_on_validation=False,
+        copy_input_baseline=False,
+        **info,
+    )
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")
     samples = dm.train_samples
     items = [samples[(0, i)] for i in range(len(samples))]
     collate = Seq2SeqCollator(module.tokenizer, a.max_length, 64, pad_to_multiple_of=8)
-    return {"module": module, "dm": dm, "hf_model": module.model, "items": items,
-            "collate": lambda rows: {k: v for k, v in collate(rows).items() if isinstance(v, torch.Tensor)}}
+    return {
+        "module": module,
+        "dm": dm,
+        "hf_model": module.model,
+        "items": items,
+        "collate": lambda rows: {k: v for k, v in collate(rows).items() if isinstance(v, torch.Tensor)},
+    }
 
 
 class _SafetyForHF(torch.nn.Module):
@@ -109,13 +132,25 @@ def safety_task(a: argparse.Namespace) -> dict[str, Any]:
     from feedback_nlp.demo_data.claims import generate_claims
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
 
-    data = a.safety_data or str(atomic_write_jsonl(Path(tempfile.mkdtemp()) / "claims.jsonl",
-                                                   generate_claims(random.Random(0), a.n_records)))
-    dm = ClaimsDataModule(path=data, variant="original", batch_size=a.batch_size, max_length=a.max_length,
-                          seed=0, progress=False, pad_to_multiple_of=8)
+    data = a.safety_data or str(
+        atomic_write_jsonl(Path(tempfile.mkdtemp()) / "claims.jsonl", generate_claims(random.Random(0), a.n_records))
+    )
+    dm = ClaimsDataModule(
+        path=data,
+        variant="original",
+        batch_size=a.batch_size,
+        max_length=a.max_length,
+        seed=0,
+        progress=False,
+        pad_to_multiple_of=8,
+    )
     dm.validate()
-    module = ProductSafetyClassifier(pretrained=a.safety_pretrained, max_length=a.max_length,
-                                     optim={"lr": 2e-5, "optimizer": "adamw", "fused": True}, **dm.task_info())
+    module = ProductSafetyClassifier(
+        pretrained=a.safety_pretrained,
+        max_length=a.max_length,
+        optim={"lr": 2e-5, "optimizer": "adamw", "fused": True},
+        **dm.task_info(),
+    )
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")
     items = [x for x in dm._train_items(dm.fit_items()[0]) if x["label"] >= 0]
@@ -135,10 +170,20 @@ def run_lightning(task: dict[str, Any], a: argparse.Namespace, meter: Meter) -> 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             meter.step(len(batch["input_ids"]) if "ids" not in batch else len(batch["ids"]), real_tokens(batch))
 
-    trainer = L.Trainer(accelerator=a.device, devices=1, precision=a.precision, max_steps=a.steps + a.warmup,
-                        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, gradient_clip_val=1.0, num_sanity_val_steps=0,
-                        callbacks=[Clock()])
+    trainer = L.Trainer(
+        accelerator=a.device,
+        devices=1,
+        precision=a.precision,
+        max_steps=a.steps + a.warmup,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
+        callbacks=[Clock()],
+    )
     trainer.fit(task["module"], datamodule=task["dm"])
 
 
@@ -157,13 +202,28 @@ def run_hf(task: dict[str, Any], a: argparse.Namespace, meter: Meter) -> None:
         def on_step_end(self, args, state, control, **kw):
             meter.step(*sizes.pop(0))
 
-    args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size,
-                             max_steps=a.steps + a.warmup, learning_rate=2e-5, report_to=[], save_strategy="no",
-                             logging_strategy="no", disable_tqdm=True, max_grad_norm=1.0,
-                             bf16=a.precision.startswith("bf16"), dataloader_num_workers=0,
-                             remove_unused_columns=False, use_cpu=a.device == "cpu")
-    Trainer(model=task["hf_model"], args=args, train_dataset=task["items"], data_collator=counting_collate,
-            callbacks=[Clock()]).train()
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=a.batch_size,
+        max_steps=a.steps + a.warmup,
+        learning_rate=2e-5,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        max_grad_norm=1.0,
+        bf16=a.precision.startswith("bf16"),
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        use_cpu=a.device == "cpu",
+    )
+    Trainer(
+        model=task["hf_model"],
+        args=args,
+        train_dataset=task["items"],
+        data_collator=counting_collate,
+        callbacks=[Clock()],
+    ).train()
 
 
 def measure(run: Callable, task: dict[str, Any], a: argparse.Namespace, initial: dict, peak: float | None) -> dict:
@@ -197,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     if not torch.cuda.is_available() and not a.cpu_smoke:
-        print("bench/gpu.py needs a CUDA GPU and none is visible: nothing measured "
-              "(--cpu-smoke runs the code paths on CPU).")
+        print(
+            "bench/gpu.py needs a CUDA GPU and none is visible: nothing measured "
+            "(--cpu-smoke runs the code paths on CPU)."
+        )
         return 0
     a.device = "cuda" if torch.cuda.is_available() and not a.cpu_smoke else "cpu"
     a.precision = "bf16-mixed" if a.device == "cuda" else "32-true"
@@ -216,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             r = row[who]
             mem = f"{r['peak_memory_gib']:.2f} GiB" if r["peak_memory_gib"] is not None else "n/a"
             mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-            print(f"{task_name:>8} {who:>4}: {r['samples_per_s']:.1f} samples/s, peak memory {mem}, MFU {mfu}",
-                  flush=True)
+            print(
+                f"{task_name:>8} {who:>4}: {r['samples_per_s']:.1f} samples/s, peak memory {mem}, MFU {mfu}", flush=True
+            )
         if "ours_vs_hf" in row:
             print(f"{task_name:>8} ours / HF Trainer: {row['ours_vs_hf']:.2f}x", flush=True)
     if a.json:

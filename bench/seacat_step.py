@@ -12,6 +12,7 @@ forward + cross-entropy + backward + AdamW step on the same weights and the same
 (the demo generator's chats: realistic sentence counts and lengths), and the bench checks
 that both give the same logits. Prints seconds per step and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-
 from feedback_nlp.datamodules.records import parse_transcript
 from feedback_nlp.datamodules.transcripts import collate_features, featurize
 from feedback_nlp.lightning_modules.seacat import NET_INPUTS, SeaCatNet
@@ -30,11 +30,13 @@ from feedback_nlp.lightning_modules.seacat import NET_INPUTS, SeaCatNet
 
 def build_encoder(name: str):
     from feedback_nlp.common.model_factory import load_model, load_tokenizer
+
     tok = load_tokenizer("packaged:all-MiniLM-L6-v2")
     if name == "minilm":
         return load_model("AutoModel", "packaged:all-MiniLM-L6-v2"), tok
-    if name == "distilbert":   # distilbert-base-uncased's shape (6 x 768), random weights: timing only
+    if name == "distilbert":  # distilbert-base-uncased's shape (6 x 768), random weights: timing only
         from transformers import DistilBertConfig, DistilBertModel
+
         return DistilBertModel(DistilBertConfig(vocab_size=tok.vocab_size)), tok
     raise SystemExit(f"--encoder must be minilm or distilbert, got {name}")
 
@@ -61,7 +63,7 @@ def flat_forward(net: SeaCatNet, tokenizer, feats, s: int, t: int, labels: torch
 
 def time_steps(fn, net, opt, steps: int) -> list[float]:
     out = []
-    for i in range(steps + 1):          # first step = warm-up, not counted
+    for i in range(steps + 1):  # first step = warm-up, not counted
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         _, loss = fn()
@@ -80,27 +82,35 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transcripts", default=None,
-                   help="transcript JSONL to take the batch from (default: the demo generator's chats)")
+    p.add_argument(
+        "--transcripts",
+        default=None,
+        help="transcript JSONL to take the batch from (default: the demo generator's chats)",
+    )
     a = p.parse_args()
 
     torch.manual_seed(a.seed)
     if a.transcripts:
         from feedback_nlp.datamodules.records import load_records
+
         records = load_records(a.transcripts, "transcript")
         records = [records[i % len(records)] for i in range(a.batch_size)]
     else:
         from feedback_nlp.demo_data.transcripts import generate_transcripts
+
         records = [parse_transcript(r) for r in generate_transcripts(random.Random(a.seed), a.batch_size)]
     feats = [featurize(t, a.max_sentences) for t in records]
     encoder, tok = build_encoder(a.encoder)
-    net = SeaCatNet(encoder, 8, a.max_sentences, dropout=0.0).eval()   # eval: no dropout, same maths
+    net = SeaCatNet(encoder, 8, a.max_sentences, dropout=0.0).eval()  # eval: no dropout, same maths
     labels = torch.arange(len(feats)) % 8
     n_real = sum(len(f.sentences) for f in feats)
     n_unique = len({x for f in feats for x in f.sentences})
     longest = max(len(tok(x)["input_ids"]) for f in feats for x in f.sentences)
-    print(f"encoder {a.encoder}, batch {a.batch_size}: {n_real} real sentences ({n_unique} distinct, longest "
-          f"{longest} tokens) vs {a.batch_size * a.max_sentences} x {a.max_tokens} padded", flush=True)
+    print(
+        f"encoder {a.encoder}, batch {a.batch_size}: {n_real} real sentences ({n_unique} distinct, longest "
+        f"{longest} tokens) vs {a.batch_size * a.max_sentences} x {a.max_tokens} padded",
+        flush=True,
+    )
     with torch.no_grad():
         ln, _ = naive_forward(net, tok, feats, a.max_sentences, a.max_tokens, labels)
         lf, _ = flat_forward(net, tok, feats, a.max_sentences, a.max_tokens, labels)
@@ -109,8 +119,7 @@ def main() -> None:
     opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=1e-5)
     flat = time_steps(lambda: flat_forward(net, tok, feats, a.max_sentences, a.max_tokens, labels), net, opt, a.steps)
     print(f"ours  (flat real sentences): {statistics.median(flat):8.3f} s/step", flush=True)
-    naive = time_steps(lambda: naive_forward(net, tok, feats, a.max_sentences, a.max_tokens, labels), net, opt,
-                       a.steps)
+    naive = time_steps(lambda: naive_forward(net, tok, feats, a.max_sentences, a.max_tokens, labels), net, opt, a.steps)
     print(f"naive (padded {a.max_sentences} x {a.max_tokens}):    {statistics.median(naive):8.3f} s/step")
     print(f"speed-up: {statistics.median(naive) / statistics.median(flat):.1f}x (goal >= 3x)")
 

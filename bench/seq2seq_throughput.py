@@ -18,6 +18,7 @@ All three use fused AdamW (HF's default `optim`; ours via `configure_optimizers`
 each step's fastest time counts (robust on a shared machine). Goals (issue 3): lightning / hf
 >= 1.2, and Lightning's overhead (1 - lightning / plain) <= 3%.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,6 @@ import random
 import tempfile
 import time
 from pathlib import Path
-
 
 import torch
 
@@ -40,19 +40,32 @@ def feedback_file(path: str | None, n: int, seed: int) -> str:
         return path
     from feedback_nlp.common.io import atomic_write_jsonl
     from feedback_nlp.demo_data.feedback import generate_feedback
+
     out = Path(tempfile.mkdtemp()) / "feedback.jsonl"
     return str(atomic_write_jsonl(out, generate_feedback(random.Random(seed), n)))
 
 
 def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, FeedbackDataModule]:
-    dm = FeedbackDataModule(train_path=data, dev_path=data, batch_size=a.batch_size, seed=0,
-                            max_source_length=a.max_source_length, max_target_length=a.max_target_length,
-                            group_by_length=not a.no_grouping)
+    dm = FeedbackDataModule(
+        train_path=data,
+        dev_path=data,
+        batch_size=a.batch_size,
+        seed=0,
+        max_source_length=a.max_source_length,
+        max_target_length=a.max_target_length,
+        group_by_length=not a.no_grouping,
+    )
     dm.validate()
     info = {k: v for k, v in dm.task_info().items() if k != "labels"}
-    module = MultiLevelIssuesModule(pretrained=a.pretrained, encoder_layers=a.encoder_layers or None,
-                                    decoder_layers=a.decoder_layers or None, optim={"lr": a.lr},
-                                    generate_on_validation=False, copy_input_baseline=False, **info)
+    module = MultiLevelIssuesModule(
+        pretrained=a.pretrained,
+        encoder_layers=a.encoder_layers or None,
+        decoder_layers=a.decoder_layers or None,
+        optim={"lr": a.lr},
+        generate_on_validation=False,
+        copy_input_baseline=False,
+        **info,
+    )
     dm.connect(tokenizer=module.tokenizer)
     dm.setup("fit")
     return module, dm
@@ -94,8 +107,9 @@ def run_plain(module, dm, a, device) -> float:
     clock = StepClock(a.warmup)
     while clock.steps < a.steps + a.warmup:
         for batch in dm.train_dataloader():
-            loss, _, _ = seq2seq_loss(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                      batch["labels"].to(device))
+            loss, _, _ = seq2seq_loss(
+                model, batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["labels"].to(device)
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -121,23 +135,39 @@ def run_lightning(module, dm, a, device) -> float:
             self.clock.step(len(batch["ids"]))
 
     cb = Clock()
-    trainer = L.Trainer(accelerator=device.type, devices=1, max_steps=a.steps + a.warmup, limit_val_batches=0,
-                        logger=L.pytorch.loggers.CSVLogger(tempfile.mkdtemp()), enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        log_every_n_steps=10, num_sanity_val_steps=0, callbacks=[cb])
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        max_steps=a.steps + a.warmup,
+        limit_val_batches=0,
+        logger=L.pytorch.loggers.CSVLogger(tempfile.mkdtemp()),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        callbacks=[cb],
+    )
     trainer.fit(module, datamodule=dm)
     return cb.clock
 
 
 def run_hf(module, dm, a, device) -> float:
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+
     samples, collate = dm.train_samples, Seq2SeqCollator(module.tokenizer, a.max_source_length, a.max_target_length)
     rows = []
     for i in range(len(samples)):  # tokenized ahead, as run_summarization's dataset.map (not timed)
         item = samples[(0, i)]
         enc = collate.encode([item["source"]], [item["target"]])
-        rows.append({"input_ids": enc["input_ids"][0].tolist(), "attention_mask": enc["attention_mask"][0].tolist(),
-                     "labels": enc["labels"][0].tolist()})
+        rows.append(
+            {
+                "input_ids": enc["input_ids"][0].tolist(),
+                "attention_mask": enc["attention_mask"][0].tolist(),
+                "labels": enc["labels"][0].tolist(),
+            }
+        )
 
     clock = StepClock(a.warmup)
 
@@ -147,14 +177,27 @@ def run_hf(module, dm, a, device) -> float:
                 torch.cuda.synchronize()
             clock.step(a.batch_size)
 
-    args = Seq2SeqTrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.batch_size,
-                                    max_steps=a.steps + a.warmup, learning_rate=a.lr, report_to=[],
-                                    save_strategy="no", logging_strategy="no", disable_tqdm=True,
-                                    max_grad_norm=1.0, dataloader_num_workers=0, use_cpu=device.type == "cpu")
+    args = Seq2SeqTrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=a.batch_size,
+        max_steps=a.steps + a.warmup,
+        learning_rate=a.lr,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        max_grad_norm=1.0,
+        dataloader_num_workers=0,
+        use_cpu=device.type == "cpu",
+    )
     # optim: HF's default, fused AdamW — the same kernel ours uses
-    trainer = Seq2SeqTrainer(model=module.model, args=args, train_dataset=rows,
-                             data_collator=DataCollatorForSeq2Seq(module.tokenizer, model=module.model),
-                             callbacks=[Clock()])
+    trainer = Seq2SeqTrainer(
+        model=module.model,
+        args=args,
+        train_dataset=rows,
+        data_collator=DataCollatorForSeq2Seq(module.tokenizer, model=module.model),
+        callbacks=[Clock()],
+    )
     trainer.train()
     return clock
 
@@ -192,8 +235,13 @@ def main(argv=None) -> dict:
     rates = {name: best_rate(cs) for name, cs in clocks.items()}
     for name, rate in rates.items():
         print(f"{name:>9}: {rate:.2f} training samples/s (fastest time of each step over {a.repeats} rounds)")
-    out = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": a.batch_size,
-           "pretrained": a.pretrained, "samples_per_s": rates}
+    out = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "batch_size": a.batch_size,
+        "pretrained": a.pretrained,
+        "samples_per_s": rates,
+    }
     if "hf" in rates and "lightning" in rates:
         out["lightning_vs_hf"] = rates["lightning"] / rates["hf"]
         print(f"ours (Lightning) / HF Seq2SeqTrainer: {out['lightning_vs_hf']:.2f}x  (goal >= 1.2x)")

@@ -17,6 +17,7 @@ Prints records/s, p50/p95/p99 request latency, and the ratios (a) served / in-pr
 (b) >= 2. Without --export, a product-safety export is built from the packaged
 all-MiniLM-L6-v2 with a random head (the speed does not depend on the head's values).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-TEXTS = ["The heel broke off and I fell down the stairs, my ankle is still swollen.",
-         "The jacket is too small, I would like to exchange it for a larger size.",
-         "After one day the cream gave my daughter a red itchy rash all over her arms.",
-         "Delivery was late and the box was damaged but the item works fine.",
-         "The charger got very hot and started to smell of burning plastic.",
-         "Die Farbe entspricht nicht dem Bild, ich möchte mein Geld zurück.",
-         "A sharp metal edge inside the toy cut my son's finger.",
-         "Where is my refund? I sent the parcel back two weeks ago."]
+TEXTS = [
+    "The heel broke off and I fell down the stairs, my ankle is still swollen.",
+    "The jacket is too small, I would like to exchange it for a larger size.",
+    "After one day the cream gave my daughter a red itchy rash all over her arms.",
+    "Delivery was late and the box was damaged but the item works fine.",
+    "The charger got very hot and started to smell of burning plastic.",
+    "Die Farbe entspricht nicht dem Bild, ich möchte mein Geld zurück.",
+    "A sharp metal edge inside the toy cut my son's finger.",
+    "Where is my refund? I sent the parcel back two weeks ago.",
+]
 
 
 def build_export(folder: Path) -> Path:
@@ -51,6 +54,7 @@ def build_export(folder: Path) -> Path:
     from feedback_nlp.common.export import export_module
     from feedback_nlp.common.model_factory import PACKAGED_MINILM
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+
     torch.manual_seed(0)
     module = ProductSafetyClassifier(pretrained=PACKAGED_MINILM, max_length=128).eval()
     return export_module(module, folder / "export")
@@ -66,9 +70,12 @@ def free_port() -> int:
 def server(export: Path, args: Sequence[str], log: Path) -> Iterator[int]:
     port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "feedback_nlp.serve", "--export", str(export),
-                                 "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "feedback_nlp.serve", "--export", str(export), "--port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 600
             while True:
@@ -91,6 +98,7 @@ def server(export: Path, args: Sequence[str], log: Path) -> Iterator[int]:
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
     import numpy as np
+
     if not latencies:
         return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
     p = np.percentile(np.asarray(latencies) * 1000, [50, 95, 99])
@@ -107,8 +115,9 @@ def drive(port: int, clients: int, per_request: int, seconds: float, warmup: flo
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         i = 0
         while time.monotonic() < stop_at:
-            body = json.dumps([{"id": f"{k}-{i}-{j}", "text": TEXTS[(k + i + j) % len(TEXTS)]}
-                               for j in range(per_request)])
+            body = json.dumps(
+                [{"id": f"{k}-{i}-{j}", "text": TEXTS[(k + i + j) % len(TEXTS)]} for j in range(per_request)]
+            )
             t0 = time.monotonic()
             conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
@@ -130,14 +139,19 @@ def drive(port: int, clients: int, per_request: int, seconds: float, warmup: flo
         t.start()
     for t in threads:
         t.join()
-    return {"records_per_s": counts[0] / seconds, "requests": len(latencies), "errors": errors[0],
-            **percentiles(latencies)}
+    return {
+        "records_per_s": counts[0] / seconds,
+        "requests": len(latencies),
+        "errors": errors[0],
+        **percentiles(latencies),
+    }
 
 
 def in_process(export: Path, device: str, dtype: str, batch: int, seconds: float, warmup: float) -> dict[str, Any]:
     from feedback_nlp.serving.records import TextRecord
     from feedback_nlp.serving.registry import load_export
     from feedback_nlp.serving.runtime import resolve
+
     predictor, _ = load_export(export, resolve(device, dtype, "torch", max(batch, 1)))
     records = [TextRecord(str(i), TEXTS[i % len(TEXTS)]) for i in range(batch)]
     end_warm = time.monotonic() + warmup
@@ -149,8 +163,12 @@ def in_process(export: Path, device: str, dtype: str, batch: int, seconds: float
         predictor.predict(records)
         latencies.append(time.monotonic() - t0)
         n += len(records)
-    return {"records_per_s": n / (time.monotonic() - start), "requests": len(latencies), "errors": 0,
-            **percentiles(latencies)}
+    return {
+        "records_per_s": n / (time.monotonic() - start),
+        "requests": len(latencies),
+        "errors": 0,
+        **percentiles(latencies),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,34 +187,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         export = a.export or build_export(Path(tmp))
-        common = ["--device", a.device, "--dtype", a.dtype, "--batch-size", str(max(a.max_batch_size, 1) *
-                                                                                  a.records_per_request)]
-        results: dict[str, Any] = {"in-process": in_process(export, a.device, a.dtype, a.clients * a.records_per_request,
-                                                            a.seconds, a.warmup),
-                                   # the model's own batching gain: the ceiling of ratio (b)
-                                   "in-process, batch 1": in_process(export, a.device, a.dtype, a.records_per_request,
-                                                                     a.seconds, a.warmup)}
+        common = [
+            "--device",
+            a.device,
+            "--dtype",
+            a.dtype,
+            "--batch-size",
+            str(max(a.max_batch_size, 1) * a.records_per_request),
+        ]
+        results: dict[str, Any] = {
+            "in-process": in_process(export, a.device, a.dtype, a.clients * a.records_per_request, a.seconds, a.warmup),
+            # the model's own batching gain: the ceiling of ratio (b)
+            "in-process, batch 1": in_process(export, a.device, a.dtype, a.records_per_request, a.seconds, a.warmup),
+        }
         for name, batch in (("served, batching on", a.max_batch_size), ("served, batching off", 1)):
-            with server(export, [*common, "--max-batch-size", str(batch), "--batch-timeout", str(a.batch_timeout)],
-                        Path(tmp) / f"serve-{batch}.log") as port:
+            with server(
+                export,
+                [*common, "--max-batch-size", str(batch), "--batch-timeout", str(a.batch_timeout)],
+                Path(tmp) / f"serve-{batch}.log",
+            ) as port:
                 results[name] = drive(port, a.clients, a.records_per_request, a.seconds, a.warmup)
-    print(f"{a.clients} clients x {a.records_per_request} record(s)/request, {a.seconds:.0f} s each, "
-          f"device {a.device} {a.dtype}, max batch {a.max_batch_size}, batch timeout {a.batch_timeout}s")
+    print(
+        f"{a.clients} clients x {a.records_per_request} record(s)/request, {a.seconds:.0f} s each, "
+        f"device {a.device} {a.dtype}, max batch {a.max_batch_size}, batch timeout {a.batch_timeout}s"
+    )
     print(f"{'':22s} {'records/s':>10s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
     for name, r in results.items():
-        print(f"{name:22s} {r['records_per_s']:10.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} "
-              f"{r['errors']:7d}")
+        print(
+            f"{name:22s} {r['records_per_s']:10.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['p99_ms']:8.1f} "
+            f"{r['errors']:7d}"
+        )
     on, off, ref = (results[k]["records_per_s"] for k in ("served, batching on", "served, batching off", "in-process"))
-    ratios = {"served_vs_in_process": on / ref if ref else float("nan"),
-              "batching_on_vs_off": on / off if off else float("nan")}
+    ratios = {
+        "served_vs_in_process": on / ref if ref else float("nan"),
+        "batching_on_vs_off": on / off if off else float("nan"),
+    }
     print(f"(a) served / in-process = {ratios['served_vs_in_process']:.2f}  (goal >= 0.8)")
     print(f"(b) batching on / off   = {ratios['batching_on_vs_off']:.2f}  (goal >= 2)")
     single = results["in-process, batch 1"]["records_per_s"]
-    print(f"    model alone, batch {a.clients * a.records_per_request} / batch {a.records_per_request} = "
-          f"{ref / single:.2f}  (the most batching can give on this device)")
+    print(
+        f"    model alone, batch {a.clients * a.records_per_request} / batch {a.records_per_request} = "
+        f"{ref / single:.2f}  (the most batching can give on this device)"
+    )
     if a.json:
-        a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": results,
-                                      "ratios": ratios}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(a).items()}, "results": results, "ratios": ratios}, indent=2
+            )
+        )
     return 0
 
 

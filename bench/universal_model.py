@@ -10,16 +10,16 @@ per-query term queries built without the parser, results in deterministic score-
 order with tie widening, keys from a fast field), with threads = 1 and 2. Prints q/s and the
 ratio; also the build time of each. Every figure is measured in this run.
 """
+
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
 
+from bench.universal_model_corpus import grow, load_texts
 from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 from feedback_nlp.universal_model.text import tokenize
-
-from bench.universal_model_corpus import grow, load_texts
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
 
     seed, queries, source = load_texts()
     docs = grow(seed, a.size)
-    queries = (queries * (a.queries // len(queries) + 1))[:a.queries]
+    queries = (queries * (a.queries // len(queries) + 1))[: a.queries]
     print(f"repository: {a.size} questions from {source}; {len(queries)} real queries; K={a.k}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,8 +61,11 @@ def main() -> None:
                 ours.search(queries, a.k)
                 best_ours = min(best_ours, time.perf_counter() - t)
             qo, qr = len(queries) / best_ours, len(queries) / best_ref
-            print(f"{threads} thread(s): tantivy {qo:8.0f} q/s   bm25s-numba {qr:8.0f} q/s   "
-                  f"ratio {qo / qr:.2f}x (goal >= 1.0x)", flush=True)
+            print(
+                f"{threads} thread(s): tantivy {qo:8.0f} q/s   bm25s-numba {qr:8.0f} q/s   "
+                f"ratio {qo / qr:.2f}x (goal >= 1.0x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ queries: embeddings of real CLINC150 test questions. Reference: the exact IndexF
 (brute force) in the same run, 1 thread. For each nprobe: recall@100 against the exact top
 100 and the speed ratio. Goal: recall >= 0.99 at >= 10x brute force.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
-from feedback_nlp.universal_model.vector_index import FaissVectors
 
 from bench.universal_model_corpus import load_texts
+from feedback_nlp.universal_model.vector_index import FaissVectors
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     emb = Embedder("packaged:all-MiniLM-L6-v2")
     t = time.perf_counter()
     seeds = emb.encode([seed_texts[i] for i in rng.choice(len(seed_texts), a.seeds, replace=False)])
-    queries = emb.encode(query_texts[:: max(1, len(query_texts) // a.queries)][:a.queries])
+    queries = emb.encode(query_texts[:: max(1, len(query_texts) // a.queries)][: a.queries])
     print(f"embedded {a.seeds + len(queries)} real questions ({source}) in {time.perf_counter() - t:.0f} s", flush=True)
     dim = seeds.shape[1]
     vecs = seeds[rng.integers(0, a.seeds, a.size)]
@@ -53,16 +54,22 @@ def main() -> None:
     t = time.perf_counter()
     ann = FaissVectors(dim, exact_max=1)
     ann.rebuild(keys, vecs)
-    print(f"{a.size} vectors, dim {dim}: IVF with {ann.index.nlist} lists trained and filled in "
-          f"{time.perf_counter() - t:.1f} s; brute force {len(queries) / brute_s:.0f} q/s", flush=True)
+    print(
+        f"{a.size} vectors, dim {dim}: IVF with {ann.index.nlist} lists trained and filled in "
+        f"{time.perf_counter() - t:.1f} s; brute force {len(queries) / brute_s:.0f} q/s",
+        flush=True,
+    )
     for nprobe in (int(x) for x in a.nprobe.split(",")):
         ann.index.nprobe = nprobe
         t = time.perf_counter()
         got = ann.index.search(queries, a.k)[1]
         ann_s = time.perf_counter() - t
         recall = np.mean([len(set(g) & set(w)) / a.k for g, w in zip(got, truth)])
-        print(f"nprobe {nprobe:4d}: recall@{a.k} {recall:.4f}  {len(queries) / ann_s:8.0f} q/s  "
-              f"{brute_s / ann_s:6.1f}x brute force  (goal: recall >= 0.99 at >= 10x)", flush=True)
+        print(
+            f"nprobe {nprobe:4d}: recall@{a.k} {recall:.4f}  {len(queries) / ann_s:8.0f} q/s  "
+            f"{brute_s / ann_s:6.1f}x brute force  (goal: recall >= 0.99 at >= 10x)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

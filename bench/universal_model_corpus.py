@@ -5,6 +5,7 @@ grown to the requested size by copies with one word replaced by a random word of
 corpus, so vocabulary and length distribution stay those of real questions. Queries: the
 CLINC150 test split (never in the repository).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ def load_texts() -> tuple[list[str], list[str], str]:
             repo += [json.loads(x)["utterance"] for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
         return repo, [t for t, _ in data["test"]], "CLINC150 + DSTC11 (../shared/data)"
     rows = [json.loads(x) for x in (ROOT / "tests/fixtures/clinc150_sample.jsonl").read_text().splitlines()]
-    return ([r["question"] for r in rows if r["split"] == "train"],
-            [r["question"] for r in rows if r["split"] == "test"], "tests/fixtures/clinc150_sample.jsonl")
+    return (
+        [r["question"] for r in rows if r["split"] == "train"],
+        [r["question"] for r in rows if r["split"] == "test"],
+        "tests/fixtures/clinc150_sample.jsonl",
+    )
 
 
 def grow(seed_texts: list[str], size: int, seed: int = 0) -> list[str]:

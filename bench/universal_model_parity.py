@@ -9,16 +9,17 @@ queries) and the reference backend (bm25s `robertson`, reference_index.py). A qu
 when the backend's top-K is a valid top-K of rank-bm25's scores (text.same_top_k: ties may
 order differently). Also prints both speeds and their ratio. Goal: >= 99% of queries.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
-from feedback_nlp.universal_model.reference_index import ReferenceBM25
-from feedback_nlp.universal_model.text import same_top_k, tokenize
 
 from bench.universal_model_corpus import grow, load_texts
+from feedback_nlp.universal_model.reference_index import ReferenceBM25
+from feedback_nlp.universal_model.text import same_top_k, tokenize
 
 
 def main() -> None:
@@ -31,12 +32,12 @@ def main() -> None:
 
     seed, queries, source = load_texts()
     docs = grow(seed, a.size)
-    queries = queries[:: max(1, len(queries) // a.queries)][:a.queries]
+    queries = queries[:: max(1, len(queries) // a.queries)][: a.queries]
     print(f"repository: {a.size} questions from {source}; {len(queries)} real queries; K={a.k}", flush=True)
     ref = BM25Okapi([tokenize(d) for d in docs])
     ours = ReferenceBM25()
     ours.add(np.arange(len(docs)), docs)
-    ours.search(queries[:1], a.k)                       # index build outside the timing
+    ours.search(queries[:1], a.k)  # index build outside the timing
     t = time.perf_counter()
     ref_scores = [ref.get_scores(tokenize(q)) for q in queries]
     ref_s = time.perf_counter() - t
@@ -45,10 +46,14 @@ def main() -> None:
     ours_s = time.perf_counter() - t
     same = [same_top_k(s, keys, a.k) for s, (keys, _) in zip(ref_scores, hits)]
     negative = sum(v < 0 for v in ref.idf.values())
-    print(f"tie-aware top-{a.k} parity with rank-bm25 BM25Okapi: {100 * np.mean(same):.1f}% of {len(same)} "
-          f"queries (goal >= 99%); terms with a negative BM25Okapi idf: {negative}")
-    print(f"speed: reference backend {len(queries) / ours_s:.1f} q/s, rank-bm25 {len(queries) / ref_s:.1f} q/s "
-          f"({ref_s / ours_s:.1f}x)")
+    print(
+        f"tie-aware top-{a.k} parity with rank-bm25 BM25Okapi: {100 * np.mean(same):.1f}% of {len(same)} "
+        f"queries (goal >= 99%); terms with a negative BM25Okapi idf: {negative}"
+    )
+    print(
+        f"speed: reference backend {len(queries) / ours_s:.1f} q/s, rank-bm25 {len(queries) / ref_s:.1f} q/s "
+        f"({ref_s / ours_s:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

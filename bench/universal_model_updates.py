@@ -11,6 +11,7 @@ perturbed per copy) and the embedding time is measured separately on real questi
 reported next to the index-only figures: "with embedding" = index-only time + questions
 embedded x measured seconds per question. Delete embeds nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.universal_model_corpus import grow, load_texts
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository_store import read_manifest, size_on_disk
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
-
-from bench.universal_model_corpus import grow, load_texts
 
 
 class TableEmbedder:
@@ -50,7 +51,7 @@ def main() -> None:
 
     seed_texts, _, source = load_texts()
     real = Embedder("packaged:all-MiniLM-L6-v2")
-    sample = seed_texts[:a.seeds]
+    sample = seed_texts[: a.seeds]
     t = time.perf_counter()
     seed_vecs = real.encode(sample)
     per_q = (time.perf_counter() - t) / len(sample)
@@ -58,7 +59,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for n in (int(x) for x in a.sizes.split(",")):
         texts = grow(sample, n + n // 100, seed=1)
-        texts = [f"{t} {i}" for i, t in enumerate(texts)]          # unique texts: one vector each
+        texts = [f"{t} {i}" for i, t in enumerate(texts)]  # unique texts: one vector each
         vecs = seed_vecs[rng.integers(0, len(sample), len(texts))]
         vecs = vecs + rng.normal(size=vecs.shape).astype(np.float32) * (0.5 / np.sqrt(vecs.shape[1]))
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -68,8 +69,11 @@ def main() -> None:
         settings = RetrievalSettings(method=a.method)
         with tempfile.TemporaryDirectory() as tmp:
             root, src = Path(tmp) / "repo", Path(tmp) / "new.jsonl"
-            src.write_text("".join(f'{{"id": "{q.id}", "question": "{q.question}", "label": "{q.labels["label"]}"}}\n'
-                                   for q in extra))
+            src.write_text(
+                "".join(
+                    f'{{"id": "{q.id}", "question": "{q.question}", "label": "{q.labels["label"]}"}}\n' for q in extra
+                )
+            )
             rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             t = time.perf_counter()
             updates.export(root, base, settings, ["label"], [], {"weighting": "similarity"}, emb)
@@ -80,17 +84,24 @@ def main() -> None:
             updates.add(root, src, embedder=emb)
             add = time.perf_counter() - t
             t = time.perf_counter()
-            updates.delete(root, [q.id for q in base[:: 100]])
+            updates.delete(root, [q.id for q in base[::100]])
             delete = time.perf_counter() - t
             shutil.rmtree(root)
         emb_build, emb_add = n * per_q, len(extra) * per_q
-        print(f"{n} questions ({a.method}, {source}): size on disk {size / 1e6:.0f} MB, process peak RSS "
-              f"{rss / 1024:.0f} MB (was {rss0 / 1024:.0f} MB before the build)")
+        print(
+            f"{n} questions ({a.method}, {source}): size on disk {size / 1e6:.0f} MB, process peak RSS "
+            f"{rss / 1024:.0f} MB (was {rss0 / 1024:.0f} MB before the build)"
+        )
         print(f"  rebuild (export): {build:.1f} s index-only, {build + emb_build:.0f} s with embedding")
-        print(f"  add 1% ({len(extra)}): {add:.1f} s index-only = {100 * add / build:.0f}% of the rebuild; "
-              f"with embedding {add + emb_add:.1f} s = {100 * (add + emb_add) / (build + emb_build):.1f}% (goal <= 10%)")
-        print(f"  delete 1% ({n // 100}): {delete:.1f} s = {100 * delete / build:.0f}% of the index-only rebuild, "
-              f"{100 * delete / (build + emb_build):.1f}% of the rebuild with embedding (goal <= 10%)", flush=True)
+        print(
+            f"  add 1% ({len(extra)}): {add:.1f} s index-only = {100 * add / build:.0f}% of the rebuild; "
+            f"with embedding {add + emb_add:.1f} s = {100 * (add + emb_add) / (build + emb_build):.1f}% (goal <= 10%)"
+        )
+        print(
+            f"  delete 1% ({n // 100}): {delete:.1f} s = {100 * delete / build:.0f}% of the index-only rebuild, "
+            f"{100 * delete / (build + emb_build):.1f}% of the rebuild with embedding (goal <= 10%)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

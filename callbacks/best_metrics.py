@@ -9,6 +9,7 @@ and precision at the threshold; 002: accuracy, main-question accuracy) carry the
 for `compare_runs` / `sweep`. `define_metric` also gives W&B's own min/max summaries and makes
 `epoch` a metric every chart can use as its x-axis.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -60,6 +61,7 @@ class BestMetrics(Callback):
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         from feedback_nlp.common.logging_setup import wandb_run
+
         self._trainer = trainer
         run = wandb_run(trainer)
         if run is None:
@@ -88,11 +90,16 @@ class BestMetrics(Callback):
                 continue
             old = self.best.get(key)
             if old is None or (v < old["value"] if mode == "min" else v > old["value"]):
-                self.best[key] = changed[key] = {"value": v, "epoch": int(trainer.current_epoch),
-                                                 "step": int(trainer.global_step), "mode": mode}
+                self.best[key] = changed[key] = {
+                    "value": v,
+                    "epoch": int(trainer.current_epoch),
+                    "step": int(trainer.global_step),
+                    "mode": mode,
+                }
         if not trainer.is_global_zero:
             return
         from feedback_nlp.common.logging_setup import wandb_run
+
         run = wandb_run(trainer)
         if run is not None:
             self._trainer = trainer

@@ -11,6 +11,7 @@ Offline runs cannot `use_artifact` (wandb raises), so there the data files are l
 artifacts of the run and listed in its config (`lineage/inputs`); online they are used, which
 draws the input edge in the W&B lineage graph.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,11 @@ def log_datasets(run: Any, data_cfg: Mapping[str, Any] | None) -> list[str]:
     for role, path in data_files(data_cfg).items():
         digest = sha256_file(path)
         alias = f"sha256-{digest[:16]}"
-        art = wandb.Artifact(artifact_name(path.name), type="dataset",
-                             metadata={"sha256": digest, "bytes": path.stat().st_size, "role": role,
-                                       "source_path": str(path)})
+        art = wandb.Artifact(
+            artifact_name(path.name),
+            type="dataset",
+            metadata={"sha256": digest, "bytes": path.stat().st_size, "role": role, "source_path": str(path)},
+        )
         art.add_file(str(path), name=path.name)
         if run.offline:
             run.log_artifact(art, aliases=[alias])
@@ -75,8 +78,11 @@ def log_export(run: Any, export_dir: Path) -> str | None:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     version = str(manifest["model_version"])
     keep = ("task", "model_version", "metrics", "git_commit", "created_at", "weights_sha256", "threshold")
-    art = wandb.Artifact(artifact_name(f"{manifest.get('task', 'model')}-{run.id}"), type="model",
-                         metadata={k: manifest[k] for k in keep if k in manifest})
+    art = wandb.Artifact(
+        artifact_name(f"{manifest.get('task', 'model')}-{run.id}"),
+        type="model",
+        metadata={k: manifest[k] for k in keep if k in manifest},
+    )
     art.add_dir(str(export_dir))
     run.log_artifact(art, aliases=[version, "best"])
     run.summary["model_version"] = version

@@ -8,6 +8,7 @@ broadcast so every DDP rank stops at the same validation instead of hanging in a
 `feedback_nlp.sweep` sets ACTIVE before each in-process trial; with no active trial (a normal
 run, or a DDP rank > 0) the callback only joins the broadcast.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,4 +43,5 @@ class OptunaPruning(Callback):
             prune = bool(trainer.strategy.broadcast(prune, src=0))
         if prune:
             import optuna
+
             raise optuna.TrialPruned(f"pruned at step {trainer.global_step}: {self.monitor}={float(value):.4f}")

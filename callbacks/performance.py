@@ -7,6 +7,7 @@ the SimCSE encoder); finding them here keeps the task modules free of device con
 Both change speed and memory only: the loss of a step is the same with or without them
 (tests/test_gpu_knobs.py checks this on CPU).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,8 +41,13 @@ def transformer_layer_classes(module: nn.Module) -> set[type]:
     names = {n for m in hf_backbones(module) for n in (getattr(m, "_no_split_modules", None) or [])}
     # the layer stack: entries of a ModuleList (_no_split_modules also names one-off blocks
     # such as BertEmbeddings, which are not worth an FSDP unit of their own)
-    return {type(m) for stack in module.modules() if isinstance(stack, nn.ModuleList)
-            for m in stack if type(m).__name__ in names}
+    return {
+        type(m)
+        for stack in module.modules()
+        if isinstance(stack, nn.ModuleList)
+        for m in stack
+        if type(m).__name__ in names
+    }
 
 
 class Performance(Callback):
@@ -50,8 +56,13 @@ class Performance(Callback):
     layer's activations in the backward pass (about 30% more compute for a fraction of the
     activation memory: longer inputs or a larger per-device batch on the same GPU)."""
 
-    def __init__(self, compile: bool = False, compile_mode: str | None = None, compile_backend: str = "inductor",
-                 gradient_checkpointing: bool = False):
+    def __init__(
+        self,
+        compile: bool = False,
+        compile_mode: str | None = None,
+        compile_backend: str = "inductor",
+        gradient_checkpointing: bool = False,
+    ):
         self.compile, self.compile_mode, self.compile_backend = compile, compile_mode, compile_backend
         self.gradient_checkpointing = gradient_checkpointing
         self._applied = False
@@ -61,13 +72,17 @@ class Performance(Callback):
             return
         backbones = hf_backbones(pl_module)
         if not backbones:
-            raise ConfigError(f"callbacks.performance: {type(pl_module).__name__} has no Hugging Face backbone "
-                             "to compile or checkpoint")
+            raise ConfigError(
+                f"callbacks.performance: {type(pl_module).__name__} has no Hugging Face backbone "
+                "to compile or checkpoint"
+            )
         for m in backbones:
             if self.gradient_checkpointing:
                 if not getattr(m, "supports_gradient_checkpointing", False):
-                    raise ConfigError(f"callbacks.performance.gradient_checkpointing: {type(m).__name__} does not "
-                                     "support gradient checkpointing")
+                    raise ConfigError(
+                        f"callbacks.performance.gradient_checkpointing: {type(m).__name__} does not "
+                        "support gradient checkpointing"
+                    )
                 if hasattr(m, "activation_checkpointing_enable"):  # transformers >= 5 name
                     m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
                 else:

@@ -6,12 +6,13 @@ not share a file system. A distributed sampler pads the last shard with repeats 
 gets as many batches; those repeats are dropped by record id, and rows are ordered by record id,
 so the file is the same whatever the world size. Rank 0 alone writes it, atomically.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
@@ -51,11 +52,11 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.path = Path(run_dir) / filename
 
-    def write_on_epoch_end(self, trainer: Any, pl_module: Any, predictions: Sequence[Any],
-                           batch_indices: Sequence[Any] | None) -> None:
+    def write_on_epoch_end(
+        self, trainer: Any, pl_module: Any, predictions: Sequence[Any], batch_indices: Sequence[Any] | None
+    ) -> None:
         rows = [row for batch in predictions for row in (batch or [])]
         shards = gather_rows(trainer, rows)
         if trainer.is_global_zero:
             merged = merge_rows(shards)
-            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n"
-                                                 for r in merged))
+            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in merged))

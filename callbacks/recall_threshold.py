@@ -8,6 +8,7 @@ checkpoint's weights, so test and predict on the best checkpoint use the matchin
 The module must expose `validation_scores() -> (probs, labels)` and
 `set_threshold(threshold, target_recall, dev_recall)`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,7 @@ class RecallThreshold(Callback):
         probs, labels = pl_module.validation_scores()
         choice = threshold_at_recall(probs, labels, self.target_recall, fallback=float(pl_module.threshold))
         if not choice.reached:
-            rank_zero_warn("RecallThreshold: the dev set has no positives; keeping threshold "
-                           f"{choice.threshold:.4f}")
+            rank_zero_warn(f"RecallThreshold: the dev set has no positives; keeping threshold {choice.threshold:.4f}")
         pl_module.set_threshold(choice.threshold, self.target_recall, choice.recall)
         logs = {"val/threshold": choice.threshold, "val/target_recall": self.target_recall}
         if choice.reached:

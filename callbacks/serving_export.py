@@ -5,6 +5,7 @@ has a servable folder next to its metrics, built from the best (not the last) we
 module's declared exporter is used (TaskModule.contract); a module without one fails at the
 start of the run, not silently here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,6 +30,7 @@ class ServingExport(Callback):
             pl_module.on_load_checkpoint(ckpt)  # task state kept outside state_dict (e.g. threshold)
         if trainer.is_global_zero:
             from omegaconf import OmegaConf
+
             cfg_path = self.out_dir.parent / "config.yaml"
             config = OmegaConf.to_container(OmegaConf.load(cfg_path)) if cfg_path.is_file() else {}
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

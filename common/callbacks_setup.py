@@ -3,6 +3,7 @@
 Why: checkpointing, early stopping, progress bars and task callbacks are all config, so an
 experiment can swap or drop one without code; callbacks that write files get the run dir.
 """
+
 from __future__ import annotations
 
 import inspect

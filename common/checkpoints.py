@@ -4,6 +4,7 @@ Why: a truncated file or one written by another task otherwise fails deep inside
 an unreadable traceback; here it fails with the path and what is wrong. Loading uses
 `weights_only=True`, so a checkpoint can never run arbitrary code by unpickling.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,23 +20,26 @@ def check_checkpoint(path: str | Path, model_cls: Any) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     import torch
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt?): "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path} has no state_dict: not a Lightning checkpoint")
     task = ckpt.get("task") or (ckpt.get("hyper_parameters") or {}).get("task")
     want = getattr(model_cls, "task", None)
     if want and task and task != want:
-        raise CheckpointError(f"checkpoint {path} was written by task '{task}', but this experiment "
-                              f"trains '{want}'")
+        raise CheckpointError(f"checkpoint {path} was written by task '{task}', but this experiment trains '{want}'")
     return ckpt
 
 
 def _model_checkpoint() -> Any:
     from lightning.pytorch.callbacks import ModelCheckpoint
+
     return ModelCheckpoint
 
 
@@ -55,6 +59,15 @@ class StepCheckpoint(_model_checkpoint()):  # type: ignore[misc]
     def __init__(self, every_n_train_steps: int = 0, dirpath: str | None = None):
         if every_n_train_steps < 0:
             from feedback_nlp.common.config import ConfigError
+
             raise ConfigError(f"callbacks.step_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
-        super().__init__(dirpath=dirpath, filename=self.FILENAME, monitor=None, save_top_k=1, save_last=False,
-                         every_n_train_steps=every_n_train_steps, every_n_epochs=0, auto_insert_metric_name=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.FILENAME,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            every_n_train_steps=every_n_train_steps,
+            every_n_epochs=0,
+            auto_insert_metric_name=False,
+        )

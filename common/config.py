@@ -14,6 +14,7 @@ On the command line `group=option` changes a selection (`trainer=gpu_8x_ddp logg
 Order: `configs/base.yaml`, the selected pieces, the experiment chain's own keys, then dotted
 CLI overrides, each merged over the last. A CLI key that starts with `+` may add a new key.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -57,8 +58,10 @@ def _load_piece(root: Path, group: str, name: str, chain: tuple[str, ...] = ()) 
         raise ConfigError(f"{path}: defaults form a cycle: {' -> '.join((*chain, f'{group}/{name}'))}")
     if not path.is_file():
         options = sorted(p.stem for p in (root / group).glob("*.yaml")) if (root / group).is_dir() else []
-        raise ConfigError(f"config group '{group}' has no option '{name}'"
-                          + (f" (available: {', '.join(options)})" if options else f" (no folder {root / group})"))
+        raise ConfigError(
+            f"config group '{group}' has no option '{name}'"
+            + (f" (available: {', '.join(options)})" if options else f" (no folder {root / group})")
+        )
     own = _load_yaml(path)
     merged = OmegaConf.create({})
     for entry in _defaults(own, path):
@@ -115,8 +118,13 @@ def split_group_choices(overrides: Iterable[str], root: Path) -> tuple[dict[str,
         key = key.strip()
         value = raw.strip()
         is_group = sep and "." not in key and not key.startswith("+") and (root / key).is_dir()
-        if is_group and value and not value.startswith(("{", "[")) and not value.lstrip("-").isdigit() \
-                and value not in ("null", "~", "true", "false"):
+        if (
+            is_group
+            and value
+            and not value.startswith(("{", "["))
+            and not value.lstrip("-").isdigit()
+            and value not in ("null", "~", "true", "false")
+        ):
             _load_piece(root, key, value)  # an unknown option fails here, naming the choices
             choices[key] = value
         else:
@@ -220,7 +228,7 @@ def _constructor_param(cfg: DictConfig, key: str, params: list[str], section: st
     """True when `key` is a constructor parameter, or a new entry of a mapping parameter."""
     if not section:
         return False
-    param = ".".join(key.split(".")[:section.count(".") + 2])
+    param = ".".join(key.split(".")[: section.count(".") + 2])
     if param not in params:
         return False
     current = OmegaConf.select(cfg, param, default=None)
@@ -238,8 +246,11 @@ def apply_overrides(cfg: DictConfig, overrides: Iterable[str]) -> DictConfig:
                 OmegaConf.update(cfg, key, value, merge=True, force_add=True)
                 continue
             hint = closest(key, known + params)
-            raise ConfigError(f"unknown config key '{key}'" + (f"; did you mean '{hint}'?" if hint else "")
-                              + " (prefix with + to add a new key)")
+            raise ConfigError(
+                f"unknown config key '{key}'"
+                + (f"; did you mean '{hint}'?" if hint else "")
+                + " (prefix with + to add a new key)"
+            )
         old = OmegaConf.select(cfg, key) if exists else None
         if isinstance(old, DictConfig) and not isinstance(value, dict) and value is not None:
             raise ConfigError(f"config key '{key}' is a section; set one of its keys (or null to drop it)")

@@ -7,6 +7,7 @@ same lazy loading (the weights never enter a task checkpoint or a DDP pickle) an
 caches: an in-memory one for repeated texts, and an optional on-disk one keyed by
 sha256(text), so a re-run embeds only what is new.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,16 @@ class SentenceEmbedder:
     `device` (what the torchmetrics metrics use).
     """
 
-    def __init__(self, name: str, batch_size: int = 64, normalize: bool = True, device: str | None = None,
-                 cache_dir: str | Path | None = None, max_memory_cache: int = 200_000, model: Any = None):
+    def __init__(
+        self,
+        name: str,
+        batch_size: int = 64,
+        normalize: bool = True,
+        device: str | None = None,
+        cache_dir: str | Path | None = None,
+        max_memory_cache: int = 200_000,
+        model: Any = None,
+    ):
         self.name, self.batch_size, self.normalize = name, batch_size, normalize
         self.device: str | torch.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.disk = EmbeddingCache(cache_dir, name, normalize) if cache_dir else None
@@ -81,6 +90,7 @@ class SentenceEmbedder:
     def model(self) -> Any:
         if self._model is None:
             from feedback_nlp.common import model_factory
+
             self._model = model_factory.load_sentence_transformer(self.name, device=str(self.device)).eval()
         params = getattr(self._model, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
@@ -104,9 +114,13 @@ class SentenceEmbedder:
         if missing:
             by_key = dict(zip(keys, texts, strict=True))
             with torch.inference_mode():
-                vectors = self.model.encode([by_key[k] for k in missing], batch_size=self.batch_size,
-                                            convert_to_numpy=True, normalize_embeddings=self.normalize,
-                                            show_progress_bar=progress)
+                vectors = self.model.encode(
+                    [by_key[k] for k in missing],
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=self.normalize,
+                    show_progress_bar=progress,
+                )
             vectors = np.asarray(vectors, dtype=np.float32)
             if self.disk is not None:
                 self.disk.add(missing, vectors)

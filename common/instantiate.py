@@ -4,6 +4,7 @@ Why: configs wire models, data and callbacks without code knowing each other. Ch
 section against the constructor signature turns a misspelt key into an error that names the
 key and the closest valid parameter, before any weights are loaded.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -35,8 +36,11 @@ def _check_annotation(where: str, name: str, annotation: Any, value: Any) -> Non
     if value is None or annotation is inspect.Parameter.empty:
         return
     origin = typing.get_origin(annotation)
-    options = typing.get_args(annotation) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) \
+    options = (
+        typing.get_args(annotation)
+        if origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
         else (annotation,)
+    )
     allowed: list[type] = []
     for opt in options:
         if opt is type(None):  # Optional[...]: None was handled above
@@ -62,14 +66,23 @@ def check_kwargs(cls: Any, kwargs: Mapping[str, Any], where: str) -> None:
         for key in kwargs:
             if key not in params:
                 hint = closest(key, params)
-                raise ConfigError(f"unknown config key '{where}.{key}' for {cls.__name__}"
-                                  + (f"; did you mean '{where}.{hint}'?" if hint else ""))
+                raise ConfigError(
+                    f"unknown config key '{where}.{key}' for {cls.__name__}"
+                    + (f"; did you mean '{where}.{hint}'?" if hint else "")
+                )
     for key, value in kwargs.items():
         if key in params:
-            _check_annotation(where, key, params[key].annotation if not isinstance(params[key].annotation, str)
-                              else _eval_annotation(cls, key), value)
-    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty
-               and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in kwargs]
+            _check_annotation(
+                where,
+                key,
+                params[key].annotation if not isinstance(params[key].annotation, str) else _eval_annotation(cls, key),
+                value,
+            )
+    missing = [
+        k
+        for k, p in params.items()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in kwargs
+    ]
     if missing:
         raise ConfigError(f"config section '{where}' is missing required key(s): {', '.join(missing)}")
 

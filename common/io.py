@@ -3,6 +3,7 @@
 Why: a crash (SIGKILL, OOM, pre-emption) must never leave a half-written config, metrics
 file or export next to good ones; readers either see the old file or the complete new one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,7 +13,6 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

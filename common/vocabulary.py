@@ -4,13 +4,17 @@ Why: the issue levels, their task prefixes and the safety label names were each 
 several files; a model trained with one spelling and served with another silently mislabels.
 Everything here comes from the papers (000 §3.1-3.2, 001 §3).
 """
+
 from __future__ import annotations
 
-ISSUE_LEVELS = ("coarse", "granular")            # 000 §3.1: L-Coarse and L-Granular issues
+ISSUE_LEVELS = ("coarse", "granular")  # 000 §3.1: L-Coarse and L-Granular issues
 AUX_TASKS = ("summarization", "span_infilling", "classification")  # 000 §3.3 auxiliary tasks
-TASK_PREFIXES = {                                 # 000 §3.2: one seq2seq model, task by prefix
-    "coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",
-    "summarization": "summarize: ", "span_infilling": "fill in the spans: ", "classification": "classify: ",
+TASK_PREFIXES = {  # 000 §3.2: one seq2seq model, task by prefix
+    "coarse": "identify high-level issues: ",
+    "granular": "identify fine-grain issues: ",
+    "summarization": "summarize: ",
+    "span_infilling": "fill in the spans: ",
+    "classification": "classify: ",
 }
-ISSUE_SEPARATOR = ", "                            # issues of one level, joined in the target text
+ISSUE_SEPARATOR = ", "  # issues of one level, joined in the target text
 SAFETY_LABELS = ("not_product_safety", "product_safety")  # 001 §3: label 0 / label 1

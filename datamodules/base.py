@@ -4,6 +4,7 @@ Why: train.py must reject bad input before the run directory, model or trainer e
 DataModule cannot know the tokenizer when it is built from config (litgpt's `connect`). Task
 DataModules subclass this and only say how records become batches.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,15 +48,33 @@ class RecordDataModule(L.LightningDataModule):
 
     kind: str = ""  # record kind: feedback | claim | transcript | question
 
-    def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
-                 test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
-                 dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None,
-                 num_workers: int | None = 0, pin_memory: bool | None = None, pad_to_multiple_of: int | None = None):
+    def __init__(
+        self,
+        path: str | None = None,
+        train_path: str | None = None,
+        dev_path: str | None = None,
+        test_path: str | None = None,
+        field_map: Mapping[str, str] | None = None,
+        split: str = "auto",
+        dev_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        test_month: str | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = 0,
+        pin_memory: bool | None = None,
+        pad_to_multiple_of: int | None = None,
+    ):
         super().__init__()
         self.path, self.train_path, self.dev_path, self.test_path = path, train_path, dev_path, test_path
         self.field_map = dict(field_map or {})
-        self.split, self.dev_fraction, self.test_fraction, self.test_month = split, dev_fraction, test_fraction, test_month
+        self.split, self.dev_fraction, self.test_fraction, self.test_month = (
+            split,
+            dev_fraction,
+            test_fraction,
+            test_month,
+        )
         self.seed, self.batch_size, self.num_workers = seed, batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
         self.pin_memory, self.pad_to_multiple_of = pin_memory, pad_to_multiple_of
@@ -86,8 +105,9 @@ class RecordDataModule(L.LightningDataModule):
         if not (self.path or self.train_path):
             raise ValueError(f"{type(self).__name__}: set data.path or data.train_path")
         if self.path:
-            splits = make_splits(self.load(self.path), self.split, self.seed, self.dev_fraction,
-                                 self.test_fraction, self.test_month)
+            splits = make_splits(
+                self.load(self.path), self.split, self.seed, self.dev_fraction, self.test_fraction, self.test_month
+            )
         else:
             splits = Splits()
         for name in ("train", "dev", "test"):
@@ -99,6 +119,7 @@ class RecordDataModule(L.LightningDataModule):
         if not splits.dev and splits.train:
             # no dev data given: carve one from train by the same seeded hash
             from feedback_nlp.datamodules.splits import random_split
+
             carved = random_split(splits.train, self.seed, test_fraction=self.dev_fraction)
             splits.train, splits.dev = carved.train, carved.test
         return splits
@@ -126,8 +147,12 @@ class RecordDataModule(L.LightningDataModule):
             per_process = max(1, len(os.sched_getaffinity(0)) // max(1, getattr(self.trainer, "num_devices", 1)))
             workers = min(4, per_process - 1) if gpu else 0
         pin = gpu if self.pin_memory is None else bool(self.pin_memory)
-        return {"num_workers": workers, "pin_memory": pin, "persistent_workers": workers > 0,
-                "generator": torch.Generator().manual_seed(self.seed)}
+        return {
+            "num_workers": workers,
+            "pin_memory": pin,
+            "persistent_workers": workers > 0,
+            "generator": torch.Generator().manual_seed(self.seed),
+        }
 
     def resume_position(self) -> tuple[int, int] | None:
         """(epoch, batches) to skip in the next training epoch, once, after a mid-epoch resume."""
@@ -145,17 +170,25 @@ class RecordDataModule(L.LightningDataModule):
         if trainer is None or trainer.world_size <= 1 or trainer.state.fn not in ("test", "predict"):
             return None
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-        return UnrepeatedDistributedSampler(range(n), num_replicas=trainer.world_size, rank=trainer.global_rank,
-                                            shuffle=False)
+
+        return UnrepeatedDistributedSampler(
+            range(n), num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
 
     def loader(self, items: Sequence[Any], collate: Any, train: bool) -> DataLoader:
         size = self.per_device_batch_size(self.batch_size if train else self.eval_batch_size)
         if train:
-            batches = ResumableBatchSampler(EpochRandomSampler(items, self.seed), size, drop_last=False,
-                                            resume_at=self.resume_position())
+            batches = ResumableBatchSampler(
+                EpochRandomSampler(items, self.seed), size, drop_last=False, resume_at=self.resume_position()
+            )
             return DataLoader(ListDataset(items), batch_sampler=batches, collate_fn=collate, **self.loader_options())
-        return DataLoader(ListDataset(items), batch_size=size, sampler=self.eval_sampler(len(items)),
-                          collate_fn=collate, **self.loader_options())
+        return DataLoader(
+            ListDataset(items),
+            batch_size=size,
+            sampler=self.eval_sampler(len(items)),
+            collate_fn=collate,
+            **self.loader_options(),
+        )
 
     # --- mid-epoch resume: the data position travels in the checkpoint --------------------
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -8,6 +8,7 @@ per-epoch augmentations (000 §4.2 shuffling, App. A span infilling) as a pure f
 arrive. Under DDP, Lightning re-creates this batch sampler around its DistributedSampler (the
 `sampler` argument), whose `epoch` then drives everything the same way on every rank.
 """
+
 from __future__ import annotations
 
 import random
@@ -32,16 +33,22 @@ class EpochRandomSampler(RandomSampler):
         yield from torch.randperm(len(self.data_source), generator=g).tolist()
 
 
-def length_grouped_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: int, group_size: int,
-                           rng: random.Random, drop_last: bool = False) -> list[list[int]]:
+def length_grouped_batches(
+    indices: Sequence[int],
+    lengths: Sequence[int],
+    batch_size: int,
+    group_size: int,
+    rng: random.Random,
+    drop_last: bool = False,
+) -> list[list[int]]:
     """Batches of similar-length indices: sort each run of `batch_size * group_size` indices by
     length, cut into batches, shuffle batch order, and put the longest batch first (so an
     out-of-memory error shows on step one, not hours in)."""
     chunk = max(1, batch_size * group_size)
     batches: list[list[int]] = []
     for start in range(0, len(indices), chunk):
-        group = sorted(indices[start:start + chunk], key=lambda i: lengths[i], reverse=True)
-        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+        group = sorted(indices[start : start + chunk], key=lambda i: lengths[i], reverse=True)
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
     if drop_last and batches and len(batches[-1]) < batch_size:
         batches.pop()
     rng.shuffle(batches)
@@ -62,8 +69,9 @@ class ResumableBatchSampler(BatchSampler):
     DistributedSampler under DDP (every rank skips the same number of its own batches).
     """
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
-                 resume_at: tuple[int, int] | None = None):
+    def __init__(
+        self, sampler: Sampler[int], batch_size: int, drop_last: bool = False, resume_at: tuple[int, int] | None = None
+    ):
         super().__init__(sampler, batch_size, drop_last)
         self.resume_at = tuple(resume_at) if resume_at else None
 
@@ -88,9 +96,16 @@ class ResumableBatchSampler(BatchSampler):
 class EpochBatchSampler(ResumableBatchSampler):
     """Yields batches of `(epoch, index)`; groups by `lengths` when given (`group_size` > 0)."""
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False,
-                 lengths: Sequence[int] | None = None, group_size: int = 50, seed: int = 0,
-                 resume_at: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        sampler: Sampler[int],
+        batch_size: int,
+        drop_last: bool = False,
+        lengths: Sequence[int] | None = None,
+        group_size: int = 50,
+        seed: int = 0,
+        resume_at: tuple[int, int] | None = None,
+    ):
         super().__init__(sampler, batch_size, drop_last, resume_at)
         self.lengths, self.group_size, self.seed = lengths, group_size, seed
 
@@ -98,10 +113,9 @@ class EpochBatchSampler(ResumableBatchSampler):
         epoch, order = self.epoch, list(self.sampler)
         if self.lengths is not None and self.group_size > 0:
             rng = random.Random(f"batches:{self.seed}:{epoch}")
-            batches = length_grouped_batches(order, self.lengths, self.batch_size, self.group_size, rng,
-                                             self.drop_last)
+            batches = length_grouped_batches(order, self.lengths, self.batch_size, self.group_size, rng, self.drop_last)
         else:
-            batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
             if self.drop_last and batches and len(batches[-1]) < self.batch_size:
                 batches.pop()
         for batch in batches:

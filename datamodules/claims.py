@@ -10,6 +10,7 @@ translations for language fairness (§4.2).
 Variants only ever add to train and dev (the paper augments both, Table 2); a translation or
 mined negative always stays in the split of its source, and test/traffic never change.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,19 +72,51 @@ class ClaimsDataModule(RecordDataModule):
 
     kind = "claim"
 
-    def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
-                 test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
-                 dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
-                 variant: str = "original+NN+PC", max_length: int = 128, test_months: int = 1,
-                 augment_dev: bool = True, labeled_means_escalated: bool = True, predict_path: str | None = None,
-                 group_by_length: bool = True, noisy_negatives: NoisyNegatives | None = None,
-                 parallel_corpus: ParallelCorpus | None = None, progress: bool = True,
-                 pin_memory: bool | None = None, pad_to_multiple_of: int | None = None):
-        super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
-                         field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
-                         test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         num_workers=num_workers, pin_memory=pin_memory, pad_to_multiple_of=pad_to_multiple_of)
+    def __init__(
+        self,
+        path: str | None = None,
+        train_path: str | None = None,
+        dev_path: str | None = None,
+        test_path: str | None = None,
+        field_map: Mapping[str, str] | None = None,
+        split: str = "auto",
+        dev_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        test_month: str | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = 0,
+        variant: str = "original+NN+PC",
+        max_length: int = 128,
+        test_months: int = 1,
+        augment_dev: bool = True,
+        labeled_means_escalated: bool = True,
+        predict_path: str | None = None,
+        group_by_length: bool = True,
+        noisy_negatives: NoisyNegatives | None = None,
+        parallel_corpus: ParallelCorpus | None = None,
+        progress: bool = True,
+        pin_memory: bool | None = None,
+        pad_to_multiple_of: int | None = None,
+    ):
+        super().__init__(
+            path=path,
+            train_path=train_path,
+            dev_path=dev_path,
+            test_path=test_path,
+            field_map=field_map,
+            split=split,
+            dev_fraction=dev_fraction,
+            test_fraction=test_fraction,
+            test_month=test_month,
+            seed=seed,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            pad_to_multiple_of=pad_to_multiple_of,
+        )
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
         self.variant, self.max_length, self.test_months = variant, max_length, test_months
@@ -120,26 +153,44 @@ class ClaimsDataModule(RecordDataModule):
             self.corpus += [r for r in extra if r.source_id]
         eval_ids = {r.id for r in splits.test + splits.traffic}
         # the pool is what FCC filtered out *before* the test period (no look-ahead into traffic)
-        start = (min((r.created_at for r in splits.traffic if not r.source_id), default=None)
-                 if splits.test_month else None)
-        pool = [r for r in self._loaded if original(r) and r.label is None and r.id not in eval_ids
-                and (start is None or r.created_at < start)]
+        start = (
+            min((r.created_at for r in splits.traffic if not r.source_id), default=None) if splits.test_month else None
+        )
+        pool = [
+            r
+            for r in self._loaded
+            if original(r) and r.label is None and r.id not in eval_ids and (start is None or r.created_at < start)
+        ]
         nn = self.noisy_negatives
         if nn.unlabeled_path:
             extra = super().load(nn.unlabeled_path)
             pool += [r for r in extra if original(r) and r.label is None]
         self.pool = [r for r in pool if not (nn.exclude_escalated and r.escalated)]
-        out = Splits(train=[r for r in splits.train if original(r) and r.label is not None],
-                     dev=[r for r in splits.dev if original(r) and r.label is not None],
-                     test=[r for r in splits.test if original(r) and r.label is not None],
-                     traffic=[r for r in splits.traffic if original(r)], test_month=splits.test_month)
+        out = Splits(
+            train=[r for r in splits.train if original(r) and r.label is not None],
+            dev=[r for r in splits.dev if original(r) and r.label is not None],
+            test=[r for r in splits.test if original(r) and r.label is not None],
+            traffic=[r for r in splits.traffic if original(r)],
+            test_month=splits.test_month,
+        )
         for name in ("train", "dev"):
             labels = sorted({r.label for r in getattr(out, name)})
             if labels != [0, 1]:
                 where = str(self.path or getattr(self, f"{name}_path") or self.train_path)
-                raise DataValidationError([Problem(where, 0, "label", (
-                    f"the {name} split needs labeled positives (1) and negatives (0) but has labels {labels} "
-                    f"({len(getattr(out, name))} labeled original claims before test period {out.test_month})"))])
+                raise DataValidationError(
+                    [
+                        Problem(
+                            where,
+                            0,
+                            "label",
+                            (
+                                f"the {name} split needs labeled positives (1) and negatives (0) but has labels "
+                                f"{labels} ({len(getattr(out, name))} labeled original claims before test period "
+                                f"{out.test_month})"
+                            ),
+                        )
+                    ]
+                )
         return out
 
     def task_info(self) -> dict[str, Any]:
@@ -149,14 +200,26 @@ class ClaimsDataModule(RecordDataModule):
     def mine(self, labeled: Sequence[Any]) -> list:
         """001 §3.1 / Fig. 2: pool comments outside every labeled positive's beta-ball, as label 0."""
         if not self.pool:
-            rank_zero_info("[claims] noisy negatives: no unlabeled pool (no label=null comments before the test "
-                           "period, or all escalated); original+NN adds nothing")
+            rank_zero_info(
+                "[claims] noisy negatives: no unlabeled pool (no label=null comments before the test "
+                "period, or all escalated); original+NN adds nothing"
+            )
             return []
         keep, res, pool = self.noisy_negatives.mine(labeled, self.pool, self.seed, self.progress)
-        mined = [dataclasses.replace(pool[i], label=0, case_type=SAFETY_LABELS[0],
-                                     extra={**pool[i].extra, "noisy_negative": True}) for i in keep]
-        self.stats.update({"data/nn_pool": len(self.pool), "data/nn_pool_embedded": len(pool),
-                           "data/nn_candidates": len(res.candidates), "data/nn_mined": len(mined)})
+        mined = [
+            dataclasses.replace(
+                pool[i], label=0, case_type=SAFETY_LABELS[0], extra={**pool[i].extra, "noisy_negative": True}
+            )
+            for i in keep
+        ]
+        self.stats.update(
+            {
+                "data/nn_pool": len(self.pool),
+                "data/nn_pool_embedded": len(pool),
+                "data/nn_candidates": len(res.candidates),
+                "data/nn_mined": len(mined),
+            }
+        )
         truth = [t for t in (pool[i].extra.get("true_label") for i in keep) if t in (0, 1)]
         if truth:  # simulated pools (scripts/cpsc_to_claims.py) know the hidden label: share truly negative
             self.stats["data/nn_purity"] = 1.0 - sum(truth) / len(truth)
@@ -177,8 +240,10 @@ class ClaimsDataModule(RecordDataModule):
                 if self.augment_dev:
                     dev += tr.translate(s.dev, languages)
                 if not any(r.source_id for r in train):
-                    rank_zero_info("[claims] parallel corpus: no translations found for training claims; "
-                                   "original+NN+PC equals original+NN here")
+                    rank_zero_info(
+                        "[claims] parallel corpus: no translations found for training claims; "
+                        "original+NN+PC equals original+NN here"
+                    )
             self._fit = (train, dev)
             self._report(train, dev)
         return self._fit
@@ -192,8 +257,10 @@ class ClaimsDataModule(RecordDataModule):
             self.stats[f"data/{name}_words"] = sum(len(r.text.split()) for r in recs) / max(1, len(recs))
         self.stats["data/train_translations"] = sum(bool(r.source_id) for r in train)
         line = ", ".join(f"{k} {len(v)} / {self.stats[f'data/{k}_words']:.1f}" for k, v in rows.items())
-        rank_zero_info(f"[claims] variant {self.variant} (test period {s.test_month}): size / #words: {line}; "
-                       + ", ".join(f"{k.split('/')[1]}={v:g}" for k, v in self.stats.items() if "nn_" in k))
+        rank_zero_info(
+            f"[claims] variant {self.variant} (test period {s.test_month}): size / #words: {line}; "
+            + ", ".join(f"{k.split('/')[1]}={v:g}" for k, v in self.stats.items() if "nn_" in k)
+        )
 
     # --- items and batches -----------------------------------------------------------------
     def eval_items(self) -> list[dict]:
@@ -207,22 +274,39 @@ class ClaimsDataModule(RecordDataModule):
             records = originals + translations
             self.languages = sorted({r.language for r in records})
             group = {r.id: i for i, r in enumerate(originals)}
-            self._eval = [self._item(i, r, group[r.source_id or r.id], (r.source_id or r.id) in test_ids,
-                                     r.id in traffic_ids) for i, r in enumerate(records)]
+            self._eval = [
+                self._item(i, r, group[r.source_id or r.id], (r.source_id or r.id) in test_ids, r.id in traffic_ids)
+                for i, r in enumerate(records)
+            ]
         return self._eval
 
     def _item(self, i: int, r: Any, group: int, in_test: bool, in_traffic: bool) -> dict:
         escalated = bool(r.escalated) or (r.escalated is None and self.labeled_means_escalated and r.label is not None)
-        return {"id": r.id, "text": r.text, "label": -1 if r.label is None else r.label, "index": i,
-                "language": self.languages.index(r.language) if r.language in self.languages else -1,
-                "group": group, "in_test": in_test and r.label is not None, "in_traffic": in_traffic,
-                "is_original": not r.source_id, "escalated": escalated}
+        return {
+            "id": r.id,
+            "text": r.text,
+            "label": -1 if r.label is None else r.label,
+            "index": i,
+            "language": self.languages.index(r.language) if r.language in self.languages else -1,
+            "group": group,
+            "in_test": in_test and r.label is not None,
+            "in_traffic": in_traffic,
+            "is_original": not r.source_id,
+            "escalated": escalated,
+        }
 
     def collate(self, items: list[dict]) -> dict[str, Any]:
         if self.tokenizer is None:
             raise RuntimeError("ClaimsDataModule.connect(tokenizer=...) must be called before batching")
-        batch = dict(self.tokenizer([x["text"] for x in items], padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt"))
+        batch = dict(
+            self.tokenizer(
+                [x["text"] for x in items],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+        )
         batch = pad_encoding(batch, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         batch["labels"] = torch.tensor([x["label"] for x in items], dtype=torch.long)
         for key in INT_FIELDS:
@@ -232,8 +316,10 @@ class ClaimsDataModule(RecordDataModule):
         return batch
 
     def _train_items(self, records: list) -> list[dict]:
-        return [{"id": r.id, "text": r.text, "label": -1 if r.label is None else r.label, "index": i}
-                for i, r in enumerate(records)]
+        return [
+            {"id": r.id, "text": r.text, "label": -1 if r.label is None else r.label, "index": i}
+            for i, r in enumerate(records)
+        ]
 
     def prepare_data(self) -> None:
         # rank 0 fills the embedding/translation caches; other ranks hit them in setup
@@ -251,9 +337,14 @@ class ClaimsDataModule(RecordDataModule):
         """(seed, epoch)-shuffled batches; with `group_by_length`, of similar-length claims (a batch
         costs as much as its longest claim: ~40% less padding on the demo data)."""
         items = self._train_items(self.fit_items()[0])
-        sampler = EpochBatchSampler(EpochRandomSampler(items, self.seed), self.per_device_batch_size(self.batch_size),
-                                    lengths=[len(x["text"]) for x in items] if self.group_by_length else None,
-                                    group_size=4, seed=self.seed, resume_at=self.resume_position())
+        sampler = EpochBatchSampler(
+            EpochRandomSampler(items, self.seed),
+            self.per_device_batch_size(self.batch_size),
+            lengths=[len(x["text"]) for x in items] if self.group_by_length else None,
+            group_size=4,
+            seed=self.seed,
+            resume_at=self.resume_position(),
+        )
         return DataLoader(_EpochItems(items), batch_sampler=sampler, collate_fn=self.collate, **self.loader_options())
 
     def val_dataloader(self):
@@ -274,7 +365,6 @@ def _by_length(items: list[dict]) -> list[dict]:
     """Evaluation order by text length: batches of similar length need less padding (results
     are matched back by `index`, so order does not matter)."""
     return sorted(items, key=lambda x: len(x["text"]))
-
 
 
 class _EpochItems(ListDataset):

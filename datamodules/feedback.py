@@ -8,12 +8,15 @@ sentences and target issues in training. Evaluation batches hold whole feedback 
 so metrics and predictions are per feedback. `target_format: multilabel` serves the same splits
 to the MCML-BERT baseline (coarse issues as a multi-hot vector).
 """
+
 from __future__ import annotations
 
 import random
 from typing import Any, Mapping, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset
+
 from feedback_nlp.common.vocabulary import AUX_TASKS, ISSUE_LEVELS, TASK_PREFIXES
 from feedback_nlp.datamodules.base import RecordDataModule
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, pad_encoding, pad_last_dim
@@ -21,7 +24,6 @@ from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.shuffling import sample_rng, shuffle_sentences, shuffled
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, sentinel_tokens
 from feedback_nlp.metrics.issue_sets import join_issues
-from torch.utils.data import DataLoader, Dataset
 
 LEVELS = ISSUE_LEVELS
 DEFAULT_PREFIXES = TASK_PREFIXES
@@ -38,10 +40,18 @@ def aux_target(record: Feedback, task: str) -> str | None:
 class MultiTaskSamples(Dataset):
     """Training samples as (task, record) specs, made into text per (epoch, index) on access."""
 
-    def __init__(self, records: Sequence[Feedback], prefixes: Mapping[str, str], seed: int = 0,
-                 weights: Mapping[str, float] | None = None, shuffle_sentences: bool = True,
-                 shuffle_issues: bool = True, span_noise_density: float = 0.15, span_mean_length: float = 3.0,
-                 num_sentinels: int = 20):
+    def __init__(
+        self,
+        records: Sequence[Feedback],
+        prefixes: Mapping[str, str],
+        seed: int = 0,
+        weights: Mapping[str, float] | None = None,
+        shuffle_sentences: bool = True,
+        shuffle_issues: bool = True,
+        span_noise_density: float = 0.15,
+        span_mean_length: float = 3.0,
+        num_sentinels: int = 20,
+    ):
         self.records, self.prefixes, self.seed = list(records), dict(prefixes), seed
         self.shuffle_sentences, self.shuffle_issues = shuffle_sentences, shuffle_issues
         self.span = (span_noise_density, span_mean_length, num_sentinels)
@@ -52,8 +62,10 @@ class MultiTaskSamples(Dataset):
             eligible = [i for i, r in enumerate(self.records) if aux_target(r, task) is not None]
             n = round(weight * len(self.records))
             if n and not eligible:
-                raise ValueError(f"auxiliary task {task} has weight {weight} but no training record has its "
-                                 f"field ({'summary' if task == 'summarization' else 'label'})")
+                raise ValueError(
+                    f"auxiliary task {task} has weight {weight} but no training record has its "
+                    f"field ({'summary' if task == 'summarization' else 'label'})"
+                )
             if n:
                 random.Random(f"aux:{seed}:{task}").shuffle(eligible)
                 self.specs += [(task, eligible[j % len(eligible)]) for j in range(n)]
@@ -107,19 +119,20 @@ def label_strip_id(tokenizer: Any) -> int | None:
 class Seq2SeqCollator:
     """Tokenize with dynamic padding (to the batch's longest, capped at the max lengths)."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int,
-                 pad_to_multiple_of: int | None = None):
+    def __init__(
+        self, tokenizer: Any, max_source_length: int, max_target_length: int, pad_to_multiple_of: int | None = None
+    ):
         self.tokenizer, self.max_source, self.max_target = tokenizer, max_source_length, max_target_length
         self.pad_to_multiple_of = pad_to_multiple_of  # 8: tensor-core friendly shapes on GPU
         self.strip_id = label_strip_id(tokenizer)
 
     def encode(self, sources: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(sources, max_length=self.max_source, truncation=True, padding=True,
-                             return_tensors="pt")
+        enc = self.tokenizer(sources, max_length=self.max_source, truncation=True, padding=True, return_tensors="pt")
         enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         extra = 1 if self.strip_id is not None else 0
-        lab = self.tokenizer(text_target=targets, max_length=self.max_target + extra, truncation=True,
-                             padding=True, return_tensors="pt")
+        lab = self.tokenizer(
+            text_target=targets, max_length=self.max_target + extra, truncation=True, padding=True, return_tensors="pt"
+        )
         labels, mask = lab["input_ids"], lab["attention_mask"]
         if self.strip_id is not None and bool((labels[:, 0] == self.strip_id).all()):
             labels, mask = labels[:, 1:], mask[:, 1:]
@@ -135,8 +148,14 @@ class Seq2SeqCollator:
 class FeedbackEvalCollator(Seq2SeqCollator):
     """Whole feedback per item: rows [coarse of each record..., granular of each record...]."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, max_target_length: int, prefixes: Mapping[str, str],
-                 pad_to_multiple_of: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Any,
+        max_source_length: int,
+        max_target_length: int,
+        prefixes: Mapping[str, str],
+        pad_to_multiple_of: int | None = None,
+    ):
         super().__init__(tokenizer, max_source_length, max_target_length, pad_to_multiple_of)
         self.prefixes = prefixes
 
@@ -144,31 +163,43 @@ class FeedbackEvalCollator(Seq2SeqCollator):
         sources = [self.prefixes[lvl] + r.text for lvl in LEVELS for r in records]
         annotated = [list(getattr(r, lvl)) for lvl in LEVELS for r in records]
         out = self.encode(sources, [join_issues(a) for a in annotated])
-        out.update(ids=[r.id for r in records], texts=[r.text for r in records], sources=sources,
-                   levels=[lvl for lvl in LEVELS for _ in records], annotated=annotated)
+        out.update(
+            ids=[r.id for r in records],
+            texts=[r.text for r in records],
+            sources=sources,
+            levels=[lvl for lvl in LEVELS for _ in records],
+            annotated=annotated,
+        )
         return out
 
 
 class MultiLabelCollator:
     """000 §5.1 MCML-BERT rows: the raw text and a multi-hot vector over the coarse label set."""
 
-    def __init__(self, tokenizer: Any, max_source_length: int, labels: Sequence[str],
-                 pad_to_multiple_of: int | None = None):
+    def __init__(
+        self, tokenizer: Any, max_source_length: int, labels: Sequence[str], pad_to_multiple_of: int | None = None
+    ):
         self.tokenizer, self.max_source, self.pad_to_multiple_of = tokenizer, max_source_length, pad_to_multiple_of
         self.index = {lab.casefold(): i for i, lab in enumerate(labels)}
 
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
-        enc = self.tokenizer([r.text for r in records], max_length=self.max_source, truncation=True,
-                             padding=True, return_tensors="pt")
+        enc = self.tokenizer(
+            [r.text for r in records], max_length=self.max_source, truncation=True, padding=True, return_tensors="pt"
+        )
         enc = pad_encoding(enc, self.pad_to_multiple_of, self.tokenizer.pad_token_id)
         target = torch.zeros(len(records), len(self.index))
         for row, r in enumerate(records):
             for issue in r.coarse:
                 if issue.casefold() in self.index:
                     target[row, self.index[issue.casefold()]] = 1.0
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": target,
-                "ids": [r.id for r in records], "texts": [r.text for r in records],
-                "annotated": [list(r.coarse) for r in records]}
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": target,
+            "ids": [r.id for r in records],
+            "texts": [r.text for r in records],
+            "annotated": [list(r.coarse) for r in records],
+        }
 
 
 class FeedbackDataModule(RecordDataModule):
@@ -176,21 +207,55 @@ class FeedbackDataModule(RecordDataModule):
 
     kind = "feedback"
 
-    def __init__(self, path: str | None = None, train_path: str | None = None, dev_path: str | None = None,
-                 test_path: str | None = None, field_map: Mapping[str, str] | None = None, split: str = "auto",
-                 dev_fraction: float = 0.1, test_fraction: float = 0.2, test_month: str | None = None,
-                 seed: int = 0, batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int | None = 0,
-                 prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
-                 max_target_length: int = 64, shuffle_sentences: bool = True, shuffle_issues: bool = True,
-                 summarization_weight: float = 0.0, span_infilling_weight: float = 0.0,
-                 classification_weight: float = 0.0, span_noise_density: float = 0.15,
-                 span_mean_length: float = 3.0, num_sentinels: int = 20, group_by_length: bool = True,
-                 length_group_size: int = 50, target_format: str = "seq2seq", pin_memory: bool | None = None,
-                 pad_to_multiple_of: int | None = None):
-        super().__init__(path=path, train_path=train_path, dev_path=dev_path, test_path=test_path,
-                         field_map=field_map, split=split, dev_fraction=dev_fraction, test_fraction=test_fraction,
-                         test_month=test_month, seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                         num_workers=num_workers, pin_memory=pin_memory, pad_to_multiple_of=pad_to_multiple_of)
+    def __init__(
+        self,
+        path: str | None = None,
+        train_path: str | None = None,
+        dev_path: str | None = None,
+        test_path: str | None = None,
+        field_map: Mapping[str, str] | None = None,
+        split: str = "auto",
+        dev_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        test_month: str | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int | None = 0,
+        prefixes: Mapping[str, str] | None = None,
+        max_source_length: int = 512,
+        max_target_length: int = 64,
+        shuffle_sentences: bool = True,
+        shuffle_issues: bool = True,
+        summarization_weight: float = 0.0,
+        span_infilling_weight: float = 0.0,
+        classification_weight: float = 0.0,
+        span_noise_density: float = 0.15,
+        span_mean_length: float = 3.0,
+        num_sentinels: int = 20,
+        group_by_length: bool = True,
+        length_group_size: int = 50,
+        target_format: str = "seq2seq",
+        pin_memory: bool | None = None,
+        pad_to_multiple_of: int | None = None,
+    ):
+        super().__init__(
+            path=path,
+            train_path=train_path,
+            dev_path=dev_path,
+            test_path=test_path,
+            field_map=field_map,
+            split=split,
+            dev_fraction=dev_fraction,
+            test_fraction=test_fraction,
+            test_month=test_month,
+            seed=seed,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            pad_to_multiple_of=pad_to_multiple_of,
+        )
         unknown = set(prefixes or {}) - set(DEFAULT_PREFIXES)
         if unknown:
             raise ValueError(f"data.prefixes has unknown task(s) {sorted(unknown)}; known: {sorted(DEFAULT_PREFIXES)}")
@@ -199,10 +264,14 @@ class FeedbackDataModule(RecordDataModule):
         self.prefixes = {**DEFAULT_PREFIXES, **(prefixes or {})}
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         self.shuffle_sentences, self.shuffle_issues = shuffle_sentences, shuffle_issues
-        self.weights = {"summarization": summarization_weight, "span_infilling": span_infilling_weight,
-                        "classification": classification_weight}
-        self.span = dict(span_noise_density=span_noise_density, span_mean_length=span_mean_length,
-                         num_sentinels=num_sentinels)
+        self.weights = {
+            "summarization": summarization_weight,
+            "span_infilling": span_infilling_weight,
+            "classification": classification_weight,
+        }
+        self.span = dict(
+            span_noise_density=span_noise_density, span_mean_length=span_mean_length, num_sentinels=num_sentinels
+        )
         self.group_by_length, self.length_group_size = group_by_length, length_group_size
         self.target_format = target_format
         self.train_samples: MultiTaskSamples | None = None
@@ -217,17 +286,26 @@ class FeedbackDataModule(RecordDataModule):
 
     def task_info(self) -> dict[str, Any]:
         use_spans = self.weights["span_infilling"] > 0
-        return {"prefixes": {lvl: self.prefixes[lvl] for lvl in LEVELS},
-                "max_source_length": self.max_source_length, "max_target_length": self.max_target_length,
-                "sentinel_tokens": sentinel_tokens(self.span["num_sentinels"]) if use_spans else [],
-                "labels": self.coarse_labels()}
+        return {
+            "prefixes": {lvl: self.prefixes[lvl] for lvl in LEVELS},
+            "max_source_length": self.max_source_length,
+            "max_target_length": self.max_target_length,
+            "sentinel_tokens": sentinel_tokens(self.span["num_sentinels"]) if use_spans else [],
+            "labels": self.coarse_labels(),
+        }
 
     def setup(self, stage: str | None = None) -> None:
         splits = self.validate()
         if self.train_samples is None and self.target_format == "seq2seq":
             self.train_samples = MultiTaskSamples(
-                splits.train, self.prefixes, self.seed, {k: w for k, w in self.weights.items() if w > 0},
-                self.shuffle_sentences, self.shuffle_issues, **self.span)
+                splits.train,
+                self.prefixes,
+                self.seed,
+                {k: w for k, w in self.weights.items() if w > 0},
+                self.shuffle_sentences,
+                self.shuffle_issues,
+                **self.span,
+            )
 
     def _require_tokenizer(self) -> Any:
         if self.tokenizer is None:
@@ -236,10 +314,16 @@ class FeedbackDataModule(RecordDataModule):
 
     def _eval_collate(self) -> Any:
         if self.target_format == "multilabel":
-            return MultiLabelCollator(self._require_tokenizer(), self.max_source_length, self.coarse_labels(),
-                                      self.pad_to_multiple_of)
-        return FeedbackEvalCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
-                                    self.prefixes, self.pad_to_multiple_of)
+            return MultiLabelCollator(
+                self._require_tokenizer(), self.max_source_length, self.coarse_labels(), self.pad_to_multiple_of
+            )
+        return FeedbackEvalCollator(
+            self._require_tokenizer(),
+            self.max_source_length,
+            self.max_target_length,
+            self.prefixes,
+            self.pad_to_multiple_of,
+        )
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
@@ -247,12 +331,18 @@ class FeedbackDataModule(RecordDataModule):
             return self.loader(self.splits.train, self._eval_collate(), train=True)
         samples = self.train_samples
         lengths = samples.lengths(self._require_tokenizer()) if self.group_by_length else None
-        batch_sampler = EpochBatchSampler(EpochRandomSampler(samples, self.seed),
-                                          self.per_device_batch_size(self.batch_size), False, lengths=lengths,
-                                          group_size=self.length_group_size, seed=self.seed,
-                                          resume_at=self.resume_position())
-        collate = Seq2SeqCollator(self._require_tokenizer(), self.max_source_length, self.max_target_length,
-                                  self.pad_to_multiple_of)
+        batch_sampler = EpochBatchSampler(
+            EpochRandomSampler(samples, self.seed),
+            self.per_device_batch_size(self.batch_size),
+            False,
+            lengths=lengths,
+            group_size=self.length_group_size,
+            seed=self.seed,
+            resume_at=self.resume_position(),
+        )
+        collate = Seq2SeqCollator(
+            self._require_tokenizer(), self.max_source_length, self.max_target_length, self.pad_to_multiple_of
+        )
         return DataLoader(samples, batch_sampler=batch_sampler, collate_fn=collate, **self.loader_options())
 
     def _eval_loader(self, records: Sequence[Feedback], sort: bool = True) -> DataLoader:

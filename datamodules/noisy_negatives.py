@@ -10,6 +10,7 @@ The math is pure tensors/arrays (no records), chunked over both operands so work
 O(chunk_size^2) whatever the corpus size (138K unlabeled x 12.7K labeled in the paper), and
 `embed_texts` adds the Sentence-BERT encoder with an on-disk cache keyed by model and text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ def _prep(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | No
     raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
-def _distances(a: torch.Tensor, a_sq: torch.Tensor | None, b: torch.Tensor, b_sq: torch.Tensor | None,
-               metric: str) -> torch.Tensor:
+def _distances(
+    a: torch.Tensor, a_sq: torch.Tensor | None, b: torch.Tensor, b_sq: torch.Tensor | None, metric: str
+) -> torch.Tensor:
     """(len(a), len(b)) distances with one (m, n) buffer: euclidean via |a|^2+|b|^2-2ab, or 1-cos."""
     if metric == "cosine":
         return torch.mm(a, b.T).neg_().add_(1.0)
@@ -51,11 +53,19 @@ def _distances(a: torch.Tensor, a_sq: torch.Tensor | None, b: torch.Tensor, b_sq
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, unit="rows", disable=not enabled, leave=False)
 
 
-def min_margin(queries: Any, refs: Any, offsets: Any = None, metric: str = "euclidean", chunk_size: int = 2048,
-               progress: bool = False, desc: str = "distances") -> torch.Tensor:
+def min_margin(
+    queries: Any,
+    refs: Any,
+    offsets: Any = None,
+    metric: str = "euclidean",
+    chunk_size: int = 2048,
+    progress: bool = False,
+    desc: str = "distances",
+) -> torch.Tensor:
     """For each query q: min over refs r of d(q, r) - offsets[r] (offsets default 0), chunked.
 
     Working memory is one (chunk_size, chunk_size) block, so peak memory does not grow with
@@ -71,20 +81,27 @@ def min_margin(queries: Any, refs: Any, offsets: Any = None, metric: str = "eucl
     r, r_sq = _prep(r, metric)
     with torch.no_grad(), _progress(q.shape[0], desc, progress) as bar:
         for i in range(0, q.shape[0], chunk_size):
-            qc, qc_sq = _prep(q[i:i + chunk_size], metric)
-            best = out[i:i + chunk_size]
+            qc, qc_sq = _prep(q[i : i + chunk_size], metric)
+            best = out[i : i + chunk_size]
             for j in range(0, r.shape[0], chunk_size):
-                d = _distances(qc, qc_sq, r[j:j + chunk_size], None if r_sq is None else r_sq[j:j + chunk_size],
-                               metric)
+                d = _distances(
+                    qc, qc_sq, r[j : j + chunk_size], None if r_sq is None else r_sq[j : j + chunk_size], metric
+                )
                 if off is not None:
-                    d.sub_(off[j:j + chunk_size].unsqueeze(0))
+                    d.sub_(off[j : j + chunk_size].unsqueeze(0))
                 torch.minimum(best, d.amin(dim=1), out=best)
             bar.update(qc.shape[0])
     return out
 
 
-def ball_radii(positives: Any, negatives: Any, beta: float = 0.5, metric: str = "euclidean",
-               chunk_size: int = 2048, progress: bool = False) -> torch.Tensor:
+def ball_radii(
+    positives: Any,
+    negatives: Any,
+    beta: float = 0.5,
+    metric: str = "euclidean",
+    chunk_size: int = 2048,
+    progress: bool = False,
+) -> torch.Tensor:
     """001 Fig. 2: radius of each positive's ball = beta * distance to its nearest labeled negative."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1] (paper §3.1), got {beta}")
@@ -94,12 +111,19 @@ def ball_radii(positives: Any, negatives: Any, beta: float = 0.5, metric: str = 
 @dataclass
 class MiningResult:
     candidates: np.ndarray  # indices of unlabeled rows outside every ball (ascending)
-    margin: np.ndarray      # per unlabeled row: min over positives of d(u, p) - radius(p); > 0 = outside
-    radii: np.ndarray       # per positive
+    margin: np.ndarray  # per unlabeled row: min over positives of d(u, p) - radius(p); > 0 = outside
+    radii: np.ndarray  # per positive
 
 
-def mine_noisy_negatives(unlabeled: Any, positives: Any, negatives: Any, beta: float = 0.5,
-                         metric: str = "euclidean", chunk_size: int = 2048, progress: bool = False) -> MiningResult:
+def mine_noisy_negatives(
+    unlabeled: Any,
+    positives: Any,
+    negatives: Any,
+    beta: float = 0.5,
+    metric: str = "euclidean",
+    chunk_size: int = 2048,
+    progress: bool = False,
+) -> MiningResult:
     """001 §3.1: the unlabeled rows lying outside the union of the positives' beta-balls.
 
     No labeled negatives -> every radius is infinite and nothing is mined; no positives -> no
@@ -112,8 +136,14 @@ def mine_noisy_negatives(unlabeled: Any, positives: Any, negatives: Any, beta: f
     return MiningResult(cand, margin.numpy(), radii.numpy())
 
 
-def select(candidates: np.ndarray, limit: int | None, margin: np.ndarray | None = None, how: str = "random",
-           keys: Sequence[str] | None = None, seed: int = 0) -> np.ndarray:
+def select(
+    candidates: np.ndarray,
+    limit: int | None,
+    margin: np.ndarray | None = None,
+    how: str = "random",
+    keys: Sequence[str] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Cap the mined set at `limit` (001 §3.1: "a proportionate chunk").
 
     `random` orders by a seeded hash of each key (stable when records are added), `farthest`
@@ -127,17 +157,25 @@ def select(candidates: np.ndarray, limit: int | None, margin: np.ndarray | None 
         order = np.argsort(-margin[candidates], kind="stable")
     elif how == "random":
         from feedback_nlp.datamodules.splits import hash_unit
+
         names = [str(i) for i in candidates] if keys is None else [keys[i] for i in candidates]
         order = np.argsort([hash_unit(k, seed) for k in names], kind="stable")
     else:
         raise ValueError(f"nn selection must be 'random' or 'farthest', got {how!r}")
-    return np.sort(candidates[order[:max(0, limit)]])
+    return np.sort(candidates[order[: max(0, limit)]])
 
 
 # --- Sentence-BERT embeddings (the one wrapper lives in common/embeddings.py) ---------------
 
-def embed_texts(texts: Sequence[str], model_name: str, cache_dir: str | Path | None = ".cache/embeddings",
-                batch_size: int = 64, normalize: bool = True, progress: bool = True) -> np.ndarray:
+
+def embed_texts(
+    texts: Sequence[str],
+    model_name: str,
+    cache_dir: str | Path | None = ".cache/embeddings",
+    batch_size: int = 64,
+    normalize: bool = True,
+    progress: bool = True,
+) -> np.ndarray:
     """(len(texts), dim) float32 Sentence-BERT embeddings, computing only texts not cached yet."""
     embedder = SentenceEmbedder(model_name, batch_size=batch_size, normalize=normalize, cache_dir=cache_dir)
     return embedder.encode(texts, progress=progress)
@@ -156,11 +194,21 @@ class NoisyNegatives:
     are what `data.noisy_negatives` in a config holds; the DataModule only hands it records.
     """
 
-    def __init__(self, beta: float = 0.5, metric: str = "euclidean", max_count: int | None = None,
-                 ratio: float | None = None, selection: str = "random", chunk_size: int = 2048,
-                 pool_max: int | None = None, unlabeled_path: str | None = None, exclude_escalated: bool = True,
-                 embedding_model: str = "packaged:all-MiniLM-L6-v2",
-                 embedding_cache_dir: str | None = ".cache/embeddings", embedding_batch_size: int = 64):
+    def __init__(
+        self,
+        beta: float = 0.5,
+        metric: str = "euclidean",
+        max_count: int | None = None,
+        ratio: float | None = None,
+        selection: str = "random",
+        chunk_size: int = 2048,
+        pool_max: int | None = None,
+        unlabeled_path: str | None = None,
+        exclude_escalated: bool = True,
+        embedding_model: str = "packaged:all-MiniLM-L6-v2",
+        embedding_cache_dir: str | None = ".cache/embeddings",
+        embedding_batch_size: int = 64,
+    ):
         if not 0 < beta <= 1:
             raise ValueError(f"data.noisy_negatives.beta must be in (0, 1], got {beta}")
         if selection not in SELECTIONS:
@@ -168,29 +216,41 @@ class NoisyNegatives:
         self.beta, self.metric, self.max_count, self.ratio = beta, metric, max_count, ratio
         self.selection, self.chunk_size, self.pool_max = selection, chunk_size, pool_max
         self.unlabeled_path, self.exclude_escalated = unlabeled_path, exclude_escalated
-        self.embedder = SentenceEmbedder(embedding_model, batch_size=embedding_batch_size,
-                                         cache_dir=embedding_cache_dir)
+        self.embedder = SentenceEmbedder(
+            embedding_model, batch_size=embedding_batch_size, cache_dir=embedding_cache_dir
+        )
 
     def sample_pool(self, pool: Sequence[Any], seed: int) -> list[Any]:
         """A seeded random sample of the pool (stable per id) of at most `pool_max`, so only it
         needs embedding; the salted hash keeps this draw independent of the train/dev draw."""
         from feedback_nlp.datamodules.splits import hash_unit
+
         pool = list(pool)
         if self.pool_max is not None and len(pool) > self.pool_max:
-            pool = sorted(pool, key=lambda r: hash_unit(f"nn-pool:{r.id}", seed))[:self.pool_max]
+            pool = sorted(pool, key=lambda r: hash_unit(f"nn-pool:{r.id}", seed))[: self.pool_max]
         return pool
 
-    def mine(self, labeled: Sequence[Any], pool: Sequence[Any], seed: int, progress: bool = False
-             ) -> tuple[list[int], MiningResult, list[Any]]:
+    def mine(
+        self, labeled: Sequence[Any], pool: Sequence[Any], seed: int, progress: bool = False
+    ) -> tuple[list[int], MiningResult, list[Any]]:
         """(indices into the sampled pool to keep, the mining result, the sampled pool)."""
         pool = self.sample_pool(pool, seed)
         pos = [r for r in labeled if r.label == 1]
         neg = [r for r in labeled if r.label == 0]
         emb = self.embedder.encode([r.text for r in pos + neg + pool], progress=progress)
-        p, n, u = emb[:len(pos)], emb[len(pos):len(pos) + len(neg)], emb[len(pos) + len(neg):]
+        p, n, u = emb[: len(pos)], emb[len(pos) : len(pos) + len(neg)], emb[len(pos) + len(neg) :]
         res = mine_noisy_negatives(u, p, n, self.beta, self.metric, self.chunk_size, progress)
-        limits = [x for x in (self.max_count, None if self.ratio is None else round(self.ratio * len(labeled)))
-                  if x is not None]
-        keep = select(res.candidates, min(limits) if limits else None, res.margin, self.selection,
-                      [f"nn-select:{r.id}" for r in pool], seed)
+        limits = [
+            x
+            for x in (self.max_count, None if self.ratio is None else round(self.ratio * len(labeled)))
+            if x is not None
+        ]
+        keep = select(
+            res.candidates,
+            min(limits) if limits else None,
+            res.margin,
+            self.selection,
+            [f"nn-select:{r.id}" for r in pool],
+            seed,
+        )
         return [int(i) for i in keep], res, pool

@@ -12,6 +12,7 @@ Shared infrastructure: works for any dataclass record with `id`, `text`, `langua
 `source_id` fields. A translation copies every other field (label, date, split-relevant
 fields) from its source, so it lands in its source's split and carries its source's label.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +28,24 @@ log = logging.getLogger(__name__)
 
 # ISO 639-1 -> NLLB-200 codes for the 18 Zalando languages (001 §2.1); override by config.
 NLLB_CODES = {
-    "de": "deu_Latn", "pl": "pol_Latn", "fr": "fra_Latn", "nl": "nld_Latn", "en": "eng_Latn", "it": "ita_Latn",
-    "es": "spa_Latn", "sv": "swe_Latn", "da": "dan_Latn", "no": "nob_Latn", "fi": "fin_Latn", "cs": "ces_Latn",
-    "sk": "slk_Latn", "et": "est_Latn", "lv": "lvs_Latn", "lt": "lit_Latn", "sl": "slv_Latn", "hr": "hrv_Latn",
+    "de": "deu_Latn",
+    "pl": "pol_Latn",
+    "fr": "fra_Latn",
+    "nl": "nld_Latn",
+    "en": "eng_Latn",
+    "it": "ita_Latn",
+    "es": "spa_Latn",
+    "sv": "swe_Latn",
+    "da": "dan_Latn",
+    "no": "nob_Latn",
+    "fi": "fin_Latn",
+    "cs": "ces_Latn",
+    "sk": "slk_Latn",
+    "et": "est_Latn",
+    "lv": "lvs_Latn",
+    "lt": "lit_Latn",
+    "sl": "slv_Latn",
+    "hr": "hrv_Latn",
 }
 
 
@@ -74,9 +90,11 @@ class ParallelCorpusTranslator:
         self.missing = 0
 
     @classmethod
-    def from_path(cls, path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
-                  ) -> "ParallelCorpusTranslator":
+    def from_path(
+        cls, path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
+    ) -> ParallelCorpusTranslator:
         from feedback_nlp.datamodules.records import load_records
+
         return cls(load_records(path, kind, field_map))
 
     def languages(self) -> list[str]:
@@ -104,6 +122,7 @@ class ParallelCorpusTranslator:
 def job_device() -> str:
     """This process's accelerator: `cuda:<LOCAL_RANK>` under torchrun/SLURM/Lightning DDP, else cpu."""
     import torch
+
     if torch.cuda.is_available():
         local = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or "0"
         return f"cuda:{int(local) % torch.cuda.device_count()}"
@@ -124,9 +143,18 @@ class HFTranslator:
     next to an idle GPU costs hours on the paper's data.
     """
 
-    def __init__(self, model_name: str, lang_codes: Mapping[str, str] | None = None, style: str = "auto",
-                 batch_size: int = 16, max_length: int = 256, num_beams: int = 1, cache_dir: str | None = None,
-                 generate_kwargs: Mapping[str, Any] | None = None, device: str | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        lang_codes: Mapping[str, str] | None = None,
+        style: str = "auto",
+        batch_size: int = 16,
+        max_length: int = 256,
+        num_beams: int = 1,
+        cache_dir: str | None = None,
+        generate_kwargs: Mapping[str, Any] | None = None,
+        device: str | None = None,
+    ):
         self.model_name, self.style, self.batch_size = model_name, style, batch_size
         self.device = device or job_device()
         self.max_length, self.num_beams = max_length, num_beams
@@ -162,6 +190,7 @@ class HFTranslator:
     # --- model -----------------------------------------------------------------------------
     def _load(self, src: str, tgt: str) -> tuple[Any, Any, str]:
         from feedback_nlp.common.model_factory import load_model, load_tokenizer
+
         name = self.model_name.format(src=src, tgt=tgt) if "{" in self.model_name else self.model_name
         if name not in self._models:
             model = load_model("AutoModelForSeq2SeqLM", name).eval().to(self.device)
@@ -184,13 +213,14 @@ class HFTranslator:
 
     def translate_texts(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
         import torch
+
         keys = [f"{src}>{tgt}:{hashlib.sha256(t.encode('utf-8')).hexdigest()}" for t in texts]
         todo = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in self._cache))
         if todo:
             model, tok, style = self._load(src, tgt)
             new: dict[str, str] = {}
             for b in range(0, len(todo), self.batch_size):
-                idx = todo[b:b + self.batch_size]
+                idx = todo[b : b + self.batch_size]
                 batch = [texts[i] for i in idx]
                 kwargs = dict(self.generate_kwargs)
                 if style == "prefix":
@@ -202,8 +232,11 @@ class HFTranslator:
                 enc = tok(batch, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
                 enc.pop("token_type_ids", None)
                 enc = {k: v.to(model.device) for k, v in enc.items()}
-                gen = {"num_beams": self.num_beams, **({} if "max_new_tokens" in kwargs else
-                                                       {"max_length": self.max_length}), **kwargs}
+                gen = {
+                    "num_beams": self.num_beams,
+                    **({} if "max_new_tokens" in kwargs else {"max_length": self.max_length}),
+                    **kwargs,
+                }
                 with torch.no_grad():
                     out = model.generate(**enc, **gen)
                 for i, text in zip(idx, tok.batch_decode(out, skip_special_tokens=True)):
@@ -241,8 +274,13 @@ class ParallelCorpus:
     KPI) come from the corpus unless `translate_test` sends the test set through the translator.
     """
 
-    def __init__(self, languages: list[str] | None = None, path: str | None = None,
-                 translator: Translator | None = None, translate_test: bool = False):
+    def __init__(
+        self,
+        languages: list[str] | None = None,
+        path: str | None = None,
+        translator: Translator | None = None,
+        translate_test: bool = False,
+    ):
         if translator is not None and not languages:
             raise ValueError("data.parallel_corpus.translator needs data.parallel_corpus.languages")
         self.languages, self.path, self.translator, self.translate_test = languages, path, translator, translate_test

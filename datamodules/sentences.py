@@ -7,9 +7,10 @@ abbreviations, initials and decimals intact, splits sentences that start in lowe
 rarely capitalise) and splits Chinese and Japanese text that has no spaces after 。！？.
 Newlines always end a sentence (chat turns and bullet lists). pysbd needs no downloaded data.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pysbd
 from pysbd.lang.english import English
@@ -26,7 +27,7 @@ class FeedbackEnglish(English):
         ABBREVIATIONS = [a for a in English.Abbreviation.ABBREVIATIONS if a not in NOT_ABBREVIATIONS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _segmenter(language: str) -> pysbd.Segmenter:
     segmenter = pysbd.Segmenter(language=language, clean=False)
     if language == "en":

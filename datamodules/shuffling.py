@@ -6,6 +6,7 @@ model to ignore order. The permutation is a pure function of (seed, epoch, sampl
 resumed run, a DataLoader worker and every DDP rank all draw the same order for the same sample,
 and a new epoch draws a new one. Nothing here is task-specific; any task can shuffle any list.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ def sample_rng(seed: int, epoch: int, key: str, stream: str = "") -> random.Rand
 
     `stream` separates independent draws for the same sample (e.g. "sentences" vs "issues").
     """
-    digest = hashlib.sha256(f"{seed}:{epoch}:{stream}:{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{epoch}:{stream}:{key}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -33,8 +34,9 @@ def shuffled(items: Sequence[T], seed: int, epoch: int, key: str, stream: str = 
     return out
 
 
-def shuffle_sentences(text: str, seed: int, epoch: int, key: str,
-                      splitter: Callable[[str], list[str]] = split_sentences) -> str:
+def shuffle_sentences(
+    text: str, seed: int, epoch: int, key: str, splitter: Callable[[str], list[str]] = split_sentences
+) -> str:
     """`text` with its sentences permuted and re-joined by single spaces.
 
     A text with one sentence comes back unchanged (not even whitespace-normalised), so shuffling

@@ -6,6 +6,7 @@ dropped-out spans, delimited by the same sentinel tokens". Spans are cut over wh
 not model tokens, so one function serves T5, BART, Pegasus and BERT tokenizers alike; the
 sentinel names are T5's (`<extra_id_0>`, ...), which models without them add as special tokens.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,8 +24,13 @@ def _random_partition(total: int, parts: int, rng: random.Random) -> list[int]:
     return [b - a for a, b in zip(bounds, bounds[1:])]
 
 
-def random_spans_mask(length: int, rng: random.Random, noise_density: float = 0.15,
-                      mean_span_length: float = 3.0, max_spans: int | None = None) -> list[bool]:
+def random_spans_mask(
+    length: int,
+    rng: random.Random,
+    noise_density: float = 0.15,
+    mean_span_length: float = 3.0,
+    max_spans: int | None = None,
+) -> list[bool]:
     """A mask over `length` words: True marks a noise (dropped) word; T5's `random_spans_noise_mask`.
 
     About `noise_density` of the words are dropped (at least one, never all) in spans of mean
@@ -47,8 +53,9 @@ def random_spans_mask(length: int, rng: random.Random, noise_density: float = 0.
     return mask + [False] * keep[-1]
 
 
-def make_span_infilling(text: str, rng: random.Random, noise_density: float = 0.15,
-                        mean_span_length: float = 3.0, num_sentinels: int = 100) -> tuple[str, str] | None:
+def make_span_infilling(
+    text: str, rng: random.Random, noise_density: float = 0.15, mean_span_length: float = 3.0, num_sentinels: int = 100
+) -> tuple[str, str] | None:
     """(source, target) for one text, or None when it has fewer than two words.
 
     source: the text with each dropped span replaced by one sentinel;

@@ -5,6 +5,7 @@ performance; 000 §4.1 uses a random 80:20 split for undated data. Both assign b
 of the id, so a record keeps its split when new records are appended, and a translation
 (`source_id`) always follows its source so no comment leaks across splits in another language.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,7 @@ class Splits:
 
 def hash_unit(key: str, seed: int) -> float:
     """A stable pseudo-random number in [0, 1) for `key`, independent of other records."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -48,8 +49,13 @@ def _is_labeled(rec: Any) -> bool:
     return getattr(rec, "label", 0) is not None
 
 
-def time_split(records: Sequence[Any], seed: int = 0, dev_fraction: float = 0.1,
-               test_month: str | None = None, labeled: Callable[[Any], bool] = _is_labeled) -> Splits:
+def time_split(
+    records: Sequence[Any],
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_month: str | None = None,
+    labeled: Callable[[Any], bool] = _is_labeled,
+) -> Splits:
     """001 §4.1: test = labeled records of the last calendar month; train/dev 90:10 before it.
 
     traffic = every record (labeled or not) of the test month. The test month is the last month
@@ -59,8 +65,10 @@ def time_split(records: Sequence[Any], seed: int = 0, dev_fraction: float = 0.1,
     by_id = {r.id: r for r in records}
     undated = [r.id for r in records if getattr(r, "created_at", None) is None]
     if undated:
-        raise ValueError(f"time_split needs created_at on every record; missing on ids {undated[:5]}"
-                         " (use split: random for undated data)")
+        raise ValueError(
+            f"time_split needs created_at on every record; missing on ids {undated[:5]}"
+            " (use split: random for undated data)"
+        )
     root = {r.id: _root_id(r, by_id) for r in records}
     month = {r.id: _month(by_id[root[r.id]].created_at) for r in records}
     labeled_months = sorted({month[r.id] for r in records if labeled(r)})
@@ -78,8 +86,9 @@ def time_split(records: Sequence[Any], seed: int = 0, dev_fraction: float = 0.1,
     return out
 
 
-def random_split(records: Sequence[Any], seed: int = 0, test_fraction: float = 0.2,
-                 dev_fraction: float = 0.0) -> Splits:
+def random_split(
+    records: Sequence[Any], seed: int = 0, test_fraction: float = 0.2, dev_fraction: float = 0.0
+) -> Splits:
     """000 §4.1: seeded 80:20 train/test by hashed id (translations follow their source).
 
     With `dev_fraction` > 0, that share of the non-test part becomes dev (a second hash draw).
@@ -97,8 +106,14 @@ def random_split(records: Sequence[Any], seed: int = 0, test_fraction: float = 0
     return out
 
 
-def make_splits(records: Sequence[Any], kind: str = "auto", seed: int = 0, dev_fraction: float = 0.1,
-                test_fraction: float = 0.2, test_month: str | None = None) -> Splits:
+def make_splits(
+    records: Sequence[Any],
+    kind: str = "auto",
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    test_month: str | None = None,
+) -> Splits:
     """Pick the split by config: `time`, `random`, or `auto` (time when every record is dated)."""
     if kind == "auto":
         kind = "time" if records and all(getattr(r, "created_at", None) for r in records) else "random"

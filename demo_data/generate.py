@@ -7,6 +7,7 @@ record kind gets its own random stream derived from the seed, so changing one co
 change the other files, and the same seed always gives byte-identical files. Files are written
 atomically so a crashed run never leaves a half-written file next to good ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,14 @@ def stream(seed: int, kind: str) -> random.Random:
     return random.Random(f"demo-data:{seed}:{kind}")
 
 
-def generate_all(seed: int = 0, n_feedback: int = 1200, n_claims: int = 600, n_transcripts: int = 800,
-                 start: date = date(2026, 1, 1), months: int = 7) -> dict[str, list[dict]]:
+def generate_all(
+    seed: int = 0,
+    n_feedback: int = 1200,
+    n_claims: int = 600,
+    n_transcripts: int = 800,
+    start: date = date(2026, 1, 1),
+    months: int = 7,
+) -> dict[str, list[dict]]:
     """All records by file name; `n_claims` counts labeled originals (traffic is 3x, plus translations)."""
     transcripts = generate_transcripts(stream(seed, "transcripts"), n_transcripts, start, months)
     return {
@@ -67,9 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}: {len(records[name])} records")
     claims = records["claims.jsonl"]
     labeled = [c for c in claims if c["label"] is not None]
-    print(f"  claims: {sum('source_id' not in c for c in labeled)} labeled originals "
-          f"({sum(c['label'] for c in labeled if 'source_id' not in c)} positive), "
-          f"{sum('source_id' in c for c in claims)} translations, {len(claims) - len(labeled)} unlabeled traffic")
+    print(
+        f"  claims: {sum('source_id' not in c for c in labeled)} labeled originals "
+        f"({sum(c['label'] for c in labeled if 'source_id' not in c)} positive), "
+        f"{sum('source_id' in c for c in claims)} translations, {len(claims) - len(labeled)} unlabeled traffic"
+    )
     return 0
 
 

@@ -4,10 +4,11 @@ Why: the three generators must agree on how time is spread (001 §4.1 tests on t
 month, so every month needs records) and on one L-Coarse/L-Granular taxonomy that both the
 feedback generator and the tests read, so the taxonomy lives in one place.
 """
+
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Sequence, TypeVar
 
 T = TypeVar("T")
@@ -31,8 +32,7 @@ def spread_timestamps(rng: random.Random, n: int, start: date, months: int) -> l
         first, nxt = add_months(start, k), add_months(start, k + 1)
         day = rng.randrange((nxt - first).days)
         secs = rng.randrange(24 * 3600)
-        out.append(datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
-                   + timedelta(days=day, seconds=secs))
+        out.append(datetime(first.year, first.month, first.day, tzinfo=UTC) + timedelta(days=day, seconds=secs))
     return [dt.isoformat() for dt in sorted(out)]
 
 
@@ -109,10 +109,14 @@ TAXONOMY: dict[str, dict[str, list[str]]] = {
     "battery issue": {
         "battery drains fast": ["the battery drains fast", "the battery is empty after a couple of hours"],
         "battery does not charge": ["the battery does not charge", "the battery will not charge at all"],
-        "battery dead on arrival": ["the battery was dead on arrival",
-                                    "the battery was completely dead out of the box"],
-        "battery life shorter than advertised": ["the battery life is shorter than advertised",
-                                                 "the battery lasts half as long as advertised"],
+        "battery dead on arrival": [
+            "the battery was dead on arrival",
+            "the battery was completely dead out of the box",
+        ],
+        "battery life shorter than advertised": [
+            "the battery life is shorter than advertised",
+            "the battery lasts half as long as advertised",
+        ],
     },
     "packaging issue": {
         "box was soaked": ["the box was soaked", "the package arrived soaking wet"],
@@ -142,66 +146,163 @@ COARSE_OF: dict[str, str] = {g: c for c, gs in TAXONOMY.items() for g in gs}
 # Product category (the auxiliary classification `label`) -> products, plausible coarse issues, and
 # granular issues that make no sense for the category (a dress does not "stop working").
 CATEGORIES: dict[str, tuple[list[str], list[str], set[str]]] = {
-    "electronics": (["headphones", "tablet", "bluetooth speaker", "smart watch", "e-reader"],
-                    ["missing parts issue", "not as pictured", "damaged item", "quality issue", "instruction issue",
-                     "used condition", "wrong item", "late delivery", "battery issue", "packaging issue",
-                     "noise issue", "connectivity issue"],
-                    {"pattern not as advertised", "stitching came apart", "zipper broke", "wrong size sent"}),
-    "clothing": (["jacket", "dress", "pair of jeans", "sweater", "pair of sneakers"],
-                 ["not as pictured", "size issue", "quality issue", "used condition", "wrong item",
-                  "late delivery", "packaging issue", "smell issue"],
-                 {"stopped working after a week", "paint peeling off"}),
-    "home": (["lamp", "blender", "bookshelf", "coffee maker", "set of glasses"],
-             ["missing parts issue", "not as pictured", "size issue", "damaged item", "quality issue",
-              "instruction issue", "used condition", "wrong item", "late delivery", "packaging issue",
-              "smell issue", "noise issue"],
-             {"runs too small", "runs too large", "sleeves too short", "zipper broke", "stitching came apart",
-              "remote control missing"}),
-    "toys": (["remote control car", "doll house", "puzzle", "building set", "plush bear"],
-             ["missing parts issue", "not as pictured", "damaged item", "quality issue", "instruction issue",
-              "wrong item", "late delivery", "battery issue", "packaging issue", "smell issue"],
-             {"zipper broke", "wrong size sent"}),
+    "electronics": (
+        ["headphones", "tablet", "bluetooth speaker", "smart watch", "e-reader"],
+        [
+            "missing parts issue",
+            "not as pictured",
+            "damaged item",
+            "quality issue",
+            "instruction issue",
+            "used condition",
+            "wrong item",
+            "late delivery",
+            "battery issue",
+            "packaging issue",
+            "noise issue",
+            "connectivity issue",
+        ],
+        {"pattern not as advertised", "stitching came apart", "zipper broke", "wrong size sent"},
+    ),
+    "clothing": (
+        ["jacket", "dress", "pair of jeans", "sweater", "pair of sneakers"],
+        [
+            "not as pictured",
+            "size issue",
+            "quality issue",
+            "used condition",
+            "wrong item",
+            "late delivery",
+            "packaging issue",
+            "smell issue",
+        ],
+        {"stopped working after a week", "paint peeling off"},
+    ),
+    "home": (
+        ["lamp", "blender", "bookshelf", "coffee maker", "set of glasses"],
+        [
+            "missing parts issue",
+            "not as pictured",
+            "size issue",
+            "damaged item",
+            "quality issue",
+            "instruction issue",
+            "used condition",
+            "wrong item",
+            "late delivery",
+            "packaging issue",
+            "smell issue",
+            "noise issue",
+        ],
+        {
+            "runs too small",
+            "runs too large",
+            "sleeves too short",
+            "zipper broke",
+            "stitching came apart",
+            "remote control missing",
+        },
+    ),
+    "toys": (
+        ["remote control car", "doll house", "puzzle", "building set", "plush bear"],
+        [
+            "missing parts issue",
+            "not as pictured",
+            "damaged item",
+            "quality issue",
+            "instruction issue",
+            "wrong item",
+            "late delivery",
+            "battery issue",
+            "packaging issue",
+            "smell issue",
+        ],
+        {"zipper broke", "wrong size sent"},
+    ),
 }
 
 # Granular label -> (de, fr, es) clause; non-English feedback draws only from these issues.
 GRANULAR_TRANSLATIONS: dict[str, tuple[str, str, str]] = {
-    "no power cable included": ("das Netzkabel fehlte im Karton", "le câble d'alimentation manquait",
-                                "no venía el cable de alimentación"),
+    "no power cable included": (
+        "das Netzkabel fehlte im Karton",
+        "le câble d'alimentation manquait",
+        "no venía el cable de alimentación",
+    ),
     "screws are missing": ("einige Schrauben fehlten", "il manquait des vis", "faltaban algunos tornillos"),
-    "looks different from picture": ("es sieht anders aus als auf dem Bild", "il ne ressemble pas à la photo",
-                                     "se ve diferente a la foto"),
-    "color differs from photo": ("die Farbe weicht vom Foto ab", "la couleur est différente de la photo",
-                                 "el color no es el de la foto"),
+    "looks different from picture": (
+        "es sieht anders aus als auf dem Bild",
+        "il ne ressemble pas à la photo",
+        "se ve diferente a la foto",
+    ),
+    "color differs from photo": (
+        "die Farbe weicht vom Foto ab",
+        "la couleur est différente de la photo",
+        "el color no es el de la foto",
+    ),
     "runs too small": ("es fällt zu klein aus", "il taille trop petit", "la talla es demasiado pequeña"),
     "runs too large": ("es fällt viel zu groß aus", "il taille beaucoup trop grand", "la talla es demasiado grande"),
     "arrived broken": ("es kam kaputt an", "il est arrivé cassé", "llegó roto"),
-    "scratches on surface": ("die Oberfläche ist voller Kratzer", "la surface est pleine de rayures",
-                             "la superficie está llena de arañazos"),
-    "stitching came apart": ("die Nähte sind aufgegangen", "les coutures se sont défaites",
-                             "las costuras se deshicieron"),
-    "stopped working after a week": ("es funktionierte nach einer Woche nicht mehr",
-                                     "il a cessé de fonctionner après une semaine",
-                                     "dejó de funcionar después de una semana"),
-    "instructions unclear": ("die Anleitung ist unverständlich", "les instructions ne sont pas claires",
-                             "las instrucciones no son claras"),
-    "box has been opened": ("der Karton war bereits geöffnet", "la boîte avait déjà été ouverte",
-                            "la caja ya estaba abierta"),
-    "signs of previous use": ("es hat deutliche Gebrauchsspuren", "il présente des traces d'utilisation",
-                              "tiene señales de uso"),
-    "wrong color sent": ("es wurde die falsche Farbe geliefert", "on m'a envoyé la mauvaise couleur",
-                         "me enviaron el color equivocado"),
-    "completely different product": ("ich habe ein ganz anderes Produkt bekommen",
-                                     "j'ai reçu un produit complètement différent",
-                                     "recibí un producto completamente distinto"),
-    "arrived a week late": ("es kam eine Woche zu spät an", "il est arrivé avec une semaine de retard",
-                            "llegó con una semana de retraso"),
-    "battery drains fast": ("der Akku ist sehr schnell leer", "la batterie se vide très vite",
-                            "la batería se agota muy rápido"),
+    "scratches on surface": (
+        "die Oberfläche ist voller Kratzer",
+        "la surface est pleine de rayures",
+        "la superficie está llena de arañazos",
+    ),
+    "stitching came apart": (
+        "die Nähte sind aufgegangen",
+        "les coutures se sont défaites",
+        "las costuras se deshicieron",
+    ),
+    "stopped working after a week": (
+        "es funktionierte nach einer Woche nicht mehr",
+        "il a cessé de fonctionner après une semaine",
+        "dejó de funcionar después de una semana",
+    ),
+    "instructions unclear": (
+        "die Anleitung ist unverständlich",
+        "les instructions ne sont pas claires",
+        "las instrucciones no son claras",
+    ),
+    "box has been opened": (
+        "der Karton war bereits geöffnet",
+        "la boîte avait déjà été ouverte",
+        "la caja ya estaba abierta",
+    ),
+    "signs of previous use": (
+        "es hat deutliche Gebrauchsspuren",
+        "il présente des traces d'utilisation",
+        "tiene señales de uso",
+    ),
+    "wrong color sent": (
+        "es wurde die falsche Farbe geliefert",
+        "on m'a envoyé la mauvaise couleur",
+        "me enviaron el color equivocado",
+    ),
+    "completely different product": (
+        "ich habe ein ganz anderes Produkt bekommen",
+        "j'ai reçu un produit complètement différent",
+        "recibí un producto completamente distinto",
+    ),
+    "arrived a week late": (
+        "es kam eine Woche zu spät an",
+        "il est arrivé avec une semaine de retard",
+        "llegó con una semana de retraso",
+    ),
+    "battery drains fast": (
+        "der Akku ist sehr schnell leer",
+        "la batterie se vide très vite",
+        "la batería se agota muy rápido",
+    ),
     "battery does not charge": ("der Akku lädt nicht", "la batterie ne se charge pas", "la batería no carga"),
     "package torn open": ("das Paket war aufgerissen", "le colis était déchiré", "el paquete llegó roto"),
-    "strong chemical smell": ("es riecht stark nach Chemie", "il a une forte odeur chimique",
-                              "tiene un fuerte olor a químicos"),
+    "strong chemical smell": (
+        "es riecht stark nach Chemie",
+        "il a une forte odeur chimique",
+        "tiene un fuerte olor a químicos",
+    ),
     "makes loud noise": ("es macht sehr laute Geräusche", "il fait beaucoup de bruit", "hace mucho ruido"),
-    "bluetooth does not pair": ("die Bluetooth-Kopplung klappt nicht", "le bluetooth ne s'appaire pas",
-                                "el bluetooth no se empareja"),
+    "bluetooth does not pair": (
+        "die Bluetooth-Kopplung klappt nicht",
+        "le bluetooth ne s'appaire pas",
+        "el bluetooth no se empareja",
+    ),
 }

@@ -5,4 +5,5 @@ Why a package with mapped folders: users look for `lightning_modules/`, `datamod
 not gain generic top-level names such as `common` or `metrics`. pyproject.toml maps each
 top-level folder to `feedback_nlp.<folder>`; this folder holds only the command-line entries.
 """
+
 __version__ = "0.2.0"

@@ -9,6 +9,7 @@ the ModelCheckpoint callback recorded as best for its monitored metric (its stat
 every checkpoint), never a guess from file names ("epoch=10" sorts before "epoch=9").
 --onnx adds the task's ONNX graphs, each checked against the torch model with onnxruntime.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,14 @@ from feedback_nlp.common.config import ConfigError
 def _checkpoint_state(path: Path) -> dict[str, Any]:
     """(global_step, ModelCheckpoint state) of a checkpoint, read without its weights (mmap)."""
     import torch
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt?): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt?): "
+            f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        ) from None
     states = [v for k, v in (ckpt.get("callbacks") or {}).items() if str(k).startswith("ModelCheckpoint")]
     return {"global_step": int(ckpt.get("global_step", -1)), "states": states}
 
@@ -46,18 +50,24 @@ def best_checkpoint(run_dir: Path) -> Path:
     newest = max(((p, _checkpoint_state(p)) for p in ckpts), key=lambda ps: ps[1]["global_step"])
     recorded = [s for s in newest[1]["states"] if s.get("best_model_path")]
     if not recorded:
-        raise CheckpointError(f"{run_dir}: the checkpoints record no best model (the ModelCheckpoint callback "
-                              f"had no `monitor`); choose one with --checkpoint")
+        raise CheckpointError(
+            f"{run_dir}: the checkpoints record no best model (the ModelCheckpoint callback "
+            f"had no `monitor`); choose one with --checkpoint"
+        )
     state = recorded[0]
     best = folder / Path(str(state["best_model_path"])).name
     if not best.is_file():
-        raise CheckpointError(f"{run_dir}: the recorded best checkpoint {best.name} (monitor "
-                              f"{state.get('monitor')!r}) is missing from {folder}")
+        raise CheckpointError(
+            f"{run_dir}: the recorded best checkpoint {best.name} (monitor "
+            f"{state.get('monitor')!r}) is missing from {folder}"
+        )
     return best
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--run-dir", type=Path)
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--config", type=Path, help="the run's config.yaml (default: <run-dir>/config.yaml)")
@@ -72,10 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from feedback_nlp.lightning_modules.base import TaskContractError
     from feedback_nlp.serving.manifest import ExportError
     from feedback_nlp.serving.onnx_export import OnnxMismatchError
+
     try:
         ckpt, out = run(args)
-    except (ConfigError, CheckpointError, ModelNotAvailableError, TaskContractError, ExportError,
-            OnnxMismatchError, OSError) as e:
+    except (
+        ConfigError,
+        CheckpointError,
+        ModelNotAvailableError,
+        TaskContractError,
+        ExportError,
+        OnnxMismatchError,
+        OSError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"exported {ckpt} -> {out}")

@@ -10,6 +10,7 @@ temp file next to the output, renamed at the end: memory stays flat in the numbe
 and a failed run leaves no partial output. Bad input lines are reported as file:line:field and
 either stop the run before any prediction (default) or are skipped (reported).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,18 +59,30 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
 
 def _parser() -> argparse.ArgumentParser:
     from feedback_nlp.serving.runtime import BACKENDS, DEVICES, DTYPES
-    p = argparse.ArgumentParser(prog="predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = argparse.ArgumentParser(
+        prog="predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--export", required=True, help="export folder (manifest.json + weights)")
     p.add_argument("--input", required=True, help="JSONL records of the export's task")
     p.add_argument("--output", required=True, help="JSONL predictions, one line per valid input record")
-    p.add_argument("--on-error", choices=("skip", "stop"), default="stop",
-                   help="bad input lines: stop before predicting (default) or skip them (reported)")
+    p.add_argument(
+        "--on-error",
+        choices=("skip", "stop"),
+        default="stop",
+        help="bad input lines: stop before predicting (default) or skip them (reported)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
     p.add_argument("--backend", default="torch", choices=BACKENDS)
-    p.add_argument("--field-map", nargs="*", default=[], metavar="FIELD=SOURCE",
-                   help="read schema FIELD from the input's SOURCE field")
+    p.add_argument(
+        "--field-map",
+        nargs="*",
+        default=[],
+        metavar="FIELD=SOURCE",
+        help="read schema FIELD from the input's SOURCE field",
+    )
     return p
 
 
@@ -86,10 +99,17 @@ def _check_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return inp, out
 
 
-def score_stream(predictor: Any, manifest: dict[str, Any], items: Iterator[Any], out: IO[str],
-                 batch_size: int, on_problem: Any = None) -> int:
+def score_stream(
+    predictor: Any,
+    manifest: dict[str, Any],
+    items: Iterator[Any],
+    out: IO[str],
+    batch_size: int,
+    on_problem: Any = None,
+) -> int:
     """Score records from `items` in chunks of `batch_size`, writing one JSON line per record."""
     from feedback_nlp.serving.protocol import stamp_rows
+
     n, chunk = 0, []
 
     def flush() -> int:
@@ -119,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from feedback_nlp.serving.manifest import ExportError
     from feedback_nlp.serving.registry import load_export
     from feedback_nlp.serving.runtime import RuntimeOptionError, resolve
+
     try:
         field_map = parse_field_map(args.field_map)
         inp, out = _check_paths(args)
@@ -146,11 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with atomic_output(out) as f:
         n = score_stream(predictor, manifest, iter_jsonl(inp, kind, field_map), f, args.batch_size, skipped)
-    print(f"wrote {n} predictions to {out} (model {manifest['model_version']}"
-          + (f", {problems} bad line(s) skipped)" if problems else ")"))
+    print(
+        f"wrote {n} predictions to {out} (model {manifest['model_version']}"
+        + (f", {problems} bad line(s) skipped)" if problems else ")")
+    )
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

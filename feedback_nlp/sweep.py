@@ -18,6 +18,7 @@ DDP: rank 0 asks the study for the trial and puts its number and parameters in t
 the ranks Lightning starts re-run this command, find them there and train the same trial
 without touching the study. Run one trial per command under DDP (--trials 1, repeated).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,24 @@ TRIAL_ENV = "FEEDBACK_NLP_SWEEP_TRIAL"
 
 class TrialFailed(RuntimeError):
     """train.py stopped a trial with an input or config error: the sweep stops too (all would fail)."""
+
+
 METHODS = ("grid", "random", "bayes")
 # columns of the comparison table when present in a trial's metrics (the papers' headline numbers)
-DEFAULT_COLUMNS = ("test/recall", "test/precision", "traffic/volume_model", "traffic/volume_model_or_fcc",
-                   "test/fairness_std", "test/coarse/rouge1", "test/coarse/simcse_f1", "test/granular/rouge1",
-                   "test/granular/simcse_f1", "test/acc", "test/main_question/rule2_acc", "val/loss")
+DEFAULT_COLUMNS = (
+    "test/recall",
+    "test/precision",
+    "traffic/volume_model",
+    "traffic/volume_model_or_fcc",
+    "test/fairness_std",
+    "test/coarse/rouge1",
+    "test/coarse/simcse_f1",
+    "test/granular/rouge1",
+    "test/granular/simcse_f1",
+    "test/acc",
+    "test/main_question/rule2_acc",
+    "val/loss",
+)
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
@@ -62,8 +76,11 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         spec.setdefault("metric", None)
     if spec["method"] not in METHODS:
         raise ConfigError(f"{path}: method must be one of {', '.join(METHODS)}, got {spec['method']!r}")
-    if "metric" in spec and (not isinstance(spec["metric"], dict) or not spec["metric"].get("name")
-                             or spec["metric"].get("goal") not in ("minimize", "maximize")):
+    if "metric" in spec and (
+        not isinstance(spec["metric"], dict)
+        or not spec["metric"].get("name")
+        or spec["metric"].get("goal") not in ("minimize", "maximize")
+    ):
         raise ConfigError(f"{path}: metric needs a name and goal: minimize | maximize")
     for name, p in (spec["parameters"] or {}).items():
         if not isinstance(p, dict) or not ({"value", "values"} & p.keys() or {"min", "max"} <= p.keys()):
@@ -77,8 +94,9 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
 def train_command(spec: dict[str, Any]) -> tuple[str, list[str]]:
     """(--config path, fixed key=value arguments) of the sweep's command, macros dropped."""
     if Path(str(spec.get("program", ""))).name != "train.py":
-        raise ConfigError(f"sweep '{spec['name']}': program must be train.py for a local sweep, "
-                          f"got {spec.get('program')!r}")
+        raise ConfigError(
+            f"sweep '{spec['name']}': program must be train.py for a local sweep, got {spec.get('program')!r}"
+        )
     args = [str(a) for a in spec["command"] if not (str(a).startswith("${") and str(a).endswith("}"))]
     if "--config" not in args or args.index("--config") + 1 >= len(args):
         raise ConfigError(f"sweep '{spec['name']}': the command needs --config <experiment yaml>")
@@ -113,6 +131,7 @@ def override(name: str, value: Any) -> str:
 
 def make_sampler(spec: dict[str, Any], seed: int) -> Any:
     import optuna
+
     if spec["method"] == "grid":
         return optuna.samplers.GridSampler(grid_space(spec), seed=seed)
     if spec["method"] == "random":
@@ -125,6 +144,7 @@ def make_pruner(kind: str, flipped: bool = False, spec: dict[str, Any] | None = 
     every row). `flipped`: the reported values are the negated dev metric (OptunaPruning), so a
     bound on the metric is a lower bound on what the pruner sees."""
     import optuna
+
     if kind == "auto":
         early = (spec or {}).get("early_terminate") or {}
         if not early:
@@ -145,15 +165,30 @@ def make_pruner(kind: str, flipped: bool = False, spec: dict[str, Any] | None = 
     raise ConfigError(f"--pruner must be median, none, above:<value> or below:<value>, got {kind!r}")
 
 
-def run_trial(config: str, fixed: Sequence[str], params: dict[str, Any], run_dir: Path,
-              prune_monitor: str, prune_mode: str, extra: Sequence[str], wandb: bool) -> dict[str, float]:
+def run_trial(
+    config: str,
+    fixed: Sequence[str],
+    params: dict[str, Any],
+    run_dir: Path,
+    prune_monitor: str,
+    prune_mode: str,
+    extra: Sequence[str],
+    wandb: bool,
+) -> dict[str, float]:
     from feedback_nlp import train
     from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
 
-    args = ["--config", config, *fixed, *extra, *(override(k, v) for k, v in params.items()),
-            f"output_dir={run_dir}",
-            "+callbacks.optuna_pruning.class_path=feedback_nlp.callbacks.optuna_pruning.OptunaPruning",
-            f"+callbacks.optuna_pruning.monitor={prune_monitor}", f"+callbacks.optuna_pruning.mode={prune_mode}"]
+    args = [
+        "--config",
+        config,
+        *fixed,
+        *extra,
+        *(override(k, v) for k, v in params.items()),
+        f"output_dir={run_dir}",
+        "+callbacks.optuna_pruning.class_path=feedback_nlp.callbacks.optuna_pruning.OptunaPruning",
+        f"+callbacks.optuna_pruning.monitor={prune_monitor}",
+        f"+callbacks.optuna_pruning.mode={prune_mode}",
+    ]
     if not wandb:
         args.append("logger.wandb.enabled=false")
     if not _is_child_rank():
@@ -174,18 +209,27 @@ def _close_wandb_run() -> None:
 
 def _is_child_rank() -> bool:
     from feedback_nlp.common.run_dir import global_rank
+
     return global_rank() > 0 or int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
 
 
 def comparison(study: Any, metric: str, columns: Sequence[str]) -> tuple[str, list[dict[str, Any]]]:
     """Markdown table + rows: one row per trial, params then metrics; best first, then the rest."""
     import optuna
+
     rows = []
     for t in study.trials:
         m = t.user_attrs.get("metrics", {})
-        rows.append({"trial": t.number, "state": t.state.name.lower(), "params": t.params,
-                     metric: t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
-                     "metrics": {c: m[c] for c in columns if c in m}, "run_dir": t.user_attrs.get("run_dir")})
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "params": t.params,
+                metric: t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
+                "metrics": {c: m[c] for c in columns if c in m},
+                "run_dir": t.user_attrs.get("run_dir"),
+            }
+        )
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     rows.sort(key=lambda r: (r[metric] is None, sign * (r[metric] or 0), r["trial"]))
     params = sorted({k for r in rows for k in r["params"]})
@@ -194,14 +238,20 @@ def comparison(study: Any, metric: str, columns: Sequence[str]) -> tuple[str, li
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     fmt = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
     for r in rows:
-        cells = [str(r["trial"]), r["state"], *(fmt(r["params"].get(p)) for p in params), fmt(r[metric]),
-                 *(fmt(r["metrics"].get(c)) for c in cols)]
+        cells = [
+            str(r["trial"]),
+            r["state"],
+            *(fmt(r["params"].get(p)) for p in params),
+            fmt(r[metric]),
+            *(fmt(r["metrics"].get(c)) for c in cols),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n", rows
 
 
 def write_report(study: Any, spec: dict[str, Any], out: Path, columns: Sequence[str]) -> str:
     import optuna
+
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
 
     metric = spec["metric"]["name"]
@@ -212,8 +262,12 @@ def write_report(study: Any, spec: dict[str, Any], out: Path, columns: Sequence[
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if done:
         best = study.best_trial
-        report["best"] = {"trial": best.number, "value": best.value, "params": best.params,
-                          "run_dir": best.user_attrs.get("run_dir")}
+        report["best"] = {
+            "trial": best.number,
+            "value": best.value,
+            "params": best.params,
+            "run_dir": best.user_attrs.get("run_dir"),
+        }
         cfg = Path(best.user_attrs.get("run_dir", "")) / "config.yaml"
         if cfg.is_file():  # the resolved config of the best trial: `train.py --config best_config.yaml` reruns it
             atomic_write_text(out / "best_config.yaml", cfg.read_text(encoding="utf-8"))
@@ -221,9 +275,18 @@ def write_report(study: Any, spec: dict[str, Any], out: Path, columns: Sequence[
     return title + table
 
 
-def run_sweep(sweep_path: str | Path, out: str | Path, trials: int, overrides: Sequence[str] = (),
-              pruner: str = "auto", prune_monitor: str = "val/loss", prune_mode: str = "min",
-              columns: Sequence[str] = DEFAULT_COLUMNS, wandb: bool = False, seed: int = 0) -> dict[str, Any]:
+def run_sweep(
+    sweep_path: str | Path,
+    out: str | Path,
+    trials: int,
+    overrides: Sequence[str] = (),
+    pruner: str = "auto",
+    prune_monitor: str = "val/loss",
+    prune_mode: str = "min",
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    wandb: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -234,15 +297,23 @@ def run_sweep(sweep_path: str | Path, out: str | Path, trials: int, overrides: S
     out = Path(out)
     if _is_child_rank() and os.environ.get(TRIAL_ENV):  # a DDP rank Lightning started: rank 0's trial
         shared = json.loads(os.environ[TRIAL_ENV])
-        run_trial(config, fixed, shared["params"], Path(shared["run_dir"]), prune_monitor, prune_mode,
-                  overrides, wandb)
+        run_trial(config, fixed, shared["params"], Path(shared["run_dir"]), prune_monitor, prune_mode, overrides, wandb)
         return {"trial": shared["number"], "rank": "child"}
     out.mkdir(parents=True, exist_ok=True)
-    storage = RDBStorage(f"sqlite:///{out.resolve() / 'study.db'}", heartbeat_interval=60, grace_period=180,
-                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    study = optuna.create_study(study_name=spec["name"], storage=storage, load_if_exists=True,
-                                direction=spec["metric"]["goal"], sampler=make_sampler(spec, seed),
-                                pruner=make_pruner(pruner, (prune_mode == "min") == (spec["metric"]["goal"] == "maximize"), spec))
+    storage = RDBStorage(
+        f"sqlite:///{out.resolve() / 'study.db'}",
+        heartbeat_interval=60,
+        grace_period=180,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
+    study = optuna.create_study(
+        study_name=spec["name"],
+        storage=storage,
+        load_if_exists=True,
+        direction=spec["metric"]["goal"],
+        sampler=make_sampler(spec, seed),
+        pruner=make_pruner(pruner, (prune_mode == "min") == (spec["metric"]["goal"] == "maximize"), spec),
+    )
     metric = spec["metric"]["name"]
 
     def objective(trial: Any) -> float:
@@ -283,8 +354,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sweep", required=True, help="a W&B sweep YAML (configs/sweeps/*.yaml)")
     p.add_argument("--trials", type=int, default=None, help="trials to run now (default: the grid's size, else 10)")
     p.add_argument("--out", default=None, help="study dir (default outputs/sweeps/<name>); rerun to resume")
-    p.add_argument("--pruner", default="auto",
-                   help="auto (the sweep's early_terminate; none without) | median | none | above:<v> | below:<v>")
+    p.add_argument(
+        "--pruner",
+        default="auto",
+        help="auto (the sweep's early_terminate; none without) | median | none | above:<v> | below:<v>",
+    )
     p.add_argument("--prune-on", default="val/loss", help="dev metric reported after each validation")
     p.add_argument("--prune-mode", default="min", choices=("min", "max"))
     p.add_argument("--columns", default=",".join(DEFAULT_COLUMNS), help="metrics shown in the table")
@@ -295,11 +369,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         spec = load_sweep(a.sweep)
         train_command(spec)
-        trials = a.trials if a.trials is not None else (
-            math.prod(len(v) for v in grid_space(spec).values()) if spec["method"] == "grid" else 10)
+        trials = (
+            a.trials
+            if a.trials is not None
+            else (math.prod(len(v) for v in grid_space(spec).values()) if spec["method"] == "grid" else 10)
+        )
         out = a.out or str(Path("outputs") / "sweeps" / spec["name"])
-        return run_sweep(a.sweep, out, trials, a.overrides, a.pruner, a.prune_on, a.prune_mode,
-                         [c for c in a.columns.split(",") if c], a.wandb, a.seed)
+        return run_sweep(
+            a.sweep,
+            out,
+            trials,
+            a.overrides,
+            a.pruner,
+            a.prune_on,
+            a.prune_mode,
+            [c for c in a.columns.split(",") if c],
+            a.wandb,
+            a.seed,
+        )
     except (ConfigError, TrialFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,6 +6,7 @@ Why one short function (lightning-hydra-template's shape): everything task-speci
 the configured LightningModule and DataModule; this file only wires them, in the order that
 keeps bad input from costing anything: config -> data validation -> model -> run dir -> fit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from feedback_nlp.common.config import ConfigError, load_config, to_yaml
-from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV, RunDirError
+from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+from feedback_nlp.common.run_dir import RunDirError
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -74,27 +76,40 @@ def run(cfg: Any) -> dict[str, float]:
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
     if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
         from omegaconf import OmegaConf
+
         from feedback_nlp.common.strategy import build_strategy
+
         strategy = trainer_kwargs["strategy"]
         trainer_kwargs["strategy"] = build_strategy(
-            OmegaConf.to_container(strategy, resolve=True) if OmegaConf.is_config(strategy) else strategy, model)
-    run_dir, identity = resolve_run_dir(resume_dir or cfg.output_dir, cfg.experiment, cfg.get("output_root", "outputs"),
-                                        run_id=cfg.get("run_id"), resuming=bool(resume_dir or ckpt_path),
-                                        accelerator=cfg.trainer.get("accelerator"))
+            OmegaConf.to_container(strategy, resolve=True) if OmegaConf.is_config(strategy) else strategy, model
+        )
+    run_dir, identity = resolve_run_dir(
+        resume_dir or cfg.output_dir,
+        cfg.experiment,
+        cfg.get("output_root", "outputs"),
+        run_id=cfg.get("run_id"),
+        resuming=bool(resume_dir or ckpt_path),
+        accelerator=cfg.trainer.get("accelerator"),
+    )
     if not ckpt_path and (restart := latest_checkpoint(run_dir)) is not None:
         # the same job id restarted (SLURM requeue, torchrun restart, rerun of a run_id) after a
         # preemption: continue from its newest checkpoint, in the same run dir and W&B run
         ckpt_path = str(restart)
         check_checkpoint(ckpt_path, model_cls)
         print(f"# run {identity.run_id} ({identity.source}): continuing from {ckpt_path}", flush=True)
-    callbacks = build_callbacks(cfg.get("callbacks"), run_dir,
-                                progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False)
+    callbacks = build_callbacks(
+        cfg.get("callbacks"), run_dir, progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False
+    )
     is_zero = global_rank() == 0 and rank_zero_only.rank == 0
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-    trainer = L.Trainer(**trainer_kwargs, logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
-                        callbacks=callbacks, default_root_dir=str(run_dir))
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        logger=build_loggers(cfg.logger, run_dir, cfg, is_zero),
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+    )
     log_inputs(trainer, cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _numeric(trainer.callback_metrics)
@@ -112,6 +127,7 @@ def run(cfg: Any) -> dict[str, float]:
         atomic_write_json(run_dir / "metrics.json", metrics)
         if (run_dir / "export" / "manifest.json").is_file():
             from feedback_nlp.common.export import update_metrics
+
             update_metrics(run_dir / "export", metrics)
         _print_metrics(cfg.experiment, metrics, run_dir)
     finish_wandb(trainer, metrics, run_dir, cfg)
@@ -125,6 +141,7 @@ def log_inputs(trainer: Any, cfg: Any) -> None:
     run = wandb_run(trainer)
     if run is not None and lineage_options(cfg.get("logger"))["log_datasets"]:
         from feedback_nlp.callbacks.lineage import log_datasets
+
         log_datasets(run, cfg.get("data"))
 
 
@@ -143,6 +160,7 @@ def finish_wandb(trainer: Any, metrics: dict[str, float], run_dir: Path | None =
     export_dir = Path(run_dir) / "export" if run_dir is not None else None
     if export_dir is not None and lineage_options((cfg or {}).get("logger"))["log_export"]:
         from feedback_nlp.callbacks.lineage import log_export
+
         log_export(run, export_dir)
     run.finish()
 
@@ -168,11 +186,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    from feedback_nlp.datamodules.errors import DataValidationError
-    from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.common.checkpoints import CheckpointError
-    from feedback_nlp.lightning_modules.base import TaskContractError
     from feedback_nlp.common.logging_setup import LoggerSetupError
+    from feedback_nlp.common.model_factory import ModelNotAvailableError
+    from feedback_nlp.datamodules.errors import DataValidationError
+    from feedback_nlp.lightning_modules.base import TaskContractError
 
     args = parse_args(argv)
     try:
@@ -187,7 +205,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (ConfigError, DataValidationError, ModelNotAvailableError, CheckpointError, RunDirError, TaskContractError, LoggerSetupError) as e:
+    except (
+        ConfigError,
+        DataValidationError,
+        ModelNotAvailableError,
+        CheckpointError,
+        RunDirError,
+        TaskContractError,
+        LoggerSetupError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -5,6 +5,7 @@ in every checkpoint; and the optimizer/scheduler settings are one config section
 `model.optim` (optimizer, lr, weight decay, fused kernel, any `transformers.get_scheduler`
 schedule with warmup), not arguments repeated in every task. Kept to one shallow base class.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,7 @@ class OptimSettings:
     fused: bool = False
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any] | None, **task_defaults: Any) -> "OptimSettings":
+    def from_section(cls, section: Mapping[str, Any] | None, **task_defaults: Any) -> OptimSettings:
         """Task defaults, then the config section; an unknown key or a wrong type is a ConfigError
         naming `model.optim.<key>`, an unknown optimizer or schedule names the choices."""
         from transformers.trainer_utils import SchedulerType
@@ -45,16 +46,19 @@ class OptimSettings:
         for key, value in dict(section or {}).items():
             if key not in fields:
                 hint = closest(key, fields)
-                raise ConfigError(f"unknown config key 'model.optim.{key}'"
-                                  + (f"; did you mean 'model.optim.{hint}'?" if hint else ""))
+                raise ConfigError(
+                    f"unknown config key 'model.optim.{key}'"
+                    + (f"; did you mean 'model.optim.{hint}'?" if hint else "")
+                )
             values[key] = check_type(f"model.optim.{key}", getattr(base, key), value)
         out = dataclasses.replace(base, **values)
         if out.optimizer not in OPTIMIZERS:
             raise ConfigError(f"model.optim.optimizer must be one of {sorted(OPTIMIZERS)}, got {out.optimizer!r}")
         schedules = sorted(s.value for s in SchedulerType)
         if out.scheduler not in schedules:
-            raise ConfigError(f"model.optim.scheduler must be a transformers schedule ({', '.join(schedules)}), "
-                              f"got {out.scheduler!r}")
+            raise ConfigError(
+                f"model.optim.scheduler must be a transformers schedule ({', '.join(schedules)}), got {out.scheduler!r}"
+            )
         return out
 
 
@@ -70,26 +74,28 @@ class TaskContract:
     one (the MCML baseline) train to the end and silently export nothing.
     """
 
-    task: str                                       # the serving registry's name for its exports
-    record_kind: str                                # what predict.py / the server decode for it
-    tokenizer: Any                                  # handed to the DataModule's `connect`
-    exporter: Callable[[Path], dict[str, Any]]      # writes the serving folder's files
+    task: str  # the serving registry's name for its exports
+    record_kind: str  # what predict.py / the server decode for it
+    tokenizer: Any  # handed to the DataModule's `connect`
+    exporter: Callable[[Path], dict[str, Any]]  # writes the serving folder's files
 
 
 class TaskModule(L.LightningModule):
     task: str = ""
-    record_kind: str = ""      # claim | feedback | transcript | question (serving/records.py)
+    record_kind: str = ""  # claim | feedback | transcript | question (serving/records.py)
 
     def contract(self) -> TaskContract:
         """The declared contract, or TaskContractError naming what is missing."""
         from feedback_nlp.serving.records import RECORD_KINDS
         from feedback_nlp.serving.registry import known_tasks
+
         name = type(self).__name__
         if self.task not in known_tasks():
             raise TaskContractError(f"{name}.task = {self.task!r} is not a served task ({', '.join(known_tasks())})")
         if self.record_kind not in RECORD_KINDS:
-            raise TaskContractError(f"{name}.record_kind = {self.record_kind!r}; expected one of "
-                                    f"{', '.join(RECORD_KINDS)}")
+            raise TaskContractError(
+                f"{name}.record_kind = {self.record_kind!r}; expected one of {', '.join(RECORD_KINDS)}"
+            )
         tokenizer = self.__dict__.get("tokenizer", getattr(self, "tokenizer", None))
         if tokenizer is None:
             raise TaskContractError(f"{name} declares no tokenizer (self.tokenizer) for its DataModule")
@@ -146,8 +152,9 @@ class TaskModule(L.LightningModule):
         groups = [g for g in self.param_groups() if g["params"]]
         params = [p for g in groups for p in g["params"]]
         fused = s.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        opt = OPTIMIZERS[s.optimizer](groups, lr=s.lr, weight_decay=s.weight_decay,
-                                      **({"fused": True} if fused else {}))
+        opt = OPTIMIZERS[s.optimizer](
+            groups, lr=s.lr, weight_decay=s.weight_decay, **({"fused": True} if fused else {})
+        )
         if s.scheduler == "constant" and not s.warmup_steps:
             return opt
         name = "constant_with_warmup" if s.scheduler == "constant" else s.scheduler

@@ -6,6 +6,7 @@ encoder + one sigmoid per coarse label, trained with binary cross-entropy on the
 FeedbackDataModule splits (`target_format: multilabel`); its predicted label sets go through
 the very same ROUGE/SimCSE metrics, so `test/coarse/*` of both runs form one table.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,10 +29,20 @@ class McmlBertModule(TaskModule):
     task = "mcml_bert"
     record_kind = "feedback"
 
-    def __init__(self, labels: Sequence[str] | None = None, pretrained: str = PACKAGED_MINILM,
-                 pooling: str = "cls", dropout: float = 0.1, threshold: float = 0.5, at_least_one: bool = True,
-                 simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
-                 max_source_length: int = 512, optim: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        labels: Sequence[str] | None = None,
+        pretrained: str = PACKAGED_MINILM,
+        pooling: str = "cls",
+        dropout: float = 0.1,
+        threshold: float = 0.5,
+        at_least_one: bool = True,
+        simcse_model: str = PACKAGED_MINILM,
+        simcse_threshold: float = 0.7,
+        rouge_use_stemmer: bool = False,
+        max_source_length: int = 512,
+        optim: Mapping[str, Any] | None = None,
+    ):
         super().__init__(optim, lr=5e-5)
         if not labels:
             raise ValueError("McmlBertModule needs the coarse label set (FeedbackDataModule.task_info()['labels'])")
@@ -58,18 +69,26 @@ class McmlBertModule(TaskModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["ids"]),
-                 sync_dist=True)
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["ids"]), sync_dist=True
+        )
         return loss
 
     def _predict_sets(self, logits: torch.Tensor) -> list[list[str]]:
-        return predicted_label_sets(torch.sigmoid(logits.float()).cpu(), self.labels, self.hparams.threshold,
-                                    self.hparams.at_least_one)
+        return predicted_label_sets(
+            torch.sigmoid(logits.float()).cpu(), self.labels, self.hparams.threshold, self.hparams.at_least_one
+        )
 
     def _eval_step(self, stage: str, batch: dict[str, Any], metrics: LevelMetrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
-        self.log(f"{stage}/loss", self.loss_fn(logits, batch["labels"]), on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["ids"]), sync_dist=True)
+        self.log(
+            f"{stage}/loss",
+            self.loss_fn(logits, batch["labels"]),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["ids"]),
+            sync_dist=True,
+        )
         self.embedder.device = self.device
         metrics.update(self._predict_sets(logits), batch["annotated"])
 
@@ -99,6 +118,8 @@ class McmlBertModule(TaskModule):
     # --- serving (format: serving/mcml.py) ------------------------------------------------------
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         from feedback_nlp.serving.mcml import write_export
+
         hp = self.hparams
-        return write_export(Path(out_dir), self.net, self.tokenizer, self.labels, hp.threshold, hp.at_least_one,
-                            hp.max_source_length)
+        return write_export(
+            Path(out_dir), self.net, self.tokenizer, self.labels, hp.threshold, hp.at_least_one, hp.max_source_length
+        )

@@ -7,6 +7,7 @@ This module only wires those pieces: the backbone comes from `seq2seq_backbone`,
 `feedback_nlp.datamodules.feedback`, the math from `metrics`, decoding from `nets/seq2seq.py`. Serving:
 `export_for_serving` writes a self-contained HF folder (format: serving/issues.py).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,26 +40,46 @@ class MultiLevelIssuesModule(TaskModule):
     task = "multilevel_issues"
     record_kind = "feedback"  # what predict.py reads for this export
 
-    def __init__(self, pretrained: str = PACKAGED_MINILM, architecture: str = "auto",
-                 encoder_layers: int | None = None, decoder_layers: int | None = None,
-                 cross_attention_init: str = "random", freeze_embeddings: bool = False, dropout: float | None = None,
-                 new_params_lr: float | None = None, optim: Mapping[str, Any] | None = None,
-                 num_beams: int = 2, length_penalty: float = 2.5, no_repeat_ngram_size: int = 0,
-                 simcse_model: str = PACKAGED_MINILM, simcse_threshold: float = 0.7, rouge_use_stemmer: bool = False,
-                 generate_on_validation: bool = True, copy_input_baseline: bool = True, log_generations: int = 8,
-                 prefixes: Mapping[str, str] | None = None, max_source_length: int = 512,
-                 max_target_length: int = 64, sentinel_tokens: Sequence[str] | None = None):
+    def __init__(
+        self,
+        pretrained: str = PACKAGED_MINILM,
+        architecture: str = "auto",
+        encoder_layers: int | None = None,
+        decoder_layers: int | None = None,
+        cross_attention_init: str = "random",
+        freeze_embeddings: bool = False,
+        dropout: float | None = None,
+        new_params_lr: float | None = None,
+        optim: Mapping[str, Any] | None = None,
+        num_beams: int = 2,
+        length_penalty: float = 2.5,
+        no_repeat_ngram_size: int = 0,
+        simcse_model: str = PACKAGED_MINILM,
+        simcse_threshold: float = 0.7,
+        rouge_use_stemmer: bool = False,
+        generate_on_validation: bool = True,
+        copy_input_baseline: bool = True,
+        log_generations: int = 8,
+        prefixes: Mapping[str, str] | None = None,
+        max_source_length: int = 512,
+        max_target_length: int = 64,
+        sentinel_tokens: Sequence[str] | None = None,
+    ):
         super().__init__(optim, lr=5e-5, fused=True)
         self.save_hyperparameters()
-        self.model, self.tokenizer = build_seq2seq(pretrained, architecture, encoder_layers, decoder_layers,
-                                                   cross_attention_init)
+        self.model, self.tokenizer = build_seq2seq(
+            pretrained, architecture, encoder_layers, decoder_layers, cross_attention_init
+        )
         self.added_tokens = add_tokens(self.model, self.tokenizer, list(sentinel_tokens or []))
         if dropout is not None:
             set_dropout(self.model, dropout)
         if freeze_embeddings:
             freeze_word_embeddings(self.model)
-        self.prefixes = {"coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",
-                         **(prefixes or {})}
+        self.prefixes = {
+            "coarse": "identify high-level issues: ",
+            "granular": "identify fine-grain issues: ",
+            **(prefixes or {}),
+        }
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         gen = self.model.generation_config  # exported with the model: serving decodes the same way
         gen.num_beams, gen.length_penalty, gen.max_new_tokens = num_beams, length_penalty, max_target_length
@@ -70,8 +91,9 @@ class MultiLevelIssuesModule(TaskModule):
 
     def _level_metrics(self) -> nn.ModuleDict:
         hp = self.hparams
-        return nn.ModuleDict({lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer)
-                              for lvl in LEVELS})
+        return nn.ModuleDict(
+            {lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer) for lvl in LEVELS}
+        )
 
     def param_groups(self) -> list[dict[str, Any]]:
         """With `new_params_lr`, the parameters an EncoderDecoder warm start creates from scratch
@@ -88,8 +110,9 @@ class MultiLevelIssuesModule(TaskModule):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
         return seq2seq_loss(self.model, input_ids, attention_mask, labels)
 
-    def _log_task_losses(self, stage: str, tasks: Sequence[str], row_sum: torch.Tensor, row_count: torch.Tensor,
-                         on_step: bool) -> None:
+    def _log_task_losses(
+        self, stage: str, tasks: Sequence[str], row_sum: torch.Tensor, row_count: torch.Tensor, on_step: bool
+    ) -> None:
         for task in dict.fromkeys(tasks):
             idx = torch.tensor([t == task for t in tasks], device=row_sum.device)
             n = int(idx.sum())
@@ -118,15 +141,20 @@ class MultiLevelIssuesModule(TaskModule):
             sub = self.generate_issue_sets(batch["input_ids"][table], batch["attention_mask"][table])
             predicted = dict(zip(table, sub))
         for i in table:
-            self._samples.append({"input": batch["sources"][i], "target": join_issues(batch["annotated"][i]),
-                                  "prediction": join_issues(predicted[i])})
+            self._samples.append(
+                {
+                    "input": batch["sources"][i],
+                    "target": join_issues(batch["annotated"][i]),
+                    "prediction": join_issues(predicted[i]),
+                }
+            )
 
     def _table_rows(self, batch: dict[str, Any]) -> list[int]:
         """Rows for the generations table: both levels of the first feedback, until it is full."""
         room = self.hparams.log_generations - len(self._samples)
         n = len(batch["ids"])
         pairs = [j for i in range(n) for j in (i, n + i)]
-        return pairs[:max(0, room)]
+        return pairs[: max(0, room)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step("val", batch, self.val_metrics, self.hparams.generate_on_validation)
@@ -138,7 +166,7 @@ class MultiLevelIssuesModule(TaskModule):
             copied = [split_sentences(t) for t in batch["texts"]]
             n = len(copied)
             for k, lvl in enumerate(LEVELS):
-                self.copy_metrics[lvl].update(copied, batch["annotated"][k * n:(k + 1) * n])
+                self.copy_metrics[lvl].update(copied, batch["annotated"][k * n : (k + 1) * n])
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
         predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
@@ -146,8 +174,9 @@ class MultiLevelIssuesModule(TaskModule):
         return [{"id": rid, "coarse": predicted[i], "granular": predicted[n + i]} for i, rid in enumerate(batch["ids"])]
 
     def generate_issue_sets(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[str]]:
-        return generate_issue_sets(self.model, self.tokenizer, input_ids, attention_mask,
-                                   generation_kwargs(self.model.generation_config))
+        return generate_issue_sets(
+            self.model, self.tokenizer, input_ids, attention_mask, generation_kwargs(self.model.generation_config)
+        )
 
     # --- epoch ends -------------------------------------------------------------------------
     def _log_levels(self, stage: str, metrics: nn.ModuleDict, prefix: str = "") -> None:
@@ -174,15 +203,29 @@ class MultiLevelIssuesModule(TaskModule):
         if not rows or self.trainer is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
             return
         from feedback_nlp.common.io import atomic_write_jsonl
+
         epoch = self.current_epoch
         atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"val_epoch{epoch:03d}.jsonl", rows)
         from feedback_nlp.common.logging_setup import log_table
-        log_table(self.trainer, "val/generations", ["input", "target", "prediction"],
-                  [[r["input"], r["target"], r["prediction"]] for r in rows])
+
+        log_table(
+            self.trainer,
+            "val/generations",
+            ["input", "target", "prediction"],
+            [[r["input"], r["target"], r["prediction"]] for r in rows],
+        )
 
     # --- serving ----------------------------------------------------------------------------
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         """Write model + tokenizer + generation config (safetensors) and the task settings."""
         from feedback_nlp.serving.issues import write_export
-        return write_export(self.model, self.tokenizer, Path(out_dir), self.task, self.prefixes,
-                            self.max_source_length, self.max_target_length)
+
+        return write_export(
+            self.model,
+            self.tokenizer,
+            Path(out_dir),
+            self.task,
+            self.prefixes,
+            self.max_source_length,
+            self.max_target_length,
+        )

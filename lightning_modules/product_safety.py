@@ -7,10 +7,11 @@ recall (callbacks/recall_threshold.py) and travels with the weights (a buffer, s
 checkpoint and export carries it), the evaluation reports the business KPIs of Table 3
 (metrics/safety_kpis.py), and every prediction names the model version it came from (§5).
 """
+
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,9 +35,15 @@ class ProductSafetyClassifier(TaskModule):
     task = "product_safety"
     record_kind = "claim"
 
-    def __init__(self, pretrained: str = "bert-base-multilingual-cased", labels: list[str] | None = None,
-                 max_length: int = 128, dropout: float = 0.1, encoder_dropout: float | None = None,
-                 optim: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        pretrained: str = "bert-base-multilingual-cased",
+        labels: list[str] | None = None,
+        max_length: int = 128,
+        dropout: float = 0.1,
+        encoder_dropout: float | None = None,
+        optim: Mapping[str, Any] | None = None,
+    ):
         super().__init__(optim, lr=3e-6, optimizer="adam")  # 001 §3.1, §4.2
         self.save_hyperparameters()
         self.labels = list(labels or DEFAULT_LABELS)
@@ -112,9 +119,17 @@ class ProductSafetyClassifier(TaskModule):
         names = list(getattr(self.trainer.datamodule, "languages", []) or [])
         langs = [names[i] if 0 <= i < len(names) else f"lang{i}" for i in out["language"].astype(np.int64)]
         threshold = float(self.threshold)
-        flat, rows = safety_kpis(out["probs"], out["labels"].astype(np.int64), threshold,
-                                 in_test=out["in_test"], in_traffic=out["in_traffic"], is_original=out["is_original"],
-                                 escalated=out["escalated"], group=out["group"].astype(np.int64), languages=langs)
+        flat, rows = safety_kpis(
+            out["probs"],
+            out["labels"].astype(np.int64),
+            threshold,
+            in_test=out["in_test"],
+            in_traffic=out["in_traffic"],
+            is_original=out["is_original"],
+            escalated=out["escalated"],
+            group=out["group"].astype(np.int64),
+            languages=langs,
+        )
         for key in ("target_recall", "dev_recall"):
             if getattr(self, key) is not None:
                 flat[f"test/{key}"] = float(getattr(self, key))
@@ -128,16 +143,20 @@ class ProductSafetyClassifier(TaskModule):
         if not self.trainer.is_global_zero:
             return
         from feedback_nlp.common.logging_setup import log_table
+
         columns = ["language", "precision", "recall", "n", "positives", "volume_model", "traffic"]
         data = [[code, *(row[c] for c in columns[1:])] for code, row in rows.items()]
         log_table(self.trainer, "test/per_language", columns, data)  # 001 §5: per-language dashboard
         f = lambda k: f"{flat[k]:.3f}" if k in flat else "n/a"  # noqa: E731
-        print(f"[product_safety] test recall {f('test/recall')} at threshold {f('test/threshold')} "
-              f"(dev target {f('test/target_recall')}, dev recall {f('test/dev_recall')}); "
-              f"test precision {f('test/precision')}; Volume(Model) {flat['traffic/volume_model']:.0f}, "
-              f"Volume(Model ∪ FCC) {flat['traffic/volume_model_or_fcc']:.0f} of {flat['traffic/size']:.0f} "
-              f"traffic comments; language fairness avg std {f('test/fairness_std')} "
-              f"over {flat['test/fairness_groups']:.0f} translated test comments", flush=True)
+        print(
+            f"[product_safety] test recall {f('test/recall')} at threshold {f('test/threshold')} "
+            f"(dev target {f('test/target_recall')}, dev recall {f('test/dev_recall')}); "
+            f"test precision {f('test/precision')}; Volume(Model) {flat['traffic/volume_model']:.0f}, "
+            f"Volume(Model ∪ FCC) {flat['traffic/volume_model_or_fcc']:.0f} of {flat['traffic/size']:.0f} "
+            f"traffic comments; language fairness avg std {f('test/fairness_std')} "
+            f"over {flat['test/fairness_groups']:.0f} translated test comments",
+            flush=True,
+        )
 
     # --- predict: 001 §5 every prediction links back to a model version ------------------------
     def on_predict_start(self) -> None:
@@ -145,16 +164,28 @@ class ProductSafetyClassifier(TaskModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict]:
         probs = self.probabilities(batch).tolist()
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         t = float(self.threshold)
-        return [{"id": i, "probability": p, "decision": int(p >= t), "label": self.labels[int(p >= t)],
-                 "threshold": t, "model_version": self._version, "predicted_at": stamp}
-                for i, p in zip(batch["ids"], probs)]
+        return [
+            {
+                "id": i,
+                "probability": p,
+                "decision": int(p >= t),
+                "label": self.labels[int(p >= t)],
+                "threshold": t,
+                "model_version": self._version,
+                "predicted_at": stamp,
+            }
+            for i, p in zip(batch["ids"], probs)
+        ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["product_safety"] = {"threshold": self.threshold, "target_recall": self.target_recall,
-                                        "dev_recall": self.dev_recall}
+        checkpoint["product_safety"] = {
+            "threshold": self.threshold,
+            "target_recall": self.target_recall,
+            "dev_recall": self.dev_recall,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restores the threshold with the weights (Lightning calls this for test/predict on a ckpt)."""
@@ -175,19 +206,30 @@ class ProductSafetyClassifier(TaskModule):
     def weights_version(self) -> str:
         """The model version an export of these weights would get (serving/manifest.model_version)."""
         from feedback_nlp.serving.manifest import model_version, weight_hashes
+
         with tempfile.TemporaryDirectory() as tmp:
             self.save_weights(Path(tmp))
             return model_version(weight_hashes(Path(tmp)))
 
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
-        return safety_export.write_export(Path(out_dir), self.encoder, self.head, self.tokenizer, self.labels,
-                                          self.threshold, self.max_length, self.target_recall, self.dev_recall)
+        return safety_export.write_export(
+            Path(out_dir),
+            self.encoder,
+            self.head,
+            self.tokenizer,
+            self.labels,
+            self.threshold,
+            self.max_length,
+            self.target_recall,
+            self.dev_recall,
+        )
 
 
 def _gather(store: nn.ModuleDict) -> dict[str, np.ndarray]:
     """Synced CatMetric states as arrays, each item once (DistributedSampler pads with repeats)."""
-    out = {k: (m.compute().reshape(-1).cpu().numpy() if m._update_count else np.zeros(0, dtype=np.float32))
-           for k, m in store.items()}
+    out = {
+        k: (m.compute().reshape(-1).cpu().numpy() if m._update_count else np.zeros(0, dtype=np.float32))
+        for k, m in store.items()
+    }
     _, keep = np.unique(out["index"].astype(np.int64), return_index=True)
     return {k: v[keep] for k, v in out.items()}
-

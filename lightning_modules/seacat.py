@@ -10,6 +10,7 @@ attention weights then tag the main question (§2.4, `main_question.py`).
 Only the real sentences go through the encoder: the collate function hands over one flat,
 deduplicated block of them and the index map back into the (batch, sentence) grid.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,7 @@ from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.nets.main_question import rule_accuracy
 from feedback_nlp.nets.seacat import NET_INPUTS, POOLINGS, SeaCatNet, prediction_rows
 
-__all__ = ["NET_INPUTS", "POOLINGS", "SeaCat", "SeaCatNet", "encoder_layers", "freeze_lower_layers",
-           "prediction_rows"]
+__all__ = ["NET_INPUTS", "POOLINGS", "SeaCat", "SeaCatNet", "encoder_layers", "freeze_lower_layers", "prediction_rows"]
 EXAMPLE_COLUMNS = ("transcript", "sentence", "offset", "speaker", "text", "weight", "rule1", "rule2", "annotated")
 
 
@@ -38,7 +38,7 @@ def encoder_layers(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
         for part in path.split("."):
             obj = getattr(obj, part, None)
         if isinstance(obj, nn.ModuleList):
-            return getattr(encoder, "embeddings"), list(obj)
+            return encoder.embeddings, list(obj)
     raise ValueError(f"freeze_layers: don't know the layers of {type(encoder).__name__}")
 
 
@@ -59,11 +59,22 @@ class SeaCat(TaskModule):
     task = "seacat"
     record_kind = "transcript"
 
-    def __init__(self, labels: list[str] | None = None, pretrained: str = "packaged:all-MiniLM-L6-v2",
-                 max_sentences: int = 64, max_tokens: int = 128, pooling: str = "mean",
-                 position_embedding: bool = True, main_question_window: int = 2, freeze_layers: int = 0,
-                 dropout: float = 0.1, embedding_cache_size: int = 0, head_lr: float | None = None,
-                 log_examples: int = 8, optim: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        labels: list[str] | None = None,
+        pretrained: str = "packaged:all-MiniLM-L6-v2",
+        max_sentences: int = 64,
+        max_tokens: int = 128,
+        pooling: str = "mean",
+        position_embedding: bool = True,
+        main_question_window: int = 2,
+        freeze_layers: int = 0,
+        dropout: float = 0.1,
+        embedding_cache_size: int = 0,
+        head_lr: float | None = None,
+        log_examples: int = 8,
+        optim: Mapping[str, Any] | None = None,
+    ):
         super().__init__(optim, lr=5e-5, weight_decay=0.01)
         if not labels:
             raise ValueError("SeaCat needs the label list (the data module's task_info provides it)")
@@ -73,13 +84,15 @@ class SeaCat(TaskModule):
         self.tokenizer = load_tokenizer(pretrained)
         encoder = load_encoder(pretrained)
         freeze_lower_layers(encoder, freeze_layers)
-        self.net = SeaCatNet(encoder, len(labels), max_sentences, pooling, position_embedding, dropout,
-                             embedding_cache_size)
+        self.net = SeaCatNet(
+            encoder, len(labels), max_sentences, pooling, position_embedding, dropout, embedding_cache_size
+        )
         n = len(labels)
         self.acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes=n, average="micro") for s in ("val", "test")})
         self.loss_mean = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
-        self.rule_counts = nn.ModuleDict({f"{s}_{k}": SumMetric() for s in ("val", "test")
-                                          for k in ("rule1", "rule2", "annotated")})
+        self.rule_counts = nn.ModuleDict(
+            {f"{s}_{k}": SumMetric() for s in ("val", "test") for k in ("rule1", "rule2", "annotated")}
+        )
         self._examples: list[list[Any]] = []
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,12 +125,18 @@ class SeaCat(TaskModule):
             self.log(f"{stage}/loss", self.loss_mean[stage].compute(), sync_dist=True)
             self.log(f"{stage}/acc", self.acc[stage].compute(), sync_dist=True)
         annotated = self.rule_counts[f"{stage}_annotated"].compute()
-        if annotated > 0:   # 002 §2.4: accuracy of each rule against the annotated main question
+        if annotated > 0:  # 002 §2.4: accuracy of each rule against the annotated main question
             for rule in ("rule1", "rule2"):
-                self.log(f"{stage}/main_question/{rule}_acc",
-                         self.rule_counts[f"{stage}_{rule}"].compute() / annotated, sync_dist=True)
-        for metric in [self.loss_mean[stage], self.acc[stage],
-                       *(self.rule_counts[f"{stage}_{k}"] for k in ("rule1", "rule2", "annotated"))]:
+                self.log(
+                    f"{stage}/main_question/{rule}_acc",
+                    self.rule_counts[f"{stage}_{rule}"].compute() / annotated,
+                    sync_dist=True,
+                )
+        for metric in [
+            self.loss_mean[stage],
+            self.acc[stage],
+            *(self.rule_counts[f"{stage}_{k}"] for k in ("rule1", "rule2", "annotated")),
+        ]:
             metric.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -143,13 +162,24 @@ class SeaCat(TaskModule):
     # --- 002 Fig. 4-style view: one transcript with its sentence weights (W&B table) --------
     def _collect_examples(self, rows: list[dict[str, Any]], annotated: Sequence[str | None]) -> None:
         from feedback_nlp.nets.main_question import is_main_question
+
         for row, truth in zip(rows, annotated):
             if len({e[0] for e in self._examples}) >= self.log_examples:
                 break
             for i, (sent, spk, w) in enumerate(zip(row["sentences"], row["speakers"], row["sentence_weights"])):
-                self._examples.append([row["id"], i, i - row["agent_first"], spk, sent, round(w, 4),
-                                       i == row["main_question_index"]["rule1"], i == row["main_question_index"]["rule2"],
-                                       bool(truth) and is_main_question(sent, truth)])
+                self._examples.append(
+                    [
+                        row["id"],
+                        i,
+                        i - row["agent_first"],
+                        spk,
+                        sent,
+                        round(w, 4),
+                        i == row["main_question_index"]["rule1"],
+                        i == row["main_question_index"]["rule2"],
+                        bool(truth) and is_main_question(sent, truth),
+                    ]
+                )
 
     def example_rows(self) -> list[dict[str, Any]]:
         """The test examples' sentences (weight, rule 1/2 pick, annotated) as dicts, for plots."""
@@ -157,6 +187,7 @@ class SeaCat(TaskModule):
 
     def _log_example_table(self) -> None:
         from feedback_nlp.common.logging_setup import log_table
+
         log_table(self.trainer, "test/main_question_examples", list(EXAMPLE_COLUMNS), self._examples)
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -171,16 +202,24 @@ class SeaCat(TaskModule):
         """Self-contained serving folder (safetensors + JSON; + ONNX checked against eager
         when example transcripts are given). Format: serving/seacat.py."""
         from feedback_nlp.serving.seacat import ONNX_TOLERANCE, write_export
+
         fields = write_export(Path(out_dir), self.net, self.tokenizer, self.serving_settings())
         if onnx_examples:
             from feedback_nlp.serving.onnx_export import export_for_task
+
             fields.update(export_for_task(Path(out_dir), fields, ONNX_TOLERANCE, onnx_examples))
         return fields
 
     def serving_settings(self) -> dict[str, Any]:
         """What the serving folder records so a predictor rebuilds this network exactly."""
         hp = self.hparams
-        return {"task": self.task, "labels": list(self.labels), "max_sentences": hp.max_sentences,
-                "max_tokens": hp.max_tokens, "pooling": hp.pooling, "position_embedding": hp.position_embedding,
-                "main_question_window": hp.main_question_window, "pretrained": hp.pretrained}
-
+        return {
+            "task": self.task,
+            "labels": list(self.labels),
+            "max_sentences": hp.max_sentences,
+            "max_tokens": hp.max_tokens,
+            "pooling": hp.pooling,
+            "position_embedding": hp.position_embedding,
+            "main_question_window": hp.main_question_window,
+            "pretrained": hp.pretrained,
+        }

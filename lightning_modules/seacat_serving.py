@@ -4,6 +4,7 @@ Why here: a checkpoint is training state, so reading one needs the LightningModu
 serving must not import; the question-repository builder uses it. (The export is the module's
 own `export_for_serving`.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ encoder (the packaged MiniLM), which a transformers `EncoderDecoderModel` warm-s
 sides (Rothe et al. 2020). One builder serves both, so the LightningModule, the benchmark and
 the serving loader never branch on the architecture themselves.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,6 +52,7 @@ def init_cross_attention_from_self(model: Any) -> int:
 @contextlib.contextmanager
 def _quiet_transformers():
     from transformers.utils import logging as hf_logging
+
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -59,8 +61,13 @@ def _quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
-def build_seq2seq(pretrained: str, architecture: str = "auto", encoder_layers: int | None = None,
-                  decoder_layers: int | None = None, cross_attention_init: str = "random") -> tuple[Any, Any]:
+def build_seq2seq(
+    pretrained: str,
+    architecture: str = "auto",
+    encoder_layers: int | None = None,
+    decoder_layers: int | None = None,
+    cross_attention_init: str = "random",
+) -> tuple[Any, Any]:
     """(model, tokenizer) for a config name; see module docstring."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"model.architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -74,6 +81,7 @@ def build_seq2seq(pretrained: str, architecture: str = "auto", encoder_layers: i
             raise ValueError("model.encoder_layers/decoder_layers only apply to architecture=encoder-decoder")
         return load_model("AutoModelForSeq2SeqLM", pretrained), tokenizer
     from transformers import EncoderDecoderModel
+
     path = resolve_name_or_path(pretrained)
     kwargs = {}
     if encoder_layers:
@@ -137,8 +145,9 @@ def freeze_word_embeddings(model: Any) -> int:
     return n
 
 
-def seq2seq_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def seq2seq_loss(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean token loss, per-row loss sums, per-row token counts) under teacher forcing.
 
     Per-row sums let the module report one loss per task (coarse, granular, auxiliaries) from a
@@ -149,8 +158,9 @@ def seq2seq_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
         logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
     else:  # pragma: no cover - every seq2seq family we configure has the method
         logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
-    token_loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                 ignore_index=-100, reduction="none").view(labels.shape)
+    token_loss = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
     row_sum = token_loss.sum(dim=1)
     row_count = (labels != -100).sum(dim=1)
     return row_sum.sum() / row_count.sum().clamp(min=1), row_sum.detach(), row_count

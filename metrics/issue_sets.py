@@ -4,6 +4,7 @@ Why: 000 §3.2 — "we use comma to separate multiple issues"; the model's outpu
 issue *set* before any metric sees it: split on commas, trimmed, and de-duplicated
 case-insensitively (a model that repeats "size issue" twice has named one issue, not two).
 """
+
 from __future__ import annotations
 
 from typing import Iterable

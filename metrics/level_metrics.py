@@ -5,6 +5,7 @@ the MCML-BERT baseline (000 §5.1, Table 2) must go through exactly the same cod
 compares them. The embedder (common/embeddings.py) loads lazily and is deliberately not an
 `nn.Module` attribute of the metric, so its weights never enter a task checkpoint.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,9 +35,13 @@ class LevelMetrics(nn.Module):
 
     def compute(self) -> dict[str, float]:
         simcse = self.simcse.compute()
-        return {"rouge1": float(self.rouge1.compute()), "rouge2": float(self.rouge2.compute()),
-                "simcse_precision": float(simcse["precision"]), "simcse_recall": float(simcse["recall"]),
-                "simcse_f1": float(simcse["f1"])}
+        return {
+            "rouge1": float(self.rouge1.compute()),
+            "rouge2": float(self.rouge2.compute()),
+            "simcse_precision": float(simcse["precision"]),
+            "simcse_recall": float(simcse["recall"]),
+            "simcse_f1": float(simcse["f1"]),
+        }
 
     def reset(self) -> None:
         for m in (self.rouge1, self.rouge2, self.simcse):

@@ -6,6 +6,7 @@ implemented by Google; tests/test_rouge.py checks the parity) and, for ROUGE-n, 
 downloaded nltk data. This file only adapts it to issue sets: an issue list is scored as its
 target text ("a, b"), and the metric is one scalar, the mean of per-feedback F.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence

@@ -12,6 +12,7 @@ Conventions (stated once, used everywhere):
   with no positives is undefined and returned as None (dropped from flat metric dicts);
 - standard deviations are population std (ddof=0) across one comment's language versions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,7 @@ class ThresholdChoice:
     reached: bool  # False only when the dev set has no positives (recall undefined)
 
 
-def threshold_at_recall(probs: Any, labels: Any, target_recall: float = 0.95,
-                        fallback: float = 0.5) -> ThresholdChoice:
+def threshold_at_recall(probs: Any, labels: Any, target_recall: float = 0.95, fallback: float = 0.5) -> ThresholdChoice:
     """001 §4.2: the highest threshold whose dev recall is >= `target_recall`.
 
     Recall can only fall as the threshold rises, so the highest such threshold keeps the
@@ -59,16 +59,27 @@ def precision_recall_at(probs: Any, labels: Any, threshold: float) -> dict[str, 
     keep = y >= 0
     pred, y = p[keep] >= threshold, y[keep] == 1
     tp, fp, fn = int(np.sum(pred & y)), int(np.sum(pred & ~y)), int(np.sum(~pred & y))
-    return {"precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else None,
-            "tp": tp, "fp": fp, "fn": fn, "support": int(keep.sum()), "positives": tp + fn}
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "support": int(keep.sum()),
+        "positives": tp + fn,
+    }
 
 
 def volumes(probs: Any, threshold: float, escalated: Any) -> dict[str, int]:
     """001 §4.2: Volume(Model) = traffic predicted positive; Volume(Model ∪ FCC) adds FCC escalations."""
     pred = np.asarray(probs, dtype=np.float64) >= threshold
     esc = np.asarray(escalated, dtype=bool)
-    return {"volume_model": int(pred.sum()), "volume_model_or_fcc": int(np.sum(pred | esc)),
-            "volume_fcc": int(esc.sum()), "size": int(pred.size)}
+    return {
+        "volume_model": int(pred.sum()),
+        "volume_model_or_fcc": int(np.sum(pred | esc)),
+        "volume_fcc": int(esc.sum()),
+        "size": int(pred.size),
+    }
 
 
 def fairness_std(probs: Any, groups: Any) -> tuple[float | None, int]:
@@ -88,8 +99,9 @@ def fairness_std(probs: Any, groups: Any) -> tuple[float | None, int]:
     return (float(np.mean(stds)) if stds else None), len(stds)
 
 
-def per_language(probs: Any, labels: Any, languages: Sequence[str], threshold: float,
-                 labeled_mask: Any, traffic_mask: Any) -> dict[str, dict[str, float | int | None]]:
+def per_language(
+    probs: Any, labels: Any, languages: Sequence[str], threshold: float, labeled_mask: Any, traffic_mask: Any
+) -> dict[str, dict[str, float | int | None]]:
     """001 §5 dashboard: precision and recall per language (labeled entries), volume per language (traffic)."""
     p, y = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     lang = np.asarray(languages, dtype=object)
@@ -98,14 +110,29 @@ def per_language(probs: Any, labels: Any, languages: Sequence[str], threshold: f
     for code in sorted({str(x) for x in lang[lab | traf]}):
         is_l = lang == code
         pr = precision_recall_at(p[is_l & lab], y[is_l & lab], threshold)
-        out[code] = {"precision": pr["precision"] if pr["support"] else None, "recall": pr["recall"],
-                     "n": pr["support"], "positives": pr["positives"],
-                     "volume_model": int(np.sum(p[is_l & traf] >= threshold)), "traffic": int(np.sum(is_l & traf))}
+        out[code] = {
+            "precision": pr["precision"] if pr["support"] else None,
+            "recall": pr["recall"],
+            "n": pr["support"],
+            "positives": pr["positives"],
+            "volume_model": int(np.sum(p[is_l & traf] >= threshold)),
+            "traffic": int(np.sum(is_l & traf)),
+        }
     return out
 
 
-def safety_kpis(probs: Any, labels: Any, threshold: float, *, in_test: Any, in_traffic: Any, is_original: Any,
-                escalated: Any, group: Any, languages: Sequence[str]) -> tuple[dict[str, float], dict[str, dict]]:
+def safety_kpis(
+    probs: Any,
+    labels: Any,
+    threshold: float,
+    *,
+    in_test: Any,
+    in_traffic: Any,
+    is_original: Any,
+    escalated: Any,
+    group: Any,
+    languages: Sequence[str],
+) -> tuple[dict[str, float], dict[str, dict]]:
     """All Table 3 KPIs for one evaluation set, as a flat metric dict plus the per-language rows.
 
     - test/precision, test/recall: labeled original test comments;
@@ -123,11 +150,17 @@ def safety_kpis(probs: Any, labels: Any, threshold: float, *, in_test: Any, in_t
     if fair is None and pr["support"]:
         fair = 0.0  # no translated test comment: every comment has one version, so no spread (groups = 0)
     flat: dict[str, float | None] = {
-        "test/threshold": float(threshold), "test/precision": pr["precision"], "test/recall": pr["recall"],
-        "test/support": pr["support"], "test/positives": pr["positives"],
-        "traffic/volume_model": vol["volume_model"], "traffic/volume_model_or_fcc": vol["volume_model_or_fcc"],
-        "traffic/volume_fcc": vol["volume_fcc"], "traffic/size": vol["size"],
-        "test/fairness_std": fair, "test/fairness_groups": n_groups,
+        "test/threshold": float(threshold),
+        "test/precision": pr["precision"],
+        "test/recall": pr["recall"],
+        "test/support": pr["support"],
+        "test/positives": pr["positives"],
+        "traffic/volume_model": vol["volume_model"],
+        "traffic/volume_model_or_fcc": vol["volume_model_or_fcc"],
+        "traffic/volume_fcc": vol["volume_fcc"],
+        "traffic/size": vol["size"],
+        "test/fairness_std": fair,
+        "test/fairness_groups": n_groups,
     }
     rows = per_language(p, y, languages, threshold, t & (y >= 0), tr & orig)
     for code, row in rows.items():

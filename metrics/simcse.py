@@ -10,6 +10,7 @@ recall (the paper reports P and R; this is the F1 its Tables 3 and 5 can be comp
 Edge cases: no generated issue -> precision 0 and recall 0; no annotated issue -> recall 0 and
 precision 0, unless both sets are empty (a correct "no issue"), which scores 1 and 1.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -34,8 +35,9 @@ def simcse_match_count(generated: torch.Tensor, annotated: torch.Tensor, thresho
     return int((cosine_matrix(generated, annotated) > threshold).sum())
 
 
-def simcse_match_counts(generated: Sequence[torch.Tensor], annotated: Sequence[torch.Tensor],
-                        threshold: float = 0.7) -> list[int]:
+def simcse_match_counts(
+    generated: Sequence[torch.Tensor], annotated: Sequence[torch.Tensor], threshold: float = 0.7
+) -> list[int]:
     """Match counts for each feedback, given each one's generated and annotated issue embeddings."""
     return [simcse_match_count(g, a, threshold) for g, a in zip(generated, annotated, strict=True)]
 
@@ -64,19 +66,25 @@ def embed_sets(sets: Sequence[Sequence[str]], embed: Embed) -> list[torch.Tensor
     return [vectors[[row[s] for s in issues]] if issues else empty for issues in sets]
 
 
-def simcse_scores(generated: Sequence[Sequence[str]], annotated: Sequence[Sequence[str]], embed: Embed,
-                  threshold: float = 0.7) -> list[tuple[float, float]]:
+def simcse_scores(
+    generated: Sequence[Sequence[str]], annotated: Sequence[Sequence[str]], embed: Embed, threshold: float = 0.7
+) -> list[tuple[float, float]]:
     """Per-feedback (precision, recall) for issue sets, embedding all strings in one call."""
     if len(generated) != len(annotated):
         raise ValueError(f"{len(generated)} generated sets for {len(annotated)} annotated sets")
     vectors = embed_sets([*generated, *annotated], embed)
-    gen, ann = vectors[:len(generated)], vectors[len(generated):]
+    gen, ann = vectors[: len(generated)], vectors[len(generated) :]
     counts = simcse_match_counts(gen, ann, threshold)
     return [simcse_precision_recall(m, len(g), len(a)) for m, g, a in zip(counts, generated, annotated)]
 
 
-def issue_simcse_prf(issue: str, generated: Sequence[Sequence[str]], annotated: Sequence[Sequence[str]],
-                     embed: Embed, threshold: float = 0.7) -> dict[str, float]:
+def issue_simcse_prf(
+    issue: str,
+    generated: Sequence[Sequence[str]],
+    annotated: Sequence[Sequence[str]],
+    embed: Embed,
+    threshold: float = 0.7,
+) -> dict[str, float]:
     """SimCSE P/R/F1 of one selected issue over a test set (000 §5.2, Table 3).
 
     A feedback is *annotated* with the issue when its annotated set contains it (case-insensitive);
@@ -90,8 +98,13 @@ def issue_simcse_prf(issue: str, generated: Sequence[Sequence[str]], annotated: 
     tp = sum(p and g for p, g in zip(predicted, gold))
     precision = tp / sum(predicted) if any(predicted) else 0.0
     recall = tp / sum(gold) if any(gold) else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1_score(precision, recall),
-            "n_annotated": float(sum(gold)), "n_predicted": float(sum(predicted))}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1_score(precision, recall),
+        "n_annotated": float(sum(gold)),
+        "n_predicted": float(sum(predicted)),
+    }
 
 
 class SimCSEScore(Metric):
@@ -116,6 +129,9 @@ class SimCSEScore(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         n = self.count.clamp(min=1)
         precision, recall = (self.precision_sum / n).float(), (self.recall_sum / n).float()
-        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
-                         torch.zeros_like(precision))
+        f1 = torch.where(
+            precision + recall > 0,
+            2 * precision * recall / (precision + recall).clamp(min=1e-12),
+            torch.zeros_like(precision),
+        )
         return {"precision": precision, "recall": recall, "f1": f1}

@@ -6,6 +6,7 @@ sentences before or after the agent's first sentence; the paper's standard (84.3
 Pure functions over plain lists, so the rules are testable without a model and the same code
 serves training-time evaluation, the serving predictor and the repository builder (§3.1).
 """
+
 from __future__ import annotations
 
 import re

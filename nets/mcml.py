@@ -3,6 +3,7 @@
 Why a plain module: the LightningModule trains it with binary cross-entropy; serving and the
 ONNX graph read the same probabilities and turn them into label sets with `predicted_label_sets`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -36,8 +37,9 @@ class McmlProbabilities(nn.Module):
         return torch.sigmoid(self.net(input_ids, attention_mask).float())
 
 
-def predicted_label_sets(probs: torch.Tensor, labels: Sequence[str], threshold: float = 0.5,
-                         at_least_one: bool = True) -> list[list[str]]:
+def predicted_label_sets(
+    probs: torch.Tensor, labels: Sequence[str], threshold: float = 0.5, at_least_one: bool = True
+) -> list[list[str]]:
     """Labels whose probability passes `threshold`, most probable first; with `at_least_one`, the
     top label when none passes (every feedback in the data names at least one issue)."""
     out = []

@@ -4,6 +4,7 @@ Why: 001 §3.1 reads the last layer's [CLS] vector; sentence-transformers models
 all-MiniLM-L6-v2 were trained for the mean over real tokens. SeaCat (002 §2.2), the MCML
 baseline and the safety head all pick one of these two, so both live here once.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Why here: training (lightning_modules/product_safety.py, which keeps `encoder`/`
 attributes so existing checkpoints load), the serving predictor and the ONNX graph all compute
 the logits with `cls_logits`; only dropout differs, and it is off in eval mode.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -16,8 +17,9 @@ from feedback_nlp.nets.pooling import cls_pool
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def cls_logits(encoder: nn.Module, head: nn.Module, batch: Mapping[str, Any],
-               dropout: nn.Module | None = None) -> torch.Tensor:
+def cls_logits(
+    encoder: nn.Module, head: nn.Module, batch: Mapping[str, Any], dropout: nn.Module | None = None
+) -> torch.Tensor:
     """001 §3.1: last-layer [CLS] vector -> linear layer."""
     out = encoder(**{k: batch[k] for k in ENCODER_INPUTS if k in batch})
     cls = cls_pool(out.last_hidden_state)

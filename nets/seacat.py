@@ -6,6 +6,7 @@ main question with the same rules (nets/main_question.py). The network embeds ev
 sentence once (time-distributed encoder), adds 002 §2.3's offset embedding and pools the
 sentences with softmax attention against one learned key vector (eq. 1).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -24,15 +25,23 @@ __all__ = ["NET_INPUTS", "POOLINGS", "SeaCatNet", "prediction_rows"]
 class SeaCatNet(nn.Module):
     """The network of 002 Fig. 2, on a flat block of real sentences."""
 
-    def __init__(self, encoder: Any, n_labels: int, max_sentences: int, pooling: str = "mean",
-                 position_embedding: bool = True, dropout: float = 0.1, cache_size: int = 0):
+    def __init__(
+        self,
+        encoder: Any,
+        n_labels: int,
+        max_sentences: int,
+        pooling: str = "mean",
+        position_embedding: bool = True,
+        dropout: float = 0.1,
+        cache_size: int = 0,
+    ):
         super().__init__()
-        self.cache_size = cache_size   # frozen encoder only: sentence embeddings kept across batches
+        self.cache_size = cache_size  # frozen encoder only: sentence embeddings kept across batches
         self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.encoder, self.pooling, self.use_positions = encoder, check_pooling(pooling), position_embedding
         dim = encoder.config.hidden_size
         self.positions = SentencePositionEmbedding(max_sentences, dim)
-        self.key = nn.Parameter(torch.randn(dim) * 0.02)             # eq. 1: the learned key vector k
+        self.key = nn.Parameter(torch.randn(dim) * 0.02)  # eq. 1: the learned key vector k
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(dim, n_labels)
 
@@ -40,9 +49,9 @@ class SeaCatNet(nn.Module):
     def encoder_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.encoder.parameters())
 
-    def train(self, mode: bool = True) -> "SeaCatNet":
+    def train(self, mode: bool = True) -> SeaCatNet:
         super().train(mode)
-        if self.encoder_frozen:      # a frozen encoder gives its pretrained embeddings: no dropout
+        if self.encoder_frozen:  # a frozen encoder gives its pretrained embeddings: no dropout
             self.encoder.eval()
         return self
 
@@ -73,9 +82,14 @@ class SeaCatNet(nn.Module):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return pool(hidden, attention_mask, self.pooling)
 
-    def sentence_grid(self, sentence_emb: torch.Tensor, sentence_source: torch.Tensor,
-                      sentence_index: torch.Tensor, sentence_mask: torch.Tensor,
-                      positions: torch.Tensor) -> torch.Tensor:
+    def sentence_grid(
+        self,
+        sentence_emb: torch.Tensor,
+        sentence_source: torch.Tensor,
+        sentence_index: torch.Tensor,
+        sentence_mask: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
         """Scatter the distinct sentences' embeddings back to B x S x d and add 002 §2.3's PE."""
         b, s = sentence_mask.shape
         real = sentence_emb[sentence_source]
@@ -89,9 +103,15 @@ class SeaCatNet(nn.Module):
         pooled = torch.einsum("bs,bsd->bd", weights, grid)
         return self.classifier(self.dropout(pooled)), weights
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_source: torch.Tensor,
-                sentence_index: torch.Tensor, sentence_mask: torch.Tensor,
-                positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        sentence_source: torch.Tensor,
+        sentence_index: torch.Tensor,
+        sentence_mask: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.encode_sentences(input_ids, attention_mask)
         grid = self.sentence_grid(emb, sentence_source, sentence_index, sentence_mask, positions)
         return self.attend(grid, sentence_mask)
@@ -100,8 +120,9 @@ class SeaCatNet(nn.Module):
 NET_INPUTS = ("input_ids", "attention_mask", "sentence_source", "sentence_index", "sentence_mask", "positions")
 
 
-def prediction_rows(batch: dict[str, Any], logits: torch.Tensor, weights: torch.Tensor, labels: Sequence[str],
-                    window: int) -> list[dict[str, Any]]:
+def prediction_rows(
+    batch: dict[str, Any], logits: torch.Tensor, weights: torch.Tensor, labels: Sequence[str], window: int
+) -> list[dict[str, Any]]:
     """JSON rows: label, its distribution, sentence weights and the rule 1 / rule 2 question."""
     probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
     rows = []
@@ -111,10 +132,20 @@ def prediction_rows(batch: dict[str, Any], logits: torch.Tensor, weights: torch.
         i1 = pick_rule1(w, speakers)
         i2 = pick_rule2(w, speakers, batch["agent_first"][b], window)
         dist = dict(sorted(zip(labels, probs[b]), key=lambda kv: -kv[1]))
-        rows.append({"id": rid, "label": next(iter(dist)), "label_distribution": dist,
-                     "sentences": sents, "speakers": speakers, "sentence_weights": w,
-                     "agent_first": batch["agent_first"][b],
-                     "main_question": {"rule1": None if i1 is None else sents[i1],
-                                       "rule2": None if i2 is None else sents[i2]},
-                     "main_question_index": {"rule1": i1, "rule2": i2}})
+        rows.append(
+            {
+                "id": rid,
+                "label": next(iter(dist)),
+                "label_distribution": dist,
+                "sentences": sents,
+                "speakers": speakers,
+                "sentence_weights": w,
+                "agent_first": batch["agent_first"][b],
+                "main_question": {
+                    "rule1": None if i1 is None else sents[i1],
+                    "rule2": None if i2 is None else sents[i2],
+                },
+                "main_question_index": {"rule1": i1, "rule2": i2},
+            }
+        )
     return rows

@@ -7,6 +7,7 @@ when present. The collate function tokenizes ONLY the real sentences, once each,
 block padded to the longest, plus the index map that scatters their embeddings back into
 (batch, sentence); see datamodules/transcripts.py for the data-side story.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class TranscriptFeatures:
     id: str
     sentences: list[str]
     speakers: list[str]
-    positions: list[int]     # 002 §2.3: offset from the agent's first sentence, + S
+    positions: list[int]  # 002 §2.3: offset from the agent's first sentence, + S
     agent_first: int
     label: str | None = None
     main_question: str | None = None
@@ -47,13 +48,25 @@ def featurize(t: Any, max_sentences: int) -> TranscriptFeatures:
     """Split every turn with the shared splitter (002 §2.2); one speaker per sentence."""
     pairs = [(turn.speaker, s) for turn in t.turns for s in split_sentences(turn.text)][:max_sentences]
     speakers, sentences = [p[0] for p in pairs], [p[1] for p in pairs]
-    return TranscriptFeatures(t.id, sentences, speakers, offset_positions(speakers, max_sentences),
-                              agent_first_index(speakers), getattr(t, "label", None), getattr(t, "main_question", None))
+    return TranscriptFeatures(
+        t.id,
+        sentences,
+        speakers,
+        offset_positions(speakers, max_sentences),
+        agent_first_index(speakers),
+        getattr(t, "label", None),
+        getattr(t, "main_question", None),
+    )
 
 
-def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max_tokens: int,
-                     label_index: Mapping[str, int] | None = None, dedupe: bool = True,
-                     pad_to_multiple_of: int | None = None) -> dict[str, Any]:
+def collate_features(
+    features: Sequence[TranscriptFeatures],
+    tokenizer: Any,
+    max_tokens: int,
+    label_index: Mapping[str, int] | None = None,
+    dedupe: bool = True,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, Any]:
     """Batch transcripts: flat tokens of the real sentences + the map back to (batch, sentence).
 
     Returns input_ids / attention_mask (U x T, U = distinct real sentences, T = longest of
@@ -89,12 +102,17 @@ def collate_features(features: Sequence[TranscriptFeatures], tokenizer: Any, max
         customer[b, :n] = torch.tensor([s == "customer" for s in f.speakers], dtype=torch.bool)
     labels = [label_index.get(f.label, -100) if label_index and f.label is not None else -100 for f in features]
     return {
-        "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
         "sentence_source": torch.tensor(source, dtype=torch.long),
         "sentence_index": torch.tensor(slots, dtype=torch.long),
-        "sentence_mask": mask, "positions": positions, "is_customer": customer,
+        "sentence_mask": mask,
+        "positions": positions,
+        "is_customer": customer,
         "labels": torch.tensor(labels, dtype=torch.long),
-        "ids": [f.id for f in features], "sentences": [f.sentences for f in features],
-        "speakers": [f.speakers for f in features], "agent_first": [f.agent_first for f in features],
+        "ids": [f.id for f in features],
+        "sentences": [f.sentences for f in features],
+        "speakers": [f.speakers for f in features],
+        "agent_first": [f.agent_first for f in features],
         "main_question": [f.main_question for f in features],
     }

@@ -7,6 +7,7 @@ are shifted by S (S = max sentences) to the non-negative range [0, 2S]; index S 
 agent's first sentence (002 §2.4: S = 64, indices 0..128). The indices are a property of the
 transcript and are computed with its features (`feedback_nlp.datamodules.transcripts.offset_positions`).
 """
+
 from __future__ import annotations
 
 import torch

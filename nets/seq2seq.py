@@ -4,6 +4,7 @@ Why here: training-time validation, the serving predictor and the ONNX export de
 same settings (beam 2, length penalty 2.5 from the exported generation config) and parse the
 generated text into issue sets the same way; the model itself is any HF encoder-decoder.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -14,8 +15,11 @@ from torch import nn
 
 def generation_kwargs(config: Any) -> dict[str, Any]:
     """The decoding settings taken from a generation config (what the export also carries)."""
-    out = {"num_beams": config.num_beams or 1, "length_penalty": config.length_penalty,
-           "max_new_tokens": config.max_new_tokens}
+    out = {
+        "num_beams": config.num_beams or 1,
+        "length_penalty": config.length_penalty,
+        "max_new_tokens": config.max_new_tokens,
+    }
     if config.no_repeat_ngram_size:
         out["no_repeat_ngram_size"] = config.no_repeat_ngram_size
     if out["num_beams"] > 1:
@@ -24,11 +28,13 @@ def generation_kwargs(config: Any) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def generate_issue_sets(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        kwargs: Mapping[str, Any]) -> list[list[str]]:
+def generate_issue_sets(
+    model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, kwargs: Mapping[str, Any]
+) -> list[list[str]]:
     """HF `generate` -> text -> issue set per row (split on commas, trimmed, de-duplicated)."""
     # deferred: the metrics package's __init__ imports torchmetrics, which serving otherwise never needs
     from feedback_nlp.metrics.issue_sets import parse_issues
+
     was_training = model.training
     model.eval()
     out = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
@@ -72,12 +78,18 @@ class Seq2SeqDecoderInit(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-        out = self.model(encoder_outputs=(encoder_hidden_states,), attention_mask=attention_mask,
-                         decoder_input_ids=decoder_input_ids, use_cache=True,
-                         past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()))
+
+        out = self.model(
+            encoder_outputs=(encoder_hidden_states,),
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            use_cache=True,
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
         return (out.logits, *_flat(out.past_key_values, cross=True))
 
 
@@ -90,12 +102,25 @@ class Seq2SeqDecoderWithPast(nn.Module):
         super().__init__()
         self.model, self.n_layers = model, n_layers
 
-    def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        decoder_input_ids: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *past: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
         layers = range(self.n_layers)
-        cache = EncoderDecoderCache(DynamicCache(ddp_cache_data=[(past[4 * i], past[4 * i + 1]) for i in layers]),
-                                    DynamicCache(ddp_cache_data=[(past[4 * i + 2], past[4 * i + 3]) for i in layers]))
-        out = self.model(encoder_outputs=(encoder_hidden_states,), attention_mask=attention_mask,
-                         decoder_input_ids=decoder_input_ids, use_cache=True, past_key_values=cache)
+        cache = EncoderDecoderCache(
+            DynamicCache(ddp_cache_data=[(past[4 * i], past[4 * i + 1]) for i in layers]),
+            DynamicCache(ddp_cache_data=[(past[4 * i + 2], past[4 * i + 3]) for i in layers]),
+        )
+        out = self.model(
+            encoder_outputs=(encoder_hidden_states,),
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            use_cache=True,
+            past_key_values=cache,
+        )
         return (out.logits, *_flat(out.past_key_values, cross=False))

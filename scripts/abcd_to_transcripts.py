@@ -9,6 +9,7 @@ sample is stored here, so this is for the loader and a smoke run; the converter 
 full abcd_v1.1.json too (a dict of splits). `action` turns (system events) are dropped;
 consecutive turns of one speaker stay separate turns.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
-
 
 from feedback_nlp.common.io import atomic_write_jsonl
 
@@ -26,11 +26,21 @@ DEFAULT_SRC = Path(__file__).resolve().parent.parent.parent / "shared" / "data" 
 def convert(conversations: list[dict[str, Any]], label: str = "flow") -> list[dict[str, Any]]:
     out = []
     for c in conversations:
-        turns = [{"speaker": spk, "text": text.strip()} for spk, text in c["original"]
-                 if spk in ("customer", "agent") and text.strip()]
+        turns = [
+            {"speaker": spk, "text": text.strip()}
+            for spk, text in c["original"]
+            if spk in ("customer", "agent") and text.strip()
+        ]
         if turns:
-            out.append({"id": f"abcd-{c['convo_id']}", "turns": turns, "label": c["scenario"][label],
-                        "flow": c["scenario"]["flow"], "subflow": c["scenario"]["subflow"]})
+            out.append(
+                {
+                    "id": f"abcd-{c['convo_id']}",
+                    "turns": turns,
+                    "label": c["scenario"][label],
+                    "flow": c["scenario"]["flow"],
+                    "subflow": c["scenario"]["subflow"],
+                }
+            )
     return out
 
 

@@ -10,6 +10,7 @@ items back to sources lives in a separate file the auditors never see. Ratings (
 issues correct, 2 = at least one missing, 3 = at least one wrong. Score (§5.3) = %Rating-1 +
 0.5 x %Rating-2 per source; the model is reported relative to the human annotation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from feedback_nlp.common.io import atomic_write_json, atomic_write_text
 from feedback_nlp.datamodules.records import load_records
 from feedback_nlp.metrics.issue_sets import join_issues
+
+ROOT = Path(__file__).resolve().parent.parent
 
 COLUMNS = ["item", "feedback", "level", "issues", "rating"]
 SOURCES = ("model", "human")
@@ -36,8 +37,13 @@ class AuditError(ValueError):
     pass
 
 
-def build_audit(records: Sequence[Any], predictions: Mapping[str, Mapping[str, Any]], levels: Sequence[str],
-                n: int | None = None, seed: int = 0) -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
+def build_audit(
+    records: Sequence[Any],
+    predictions: Mapping[str, Mapping[str, Any]],
+    levels: Sequence[str],
+    n: int | None = None,
+    seed: int = 0,
+) -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
     """(sheet rows, key). Samples `n` feedback that have predictions, then shuffles all rows."""
     rng = random.Random(f"audit:{seed}")
     chosen = [r for r in records if r.id in predictions]
@@ -53,8 +59,9 @@ def build_audit(records: Sequence[Any], predictions: Mapping[str, Mapping[str, A
             for source in SOURCES:
                 issues = getattr(rec, level) if source == "human" else predictions[rec.id][level]
                 item = hashlib.sha256(f"{seed}:{rec.id}:{level}:{source}".encode()).hexdigest()[:10]
-                rows.append({"item": item, "feedback": rec.text, "level": level, "issues": join_issues(issues),
-                             "rating": ""})
+                rows.append(
+                    {"item": item, "feedback": rec.text, "level": level, "issues": join_issues(issues), "rating": ""}
+                )
                 key[item] = {"id": rec.id, "level": level, "source": source}
     rng.shuffle(rows)
     return rows, key
@@ -85,16 +92,17 @@ def audit_score(ratings: Sequence[int]) -> dict[str, float]:
     if n == 0:
         return {"n": 0, "pct_rating1": 0.0, "pct_rating2": 0.0, "pct_rating3": 0.0, "score": 0.0}
     pct = {k: 100.0 * sum(r == k for r in ratings) / n for k in (1, 2, 3)}
-    return {"n": n, "pct_rating1": pct[1], "pct_rating2": pct[2], "pct_rating3": pct[3],
-            "score": pct[1] + 0.5 * pct[2]}
+    return {"n": n, "pct_rating1": pct[1], "pct_rating2": pct[2], "pct_rating3": pct[3], "score": pct[1] + 0.5 * pct[2]}
 
 
 def score_audit(ratings: Mapping[str, int], key: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
     """Per level: each source's score and the model relative to human (Table 4), in %."""
     out: dict[str, dict[str, Any]] = {}
     for level in sorted({k["level"] for k in key.values()}):
-        per = {s: audit_score([ratings[i] for i, k in key.items() if k["level"] == level and k["source"] == s])
-               for s in SOURCES}
+        per = {
+            s: audit_score([ratings[i] for i, k in key.items() if k["level"] == level and k["source"] == s])
+            for s in SOURCES
+        }
         human = per["human"]["score"]
         out[level] = {**per, "model_relative_to_human": 100.0 * per["model"]["score"] / human if human else None}
     return out
@@ -104,8 +112,10 @@ def to_markdown(report: Mapping[str, Mapping[str, Any]]) -> str:
     lines = ["| issue level | human score | model score | model relative to human |", "|---|---|---|---|"]
     for level, r in report.items():
         rel = r["model_relative_to_human"]
-        lines.append(f"| {level} | {r['human']['score']:.1f} | {r['model']['score']:.1f} | "
-                     f"{'n/a' if rel is None else f'{rel:.1f}%'} |")
+        lines.append(
+            f"| {level} | {r['human']['score']:.1f} | {r['model']['score']:.1f} | "
+            f"{'n/a' if rel is None else f'{rel:.1f}%'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -126,8 +136,10 @@ def _export(a: argparse.Namespace) -> None:
     out = Path(a.out)
     atomic_write_text(out / "sheet.csv", buf.getvalue())
     atomic_write_json(out / "key.json", key)
-    print(f"wrote {out / 'sheet.csv'} ({len(rows)} rows for auditors) and {out / 'key.json'} (keep it away "
-          f"from the auditors)")
+    print(
+        f"wrote {out / 'sheet.csv'} ({len(rows)} rows for auditors) and {out / 'key.json'} (keep it away "
+        f"from the auditors)"
+    )
 
 
 def _score(a: argparse.Namespace) -> None:

@@ -2,12 +2,14 @@
 
     python scripts/build_question_repository.py --transcripts data/demo/transcripts.jsonl \
         --export exports/seacat_demo --out data/demo/repository.jsonl [--rule rule2]
-    python scripts/build_question_repository.py --transcripts ... --checkpoint outputs/seacat_demo/<run>/checkpoints/last.ckpt ...
+    python scripts/build_question_repository.py --transcripts ... \
+        --checkpoint outputs/seacat_demo/<run>/checkpoints/last.ckpt ...
 
 Writes question JSONL (id, question, <label field>, handle_time) -- the universal model's
 repository format (scripts/universal_model.py repository.path=...). Input is validated
 first (file:line:field errors); a progress bar shows the tagging.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Sequence
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="question JSONL to write")
     p.add_argument("--rule", choices=("rule1", "rule2"), default="rule2", help="002 §2.4 (default: rule2)")
     p.add_argument("--label-field", default="product", help="field name for the transcript label")
-    p.add_argument("--field-map", default=None, help='JSON object: schema field -> source field, e.g. {"turns": "dialog"}')
+    p.add_argument(
+        "--field-map", default=None, help='JSON object: schema field -> source field, e.g. {"turns": "dialog"}'
+    )
     p.add_argument("--batch-size", type=int, default=16)
     a = p.parse_args(argv)
 
@@ -39,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         transcripts = load_records(a.transcripts, "transcript", json.loads(a.field_map) if a.field_map else None)
-        predictor = (SeaCatPredictor.load(Path(a.export), a.batch_size) if a.export
-                     else load_predictor_from_checkpoint(a.checkpoint, a.batch_size))
+        predictor = (
+            SeaCatPredictor.load(Path(a.export), a.batch_size)
+            if a.export
+            else load_predictor_from_checkpoint(a.checkpoint, a.batch_size)
+        )
     except (DataValidationError, ModelNotAvailableError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

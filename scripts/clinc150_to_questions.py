@@ -7,6 +7,7 @@ queries with 150 intent classes (paper: 152 product/service classes), so the uni
 and the Random Forest can be compared on real text. Writes train/val/test.jsonl with fields
 id, question, intent, domain; out-of-scope queries are left out unless --include-oos.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Sequence
-
 
 from feedback_nlp.common.io import atomic_write_jsonl
 
@@ -27,8 +27,10 @@ def convert(data: dict, domains: dict[str, list[str]], include_oos: bool = False
     out: dict[str, list[dict]] = {}
     for split in ("train", "val", "test"):
         pairs = list(data[split]) + (list(data.get(f"oos_{split}", [])) if include_oos else [])
-        out[split] = [{"id": f"clinc-{split}-{i:05d}", "question": text, "intent": intent,
-                       "domain": domain_of.get(intent, "oos")} for i, (text, intent) in enumerate(pairs)]
+        out[split] = [
+            {"id": f"clinc-{split}-{i:05d}", "question": text, "intent": intent, "domain": domain_of.get(intent, "oos")}
+            for i, (text, intent) in enumerate(pairs)
+        ]
     return out
 
 

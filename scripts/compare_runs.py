@@ -15,6 +15,7 @@ volume. A run is its metrics: `metrics.json` (+ `best_metrics.json` as `best/<me
 dir, or the W&B run summary, which finish_wandb and BestMetrics fill with the same keys. So both
 sources give the same table; a metric a run lacks shows as "-", as in the paper.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from feedback_nlp.common.io import atomic_write_json, atomic_write_text
 
-COLUMNS = [(lvl, m) for lvl in ("coarse", "granular")
-           for m in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")]
+COLUMNS = [
+    (lvl, m)
+    for lvl in ("coarse", "granular")
+    for m in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")
+]
 TABLE2_KEYS = [f"test/{lvl}/{m}" for lvl, m in COLUMNS]
 
 
@@ -72,13 +76,15 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def wandb_runs(project: str, group: str | None = None, tag: str | None = None, api: Any = None
-               ) -> dict[str, dict[str, float]]:
+def wandb_runs(
+    project: str, group: str | None = None, tag: str | None = None, api: Any = None
+) -> dict[str, dict[str, float]]:
     """run name -> summary metrics of the project's runs in `group` and/or with `tag` (public wandb.Api)."""
     if not group and not tag:
         raise CompareError("--wandb needs --group and/or --tag (which runs to compare)")
     if api is None:
         import wandb
+
         api = wandb.Api()
     filters: dict[str, Any] = {}
     if group:
@@ -95,8 +101,9 @@ def wandb_runs(project: str, group: str | None = None, tag: str | None = None, a
     return out
 
 
-def relative_rows(reference: Mapping[str, float], runs: Mapping[str, Mapping[str, float]],
-                  keys: Sequence[str] = TABLE2_KEYS) -> dict[str, dict[str, float | None]]:
+def relative_rows(
+    reference: Mapping[str, float], runs: Mapping[str, Mapping[str, float]], keys: Sequence[str] = TABLE2_KEYS
+) -> dict[str, dict[str, float | None]]:
     """name -> {key: relative difference in % from the reference (None if missing)}."""
     out: dict[str, dict[str, float | None]] = {}
     for name, metrics in runs.items():
@@ -118,8 +125,12 @@ def _title(key: str) -> str:
     return key
 
 
-def to_markdown(ref_name: str, reference: Mapping[str, float], rows: Mapping[str, Mapping[str, float | None]],
-                keys: Sequence[str] = TABLE2_KEYS) -> str:
+def to_markdown(
+    ref_name: str,
+    reference: Mapping[str, float],
+    rows: Mapping[str, Mapping[str, float | None]],
+    keys: Sequence[str] = TABLE2_KEYS,
+) -> str:
     head = "| model | " + " | ".join(_title(k) for k in keys) + " |"
     lines = [head, "|---|" + "---|" * len(keys)]
     ref_cells = [f"{reference[k]:.3f}" if k in reference else "-" for k in keys]
@@ -143,6 +154,7 @@ def pick_keys(runs: Iterable[Mapping[str, float]], wanted: Sequence[str] | None)
     if wanted:
         return list(wanted)
     from feedback_nlp.sweep import DEFAULT_COLUMNS
+
     present = {k for m in runs for k in m}
     return [k for k in TABLE2_KEYS if k in present] or [k for k in DEFAULT_COLUMNS if k in present]
 
@@ -156,8 +168,11 @@ def _named(spec: str) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reference", default=None,
-                   help="NAME=run dir or metrics.json, or the NAME of a compared run: a relative table (000)")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="NAME=run dir or metrics.json, or the NAME of a compared run: a relative table (000)",
+    )
     p.add_argument("--run", action="append", default=[], help="NAME=run dir or metrics.json, repeatable")
     p.add_argument("--runs-under", default=None, help="every run dir (with metrics.json) below this folder")
     p.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="compare W&B runs of this project")
@@ -180,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> str:
             elif a.reference in runs:
                 ref_name, reference = a.reference, runs.pop(a.reference)
             else:
-                raise CompareError(f"--reference {a.reference!r}: not NAME=PATH and not one of the runs "
-                                   f"({', '.join(runs) or 'none'})")
+                raise CompareError(
+                    f"--reference {a.reference!r}: not NAME=PATH and not one of the runs ({', '.join(runs) or 'none'})"
+                )
         if not runs:
             raise CompareError("nothing to compare: give --run, --runs-under or --wandb")
         metrics = [k for k in (a.metrics or "").split(",") if k]

@@ -33,12 +33,13 @@ corpus translator `original+NN+PC` adds nothing (it equals `original+NN`, and is
 such); an HF translator (a data.parallel_corpus.translator section naming a cached NLLB/Marian model)
 produces translations where such a model is available.
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -53,8 +54,11 @@ SAFETY = (
 )
 NOT_SAFETY = ("Incident, No Injury", "No Incident, No Injury")
 UNLABELED = ("Unspecified", "")
-SEVERITY_LABEL: dict[str, int | None] = {**{s: 1 for s in SAFETY}, **{s: 0 for s in NOT_SAFETY},
-                                         **{s: None for s in UNLABELED}}
+SEVERITY_LABEL: dict[str, int | None] = {
+    **{s: 1 for s in SAFETY},
+    **{s: 0 for s in NOT_SAFETY},
+    **{s: None for s in UNLABELED},
+}
 HEADER_START = "Report No."
 
 
@@ -78,7 +82,7 @@ def parse_report_date(value: str) -> str:
         dt = datetime.strptime(value.strip(), "%m/%d/%Y")
     except ValueError:
         raise CPSCFormatError(f"unparseable Report Date {value!r} (expected M/D/YYYY)") from None
-    return dt.replace(tzinfo=timezone.utc).isoformat()
+    return dt.replace(tzinfo=UTC).isoformat()
 
 
 def map_row(row: dict[str, str], source: str = "") -> dict[str, Any] | None:
@@ -88,22 +92,33 @@ def map_row(row: dict[str, str], source: str = "") -> dict[str, Any] | None:
         return None
     severity = (row.get("(Primary) Victim Severity") or "").strip()
     if severity not in SEVERITY_LABEL:
-        raise CPSCFormatError(f"report {row.get(HEADER_START)!r}: unknown severity {severity!r}; "
-                              f"add it to SEVERITY_LABEL in scripts/cpsc_to_claims.py")
+        raise CPSCFormatError(
+            f"report {row.get(HEADER_START)!r}: unknown severity {severity!r}; "
+            f"add it to SEVERITY_LABEL in scripts/cpsc_to_claims.py"
+        )
     label = SEVERITY_LABEL[severity]
-    return {"id": row[HEADER_START].strip(), "text": text, "language": "en",
-            "created_at": parse_report_date(row["Report Date"]), "label": label,
-            "case_type": "not_product_safety" if label == 0 else None, "escalated": None,
-            "severity": severity, "product_type": (row.get("Product Type") or "").strip(), "source_file": source}
+    return {
+        "id": row[HEADER_START].strip(),
+        "text": text,
+        "language": "en",
+        "created_at": parse_report_date(row["Report Date"]),
+        "label": label,
+        "case_type": "not_product_safety" if label == 0 else None,
+        "escalated": None,
+        "severity": severity,
+        "product_type": (row.get("Product Type") or "").strip(),
+        "source_file": source,
+    }
 
 
-def convert(paths: Iterable[str | Path], unlabeled_fraction: float = 0.0, seed: int = 0
-            ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def convert(
+    paths: Iterable[str | Path], unlabeled_fraction: float = 0.0, seed: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Claims from all exports (sorted by date, id) and counts of what was kept and skipped."""
     from feedback_nlp.datamodules.splits import hash_unit
+
     claims, seen = [], set()
-    stats = {"reports": 0, "no_narrative": 0, "duplicate": 0, "label_1": 0, "label_0": 0, "label_null": 0,
-             "hidden": 0}
+    stats = {"reports": 0, "no_narrative": 0, "duplicate": 0, "label_1": 0, "label_0": 0, "label_null": 0, "hidden": 0}
     for path in sorted(Path(p) for p in paths):
         for row in read_cpsc_csv(path):
             stats["reports"] += 1
@@ -127,8 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", default="../shared/data/cpsc_saferproducts_toys", help="folder of CPSC CSV exports")
     p.add_argument("--out", default="data/cpsc/claims.jsonl")
-    p.add_argument("--unlabeled-fraction", type=float, default=0.3,
-                   help="share of labeled reports whose label is hidden (the noisy-negative pool); 0 to keep all")
+    p.add_argument(
+        "--unlabeled-fraction",
+        type=float,
+        default=0.3,
+        help="share of labeled reports whose label is hidden (the noisy-negative pool); 0 to keep all",
+    )
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if not 0.0 <= a.unlabeled_fraction < 1.0:
@@ -137,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         p.error(f"no .csv files in {a.src}")
     from feedback_nlp.common.io import atomic_write_jsonl
+
     claims, stats = convert(paths, a.unlabeled_fraction, a.seed)
     atomic_write_jsonl(a.out, claims)
     print(f"{a.out}: {len(claims)} claims from {len(paths)} files; " + ", ".join(f"{k}={v}" for k, v in stats.items()))

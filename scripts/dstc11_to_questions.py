@@ -10,6 +10,7 @@ question is (002 §2.4). Writes, per domain file:
                               main_question = the utterance  (validates through the transcript loader;
                               the full dialogues are not in the stored snapshot)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,23 +19,35 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-
 from feedback_nlp.common.io import atomic_write_jsonl
 
 DEFAULT_SRC = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dstc11_natcs"
-FILES = {"insurance": "development.test-utterances.jsonl", "banking": "test-banking.test-utterances.jsonl",
-         "finance": "test-finance.test-utterances.jsonl"}
+FILES = {
+    "insurance": "development.test-utterances.jsonl",
+    "banking": "test-banking.test-utterances.jsonl",
+    "finance": "test-finance.test-utterances.jsonl",
+}
 
 
 def to_questions(rows: list[dict], domain: str) -> list[dict]:
-    return [{"id": r["utterance_id"], "question": r["utterance"], "intent": r["intent"], "domain": domain}
-            for r in rows if str(r.get("utterance", "")).strip()]
+    return [
+        {"id": r["utterance_id"], "question": r["utterance"], "intent": r["intent"], "domain": domain}
+        for r in rows
+        if str(r.get("utterance", "")).strip()
+    ]
 
 
 def to_transcripts(rows: list[dict]) -> list[dict]:
-    return [{"id": r["utterance_id"], "turns": [{"speaker": "customer", "text": r["utterance"]}],
-             "label": r["intent"], "main_question": r["utterance"]}
-            for r in rows if str(r.get("utterance", "")).strip()]
+    return [
+        {
+            "id": r["utterance_id"],
+            "turns": [{"speaker": "customer", "text": r["utterance"]}],
+            "label": r["intent"],
+            "main_question": r["utterance"],
+        }
+        for r in rows
+        if str(r.get("utterance", "")).strip()
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

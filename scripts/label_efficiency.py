@@ -16,6 +16,7 @@ issue). Runs with identical training sets (every 100% run) are trained once. Row
 already in <out> from the same config and fractions are kept (configs/sweeps/label_efficiency.yaml
 runs one issue per W&B agent run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from feedback_nlp.common.config import ConfigError, load_config
 from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.splits import hash_unit
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LEVELS = ("coarse", "granular")
 
@@ -48,17 +49,17 @@ def has_issue(record: Feedback, level: str, issue: str) -> bool:
     return issue.casefold() in {x.casefold() for x in getattr(record, level)}
 
 
-def subsample(records: Sequence[Feedback], level: str, issue: str, fraction: float, seed: int = 0
-              ) -> list[Feedback]:
+def subsample(records: Sequence[Feedback], level: str, issue: str, fraction: float, seed: int = 0) -> list[Feedback]:
     """Keep round(fraction x n) of the n records containing `issue` (lowest seeded hash first), all others.
 
     Nested by construction: the kept set at a smaller fraction is a subset of a larger one's.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    with_issue = sorted((r for r in records if has_issue(r, level, issue)),
-                        key=lambda r: hash_unit(f"{level}:{issue}:{r.id}", seed))
-    keep = {r.id for r in with_issue[:round(fraction * len(with_issue))]}
+    with_issue = sorted(
+        (r for r in records if has_issue(r, level, issue)), key=lambda r: hash_unit(f"{level}:{issue}:{r.id}", seed)
+    )
+    keep = {r.id for r in with_issue[: round(fraction * len(with_issue))]}
     return [r for r in records if not has_issue(r, level, issue) or r.id in keep]
 
 
@@ -124,10 +125,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 run_dir = out / "runs" / f"{_slug(issue)}-{frac:g}-{fingerprint}"
                 train_file = atomic_write_jsonl(data_dir / f"train-{fingerprint}.jsonl", [to_row(r) for r in train_set])
                 os.environ.pop(RUN_DIR_ENV, None)  # each run gets its own dir (the variable is for DDP ranks)
-                train.main(["--config", a.config, *a.overrides, "data.path=null",
-                            f"+data.train_path={train_file}", f"+data.dev_path={data_dir / 'dev.jsonl'}",
-                            f"+data.test_path={data_dir / 'test.jsonl'}", f"output_dir={run_dir}",
-                            "run_predict=true"])
+                train.main(
+                    [
+                        "--config",
+                        a.config,
+                        *a.overrides,
+                        "data.path=null",
+                        f"+data.train_path={train_file}",
+                        f"+data.dev_path={data_dir / 'dev.jsonl'}",
+                        f"+data.test_path={data_dir / 'test.jsonl'}",
+                        f"output_dir={run_dir}",
+                        "run_predict=true",
+                    ]
+                )
                 runs[fingerprint] = run_dir
             preds = {}
             for raw in (runs[fingerprint] / "predictions.jsonl").read_text(encoding="utf-8").splitlines():
@@ -149,13 +159,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     atomic_write_text(out / "label_efficiency.md", table)
     from feedback_nlp.callbacks.plots.figures import save_png
     from feedback_nlp.callbacks.plots.multilevel import label_efficiency_figure
+
     save_png(label_efficiency_figure(results), out / "label_efficiency.png")  # 000 Table 3 as a curve
     print(table)
     return report
 
 
-def earlier_issues(path: Path, fractions: Sequence[float], config: str, overrides: Sequence[str],
-                   new: dict[str, Any]) -> dict[str, Any]:
+def earlier_issues(
+    path: Path, fractions: Sequence[float], config: str, overrides: Sequence[str], new: dict[str, Any]
+) -> dict[str, Any]:
     """Rows of other issues an earlier run of the same study wrote to this --out (one W&B sweep
     agent run per issue shares the table); a different config or fraction list starts afresh."""
     if not path.is_file():
@@ -164,8 +176,11 @@ def earlier_issues(path: Path, fractions: Sequence[float], config: str, override
         old = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return {}
-    same = old.get("fractions") == list(fractions) and old.get("config") == config \
+    same = (
+        old.get("fractions") == list(fractions)
+        and old.get("config") == config
         and old.get("overrides") == list(overrides)
+    )
     return {k: v for k, v in old.get("issues", {}).items() if k not in new} if same else {}
 
 

@@ -15,6 +15,7 @@ with keys like test/top1, test/top5, test/within_5, rf/top1. `scaling` writes
 run_dir/scaling.{md,json}: the universal model and the RF at growing repository sizes
 (002 Table 1: 3K/6K/9K/12K).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ def check_models(cfg: Any) -> None:
         embedder_name,
         retrieval_settings,
     )
+
     if retrieval_settings(cfg).needs_embedder:
         from feedback_nlp.common.model_factory import resolve_name_or_path
+
         resolve_name_or_path(embedder_name(cfg))
 
 
@@ -96,11 +99,16 @@ def evaluate(cfg: Any) -> dict[str, float]:
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_jsonl(run_dir / "predictions.jsonl", rows)
     cols = table1_columns(cfg)
-    table = [[name, *[_pct(metrics.get(f"{p}/{s}")) for _, s in cols]]
-             for name, p in [(f"UM ({cfg.retrieval.method}, K={cfg.retrieval.k})", "test"), ("RF (TF-IDF)", "rf")]
-             if any(f"{p}/{s}" in metrics for _, s in cols)]
-    md = _table(f"{cfg.experiment}: {len(repo)} repository questions, {len(queries)} queries",
-                ["model", *[c for c, _ in cols]], table)
+    table = [
+        [name, *[_pct(metrics.get(f"{p}/{s}")) for _, s in cols]]
+        for name, p in [(f"UM ({cfg.retrieval.method}, K={cfg.retrieval.k})", "test"), ("RF (TF-IDF)", "rf")]
+        if any(f"{p}/{s}" in metrics for _, s in cols)
+    ]
+    md = _table(
+        f"{cfg.experiment}: {len(repo)} repository questions, {len(queries)} queries",
+        ["model", *[c for c, _ in cols]],
+        table,
+    )
     atomic_write_text(run_dir / "metrics.md", md)
     _plots(run_dir)
     print(md + f"\nmetrics: {run_dir / 'metrics.json'}", flush=True)
@@ -133,11 +141,18 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
         results.append({"model": "UM", "size": size, "metrics": um})
     cols = table1_columns(cfg)
     results.sort(key=lambda r: (r["model"] != "RF", r["size"]))
-    rows = [[f"{r['model']}({_size(r['size'])})",
-             *[_pct(r["metrics"].get(f"{'rf' if r['model'] == 'RF' else 'test'}/{s}")) for _, s in cols]]
-            for r in results]
-    md = _table(f"{cfg.experiment}: repository-size scaling, {len(queries)} queries (002 Table 1)",
-                ["model", *[c for c, _ in cols]], rows)
+    rows = [
+        [
+            f"{r['model']}({_size(r['size'])})",
+            *[_pct(r["metrics"].get(f"{'rf' if r['model'] == 'RF' else 'test'}/{s}")) for _, s in cols],
+        ]
+        for r in results
+    ]
+    md = _table(
+        f"{cfg.experiment}: repository-size scaling, {len(queries)} queries (002 Table 1)",
+        ["model", *[c for c, _ in cols]],
+        rows,
+    )
     atomic_write_text(run_dir / "scaling.md", md)
     atomic_write_json(run_dir / "scaling.json", results)
     _plots(run_dir)
@@ -154,7 +169,8 @@ def export(cfg: Any, out: str) -> dict[str, Any]:
         export_repository,
         load_all_questions,
     )
-    questions, source = load_all_questions(cfg)   # bad input stops here, before anything is written
+
+    questions, source = load_all_questions(cfg)  # bad input stops here, before anything is written
     check_models(cfg)
     manifest = export_repository(cfg, questions, Path(out), source)
     print(f"{out}: {manifest['counts']['questions']} questions, model_version {manifest['model_version']}", flush=True)
@@ -165,14 +181,17 @@ def print_stats(root: str, as_json: bool = False) -> dict[str, Any]:
     import json
 
     from feedback_nlp.universal_model.updates import stats
+
     st = stats(root)
     if as_json:
         print(json.dumps(st, indent=2, sort_keys=True))
         return st
     last = st["last_update"] or {}
-    print(f"{root}: {st['questions']} questions, {st['size_bytes'] / 1e6:.2f} MB on disk, "
-          f"model_version {st['model_version']}\nlast update: {last.get('op')} of {last.get('questions')} "
-          f"question(s) at {last.get('at')}")
+    print(
+        f"{root}: {st['questions']} questions, {st['size_bytes'] / 1e6:.2f} MB on disk, "
+        f"model_version {st['model_version']}\nlast update: {last.get('op')} of {last.get('questions')} "
+        f"question(s) at {last.get('at')}"
+    )
     for name, counts in st["labels"].items():
         rows = [[str(v), str(n)] for v, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
         print(_table(f"{name}: {len(counts)} values", ["value", "questions"], rows))
@@ -192,6 +211,7 @@ def repository_command(command: str, argv: list[str]) -> Any:
         p.add_argument("--json", action="store_true", help="print JSON")
     a = p.parse_args(argv)
     from feedback_nlp.universal_model import updates
+
     if command == "stats":
         return print_stats(a.dir, a.json)
     if command == "add":
@@ -199,8 +219,11 @@ def repository_command(command: str, argv: list[str]) -> Any:
     else:
         ids, where = updates.read_ids(a.ids)
         m = updates.delete(a.dir, ids, where)
-    print(f"{a.dir}: {command} of {m['last_update']['questions']} question(s) committed; "
-          f"{m['counts']['questions']} questions, model_version {m['model_version']}", flush=True)
+    print(
+        f"{a.dir}: {command} of {m['last_update']['questions']} question(s) committed; "
+        f"{m['counts']['questions']} questions, model_version {m['model_version']}",
+        flush=True,
+    )
     return m
 
 
@@ -210,6 +233,7 @@ COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats")
 def _plots(run_dir: Path) -> None:
     """002 Table 1 as pictures: Top-k against k and against repository size (run_dir/plots/)."""
     from feedback_nlp.callbacks.plots.universal import plot_run
+
     for path in plot_run(run_dir):
         print(f"plot: {path}", flush=True)
 
@@ -220,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.datamodules.errors import DataValidationError
     from feedback_nlp.universal_model.repository_store import RepositoryError
+
     try:
         if command in ("add", "delete", "stats"):
             return repository_command(command, argv)
@@ -234,8 +259,14 @@ def main(argv: Sequence[str] | None = None) -> Any:
                 raise ConfigError("export needs out=DIR (the repository folder to write)")
             return export(cfg, out[-1])
         return evaluate(cfg) if command == "evaluate" else scaling(cfg)
-    except (ConfigError, DataValidationError, FileNotFoundError, ModelNotAvailableError, RepositoryError,
-            ValueError) as e:
+    except (
+        ConfigError,
+        DataValidationError,
+        FileNotFoundError,
+        ModelNotAvailableError,
+        RepositoryError,
+        ValueError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

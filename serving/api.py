@@ -6,6 +6,7 @@ model in its own worker processes and batches concurrent requests dynamically (u
 from. A request is a list of records; a dynamic batch merges several requests' records into
 one model call and gives every request back exactly its own rows, matched by id.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,18 +20,32 @@ import litserve as ls
 from feedback_nlp.serving.protocol import stamp_rows
 from feedback_nlp.serving.records import QuestionRecord, TextRecord, TranscriptRecord, Turn, decode_request
 
-WARMUP = {"claim": [TextRecord("warmup-0", "The heel broke off and I fell.", "en"), TextRecord("warmup-1", "ok")],
-          "feedback": [TextRecord("warmup-0", "The zipper broke after one week.")],
-          "transcript": [TranscriptRecord("warmup-0", (Turn("customer", "Hi. Where is my package?"),
-                                                       Turn("agent", "Let me check.")))],
-          "question": [QuestionRecord("warmup-0", "Where is my package?")]}
+WARMUP = {
+    "claim": [TextRecord("warmup-0", "The heel broke off and I fell.", "en"), TextRecord("warmup-1", "ok")],
+    "feedback": [TextRecord("warmup-0", "The zipper broke after one week.")],
+    "transcript": [
+        TranscriptRecord("warmup-0", (Turn("customer", "Hi. Where is my package?"), Turn("agent", "Let me check.")))
+    ],
+    "question": [QuestionRecord("warmup-0", "Where is my package?")],
+}
 
 
 class RecordsAPI(ls.LitAPI):
-    def __init__(self, export_dir: str | Path, kind: str, model_version: str, device: str = "cpu",
-                 dtype: str = "fp32", backend: str = "torch", batch_size: int = 32, max_batch_size: int = 8,
-                 batch_timeout: float = 0.01, threads: int | None = None, ready_dir: str | Path = "",
-                 workers: int = 1):
+    def __init__(
+        self,
+        export_dir: str | Path,
+        kind: str,
+        model_version: str,
+        device: str = "cpu",
+        dtype: str = "fp32",
+        backend: str = "torch",
+        batch_size: int = 32,
+        max_batch_size: int = 8,
+        batch_timeout: float = 0.01,
+        threads: int | None = None,
+        ready_dir: str | Path = "",
+        workers: int = 1,
+    ):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.export_dir, self.kind, self.model_version = str(export_dir), kind, model_version
         self.dtype, self.backend, self.batch_size, self.threads = dtype, backend, batch_size, threads
@@ -58,6 +73,7 @@ class RecordsAPI(ls.LitAPI):
 
             from feedback_nlp.serving.registry import load_export
             from feedback_nlp.serving.runtime import resolve
+
             if self.threads:
                 torch.set_num_threads(self.threads)
             worker_device = device if self.requested_device != "cpu" else "cpu"
@@ -70,6 +86,7 @@ class RecordsAPI(ls.LitAPI):
         except BaseException as e:  # reported on every request; /health stays 503
             self._failure = e
             import logging
+
             logging.getLogger(__name__).exception("loading %s failed", self.export_dir)
         finally:
             self._loaded.set()
@@ -90,10 +107,12 @@ class RecordsAPI(ls.LitAPI):
 
     def predict(self, x: Any) -> Any:
         from feedback_nlp.serving.metrics import metrics
+
         if self._loaded is not None:
             self._loaded.wait()
-        if self.predictor is None:   # the load failed (logged): unavailable, not a bad request
+        if self.predictor is None:  # the load failed (logged): unavailable, not a bad request
             from fastapi import HTTPException
+
             raise HTTPException(503, f"the model failed to load: {self._failure!r}")
         groups: Sequence[list[Any]] = x if self.max_batch_size > 1 else [x]
         # ids are unique within a request, not across the requests of a dynamic batch: the model
@@ -105,7 +124,7 @@ class RecordsAPI(ls.LitAPI):
         rows = stamp_rows(flat, self.predictor.predict(flat), self.model_version)
         out, start = [], 0
         for group in groups:
-            out.append([{**row, "id": rec.id} for rec, row in zip(group, rows[start:start + len(group)])])
+            out.append([{**row, "id": rec.id} for rec, row in zip(group, rows[start : start + len(group)])])
             start += len(group)
         return out if self.max_batch_size > 1 else out[0]
 

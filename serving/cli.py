@@ -9,6 +9,7 @@ GET /health (503 until the model is loaded and warmed up, then 200), GET /metada
 manifest), GET /metrics (Prometheus). Everything that can be checked before the workers start
 (flags, manifest, task, weight hashes, backend files) is, with a clear error and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,14 @@ class UsageError(ValueError):
 
 
 def check_args(a: argparse.Namespace) -> None:
-    positive = {"--max-batch-size": a.max_batch_size, "--batch-size": a.batch_size,
-                "--workers-per-device": a.workers_per_device, "--max-records": a.max_records,
-                "--max-chars": a.max_chars, "--max-body-bytes": a.max_body_bytes}
+    positive = {
+        "--max-batch-size": a.max_batch_size,
+        "--batch-size": a.batch_size,
+        "--workers-per-device": a.workers_per_device,
+        "--max-records": a.max_records,
+        "--max-chars": a.max_chars,
+        "--max-body-bytes": a.max_body_bytes,
+    }
     for flag, v in positive.items():
         if v < 1:
             raise UsageError(f"{flag} must be >= 1, got {v}")
@@ -64,11 +70,15 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The LitServer for the flags, after every check that needs no model."""
     from feedback_nlp.serving.registry import preflight
     from feedback_nlp.serving.runtime import resolve
+
     options = resolve(a.device, a.dtype, a.backend, a.batch_size)
     manifest = preflight(a.export, options)
 
     from feedback_nlp.serving import metrics as metrics_mod
-    metrics_mod.enable(a.metrics_dir)            # before prometheus_client is imported anywhere
+
+    metrics_mod.enable(a.metrics_dir)  # before prometheus_client is imported anywhere
+    import tempfile
+
     import litserve as ls
     from fastapi import Response
     from fastapi.responses import JSONResponse
@@ -77,20 +87,36 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from feedback_nlp.serving.middleware import ServingMiddleware
     from feedback_nlp.serving.records import Limits
 
-    import tempfile
     device = options.device.split(":")[0]
     ready_dir = tempfile.mkdtemp(prefix="feedback-serve-ready-")
     n_devices = torch_device_count() if device == "cuda" else 1
-    api = RecordsAPI(a.export.resolve(), manifest["record_kind"], manifest["model_version"], device, a.dtype,
-                     a.backend, a.batch_size, a.max_batch_size, a.batch_timeout,
-                     worker_threads(device, a.workers_per_device), ready_dir, a.workers_per_device * n_devices)
+    api = RecordsAPI(
+        a.export.resolve(),
+        manifest["record_kind"],
+        manifest["model_version"],
+        device,
+        a.dtype,
+        a.backend,
+        a.batch_size,
+        a.max_batch_size,
+        a.batch_timeout,
+        worker_threads(device, a.workers_per_device),
+        ready_dir,
+        a.workers_per_device * n_devices,
+    )
     limits = Limits(a.max_records, a.max_chars)
-    devices: Any = "auto" if device == "cuda" else 1       # every visible GPU; one CPU "device"
-    server = ls.LitServer(api, accelerator=device, devices=devices, workers_per_device=a.workers_per_device,
-                          timeout=a.timeout, model_metadata={"task": manifest["task"],
-                                                             "model_version": manifest["model_version"]},
-                          middlewares=[(ServingMiddleware, {"kind": manifest["record_kind"], "limits": limits,
-                                                            "max_body_bytes": a.max_body_bytes})])
+    devices: Any = "auto" if device == "cuda" else 1  # every visible GPU; one CPU "device"
+    server = ls.LitServer(
+        api,
+        accelerator=device,
+        devices=devices,
+        workers_per_device=a.workers_per_device,
+        timeout=a.timeout,
+        model_metadata={"task": manifest["task"], "model_version": manifest["model_version"]},
+        middlewares=[
+            (ServingMiddleware, {"kind": manifest["record_kind"], "limits": limits, "max_body_bytes": a.max_body_bytes})
+        ],
+    )
 
     async def metadata() -> JSONResponse:
         return JSONResponse(manifest)
@@ -106,11 +132,12 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def torch_device_count() -> int:
     import torch
+
     return max(1, torch.cuda.device_count())
 
 
 def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt   # LitServe's graceful shutdown path (process managers send SIGTERM)
+    raise KeyboardInterrupt  # LitServe's graceful shutdown path (process managers send SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,14 +145,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from feedback_nlp.common.model_factory import ModelNotAvailableError
     from feedback_nlp.serving.manifest import ExportError
     from feedback_nlp.serving.runtime import RuntimeOptionError
+
     try:
         check_args(a)
         server, manifest = build(a)
     except (UsageError, RuntimeOptionError, ExportError, ModelNotAvailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"serving {manifest['task']} model {manifest['model_version']} from {a.export} on "
-          f"http://{a.host}:{a.port} (POST /predict, GET /health /metadata /metrics)", flush=True)
+    print(
+        f"serving {manifest['task']} model {manifest['model_version']} from {a.export} on "
+        f"http://{a.host}:{a.port} (POST /predict, GET /health /metadata /metrics)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, _sigterm)
     server.run(host=a.host, port=a.port, generate_client_file=False, log_level=a.log_level)
     return 0

@@ -6,6 +6,7 @@ and .onnx) is hashed into the manifest when the export is written and checked be
 the model version is a hash of the safetensors files only, so adding an ONNX graph of the same
 weights does not change it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,11 @@ def sha256_file(path: Path) -> str:
 def weight_hashes(folder: Path, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> dict[str, str]:
     """{relative path: sha256} of every weight file under `folder` (ONNX external data included)."""
     folder = Path(folder)
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and (p.suffix in suffixes or p.name.endswith(".onnx.data"))}
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and (p.suffix in suffixes or p.name.endswith(".onnx.data"))
+    }
 
 
 def model_version(hashes: Mapping[str, str]) -> str:
@@ -70,8 +74,10 @@ def verify_weights(export_dir: str | Path, manifest: Mapping[str, Any]) -> None:
     got = weight_hashes(Path(export_dir))
     problems = [f"{name}: missing" for name in sorted(set(want) - set(got))]
     problems += [f"{name}: not in the manifest" for name in sorted(set(got) - set(want))]
-    problems += [f"{name}: sha256 differs from the manifest" for name in sorted(set(want) & set(got))
-                 if want[name] != got[name]]
+    problems += [
+        f"{name}: sha256 differs from the manifest" for name in sorted(set(want) & set(got)) if want[name] != got[name]
+    ]
     if problems:
-        raise ExportError(f"{export_dir}: weights do not match the manifest (modified or partial export): "
-                          + "; ".join(problems))
+        raise ExportError(
+            f"{export_dir}: weights do not match the manifest (modified or partial export): " + "; ".join(problems)
+        )

@@ -6,6 +6,7 @@ the scrape. prometheus_client's multiprocess mode writes every process's samples
 PROMETHEUS_MULTIPROC_DIR and sums them at scrape time; `enable()` must run before
 prometheus_client is first imported, in the parent process (children inherit the variable).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ def enable(directory: str | None = None) -> str:
     """Point prometheus_client at a fresh directory for this server's processes."""
     path = directory or tempfile.mkdtemp(prefix="feedback-serve-metrics-")
     os.makedirs(path, exist_ok=True)
-    for name in os.listdir(path):           # stale samples of an earlier run would be summed in
+    for name in os.listdir(path):  # stale samples of an earlier run would be summed in
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))
     os.environ[ENV] = path
@@ -33,17 +34,25 @@ class Metrics:
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
-        self.requests = Counter("feedback_serve_requests", "HTTP requests by endpoint and status code",
-                                ["endpoint", "status"])
+
+        self.requests = Counter(
+            "feedback_serve_requests", "HTTP requests by endpoint and status code", ["endpoint", "status"]
+        )
         self.records = Counter("feedback_serve_records", "Records scored")
-        self.latency = Histogram("feedback_serve_request_latency_seconds", "POST /predict latency (receipt to response)",
-                                 buckets=LATENCY_BUCKETS)
-        self.queue_depth = Gauge("feedback_serve_queue_depth",
-                                 "Predict requests received and not yet answered (queued or being predicted)",
-                                 multiprocess_mode="livesum")
+        self.latency = Histogram(
+            "feedback_serve_request_latency_seconds",
+            "POST /predict latency (receipt to response)",
+            buckets=LATENCY_BUCKETS,
+        )
+        self.queue_depth = Gauge(
+            "feedback_serve_queue_depth",
+            "Predict requests received and not yet answered (queued or being predicted)",
+            multiprocess_mode="livesum",
+        )
         self.batch_records = Histogram("feedback_serve_batch_records", "Records per model batch", buckets=BATCH_BUCKETS)
-        self.batch_requests = Histogram("feedback_serve_batch_requests", "Requests merged into one model batch",
-                                        buckets=BATCH_BUCKETS)
+        self.batch_requests = Histogram(
+            "feedback_serve_batch_requests", "Requests merged into one model batch", buckets=BATCH_BUCKETS
+        )
 
 
 _METRICS: Metrics | None = None
@@ -60,10 +69,12 @@ def exposition() -> tuple[bytes, str]:
     """(body, content type) of a scrape: the sum over every process of this server."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
+
     registry: Any = CollectorRegistry()
     if os.environ.get(ENV):
         MultiProcessCollector(registry)
     else:  # single process (tests of the API object): the default registry
         from prometheus_client import REGISTRY
+
         registry = REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -7,6 +7,7 @@ the body in the API-server process, before it is queued, lets a bad request get 
 have been batched with are answered normally. A pure ASGI middleware, so the validated body is
 replayed to LitServe unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,22 @@ PREDICT_PATH = "/predict"
 
 async def _json(send: Send, status: int, body: Any) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 def _error(e: RequestError) -> dict[str, Any]:
-    return {"error": "request too large" if e.status == 413 else "invalid records",
-            "detail": [p.as_dict() for p in e.problems[:100]], "problems": len(e.problems)}
+    return {
+        "error": "request too large" if e.status == 413 else "invalid records",
+        "detail": [p.as_dict() for p in e.problems[:100]],
+        "problems": len(e.problems),
+    }
 
 
 class ServingMiddleware:
@@ -43,6 +52,7 @@ class ServingMiddleware:
             await self.app(scope, receive, send)
             return
         from feedback_nlp.serving.metrics import metrics
+
         m = metrics()
         path, status = scope["path"], [500]
 
@@ -74,8 +84,11 @@ class ServingMiddleware:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body_bytes:
-                await _json(send, 413, _error(RequestError([RecordProblem(
-                    -1, "<body>", f"body over {self.max_body_bytes} bytes", True)])))
+                await _json(
+                    send,
+                    413,
+                    _error(RequestError([RecordProblem(-1, "<body>", f"body over {self.max_body_bytes} bytes", True)])),
+                )
                 return
         try:
             payload = json.loads(body)
@@ -88,6 +101,7 @@ class ServingMiddleware:
             await _json(send, e.status, _error(e))
             return
         from feedback_nlp.serving.metrics import metrics
+
         metrics().records.inc(len(records))
         sent = False
 

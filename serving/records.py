@@ -6,6 +6,7 @@ a transcript needs `turns`, a question needs `question` (or `text`); no training
 annotation is required, and other fields are ignored. The server (HTTP 422/413) and predict.py
 (file:line:field) report problems from this one decoder, so both accept exactly the same records.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,7 @@ class RecordProblem:
     index: int
     field: str
     message: str
-    too_large: bool = False          # over a configured limit (HTTP 413), not malformed (422)
+    too_large: bool = False  # over a configured limit (HTTP 413), not malformed (422)
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "field": self.field, "message": self.message}
@@ -144,7 +145,11 @@ def _question(obj: Mapping[str, Any], rid: str, max_chars: int | None) -> Questi
 
 
 DECODERS: dict[str, Callable[[Mapping[str, Any], str, int | None], Any]] = {
-    "claim": _claim, "feedback": _feedback, "transcript": _transcript, "question": _question}
+    "claim": _claim,
+    "feedback": _feedback,
+    "transcript": _transcript,
+    "question": _question,
+}
 
 
 def check_kind(kind: Any) -> str:
@@ -153,8 +158,14 @@ def check_kind(kind: Any) -> str:
     return kind
 
 
-def decode_record(obj: Any, kind: str, index: int, default_id: str, max_chars: int | None = None,
-                  field_map: Mapping[str, str] | None = None) -> Any:
+def decode_record(
+    obj: Any,
+    kind: str,
+    index: int,
+    default_id: str,
+    max_chars: int | None = None,
+    field_map: Mapping[str, str] | None = None,
+) -> Any:
     """One JSON value -> a record of `kind`; raises RequestError naming `index` and the field."""
     if not isinstance(obj, Mapping):
         raise RequestError([RecordProblem(index, "<record>", f"expected a JSON object, got {type(obj).__name__}")])
@@ -176,13 +187,19 @@ def decode_request(payload: Any, kind: str, limits: Limits = Limits()) -> list[A
     if isinstance(payload, Mapping) and isinstance(payload.get("records"), list):
         payload = payload["records"]
     if not isinstance(payload, list):
-        raise RequestError([RecordProblem(-1, "<body>", "expected a JSON list of records "
-                                                        "(or an object with a 'records' list)")])
+        raise RequestError(
+            [RecordProblem(-1, "<body>", "expected a JSON list of records (or an object with a 'records' list)")]
+        )
     if not payload:
         raise RequestError([RecordProblem(-1, "<body>", "no records")])
     if limits.max_records is not None and len(payload) > limits.max_records:
-        raise RequestError([RecordProblem(-1, "<body>", f"{len(payload)} records, over the limit of "
-                                                        f"{limits.max_records} per request", True)])
+        raise RequestError(
+            [
+                RecordProblem(
+                    -1, "<body>", f"{len(payload)} records, over the limit of {limits.max_records} per request", True
+                )
+            ]
+        )
     records: list[Any] = []
     problems: list[RecordProblem] = []
     seen: dict[str, int] = {}
@@ -213,8 +230,9 @@ class LineProblem:
         return f"{self.path}:{self.line}: field '{self.field}': {self.message}"
 
 
-def iter_jsonl(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None,
-               max_chars: int | None = None) -> Iterator[Any]:
+def iter_jsonl(
+    path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, max_chars: int | None = None
+) -> Iterator[Any]:
     """Stream a JSONL file: yields records or LineProblems, one line at a time.
 
     Memory is flat in the number of lines, so ids are not checked for duplicates across the file

@@ -5,6 +5,7 @@ imported and called, so a crafted export could run any importable callable. Now 
 selects one of the loaders below (imported lazily, so serving one task does not import the
 others' dependencies), and anything else is refused with the known names listed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,12 +35,15 @@ def known_tasks() -> list[str]:
 def task_entry(manifest: dict[str, Any], export_dir: str | Path) -> tuple[str, str, str]:
     task = manifest.get("task")
     if task not in REGISTRY:
-        raise ExportError(f"{export_dir}: manifest names task {task!r}, which this server does not know "
-                          f"(known: {', '.join(known_tasks())})")
+        raise ExportError(
+            f"{export_dir}: manifest names task {task!r}, which this server does not know "
+            f"(known: {', '.join(known_tasks())})"
+        )
     kind = manifest.get("record_kind")
     if kind is not None and kind != REGISTRY[task][2]:
-        raise ExportError(f"{export_dir}: manifest says record_kind {kind!r}, but task {task!r} reads "
-                          f"{REGISTRY[task][2]!r} records")
+        raise ExportError(
+            f"{export_dir}: manifest says record_kind {kind!r}, but task {task!r} reads {REGISTRY[task][2]!r} records"
+        )
     return REGISTRY[task]
 
 
@@ -56,8 +60,10 @@ def load_export(export_dir: str | Path, options: RuntimeOptions = RuntimeOptions
         try:
             loader: Callable[..., Any] = getattr(importlib.import_module(module_name), fn_name)
         except (ImportError, AttributeError) as e:
-            raise ExportError(f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
-                              f"which this installation lacks ({e})") from None
+            raise ExportError(
+                f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
+                f"which this installation lacks ({e})"
+            ) from None
         return loader(export_dir), manifest
     verify_weights(export_dir, manifest)
     loader = getattr(importlib.import_module(module_name), fn_name)
@@ -77,13 +83,17 @@ def preflight(export_dir: str | Path, options: RuntimeOptions) -> dict[str, Any]
         try:
             getattr(importlib.import_module(module_name), fn_name)
         except (ImportError, AttributeError) as e:
-            raise ExportError(f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
-                              f"which this installation lacks ({e})") from None
+            raise ExportError(
+                f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
+                f"which this installation lacks ({e})"
+            ) from None
     if options.backend == "onnx":
         if manifest["task"] in ("multilevel_issues", "universal_model"):
             raise ExportError(f"task {manifest['task']} serves with --backend torch only")
         files = ((manifest.get("onnx") or {}).get("files") or {}) if isinstance(manifest.get("onnx"), dict) else {}
         if not files:
-            raise ExportError(f"{export_dir}: no ONNX graph in this export; write one with `export --onnx` "
-                              "or serve with --backend torch")
+            raise ExportError(
+                f"{export_dir}: no ONNX graph in this export; write one with `export --onnx` "
+                "or serve with --backend torch"
+            )
     return manifest

@@ -4,6 +4,7 @@ Why: `--device auto` must mean the same in predict.py and the server, and a comb
 cannot work (fp16 on CPU, ONNX in bf16, CUDA on a machine without it) must be a clear error
 at start-up, not a slow failure on the first request.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,11 +27,15 @@ class RuntimeOptions:
 
     def torch_dtype(self):
         import torch
+
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.dtype]
 
     def onnx_providers(self) -> list[str]:
-        return (["CUDAExecutionProvider", "CPUExecutionProvider"] if self.device.startswith("cuda")
-                else ["CPUExecutionProvider"])
+        return (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if self.device.startswith("cuda")
+            else ["CPUExecutionProvider"]
+        )
 
 
 def resolve(device: str = "auto", dtype: str = "fp32", backend: str = "torch", batch_size: int = 32) -> RuntimeOptions:
@@ -44,14 +49,17 @@ def resolve(device: str = "auto", dtype: str = "fp32", backend: str = "torch", b
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise RuntimeOptionError(f"--batch-size must be a positive integer, got {batch_size!r}")
     import torch
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeOptionError(f"--device {device}: CUDA is not available on this machine")
     if dtype == "fp16" and device == "cpu":
-        raise RuntimeOptionError("--dtype fp16 needs --device cuda (CPU kernels for fp16 are slow or missing); "
-                                 "use bf16 or fp32 on CPU")
+        raise RuntimeOptionError(
+            "--dtype fp16 needs --device cuda (CPU kernels for fp16 are slow or missing); use bf16 or fp32 on CPU"
+        )
     if backend == "onnx" and dtype != "fp32":
-        raise RuntimeOptionError(f"--backend onnx runs the exported fp32 graph; --dtype {dtype} applies to "
-                                 "--backend torch only")
+        raise RuntimeOptionError(
+            f"--backend onnx runs the exported fp32 graph; --dtype {dtype} applies to --backend torch only"
+        )
     return RuntimeOptions(device, dtype, backend, batch_size)

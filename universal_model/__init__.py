@@ -10,6 +10,7 @@
 - `metrics`: Top-N and within-k units (Table 1); `baselines`: Random Forests on TF-IDF.
 - `evaluation`: the config-driven build + evaluate used by scripts/universal_model.py.
 """
+
 from feedback_nlp.universal_model.predict import median, ranked_labels, vote
 from feedback_nlp.universal_model.text import same_top_k, tokenize
 

@@ -6,6 +6,7 @@ point at different weights over time, so the manifest also keeps a sha256 over t
 config and weight files; opening a repository with other weights is an error, not a silent
 drop in accuracy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,15 @@ import numpy as np
 
 from feedback_nlp.common.embeddings import SentenceEmbedder
 
-WEIGHT_FILES = ("config.json", "config_sentence_transformers.json", "modules.json", "model.safetensors",
-                "pytorch_model.bin", "tokenizer.json", "vocab.txt")
+WEIGHT_FILES = (
+    "config.json",
+    "config_sentence_transformers.json",
+    "modules.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "vocab.txt",
+)
 
 
 class EmbedderMismatchError(ValueError):
@@ -58,7 +66,8 @@ class Embedder(SentenceEmbedder):
             raise EmbedderMismatchError(
                 f"embedder {self.name!r} (revision {self.revision}) differs from the repository's "
                 f"{manifest_embedder.get('name')!r} (revision {manifest_embedder.get('revision')}): its vectors "
-                "would not be comparable; export a new repository to change embedders")
+                "would not be comparable; export a new repository to change embedders"
+            )
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not len(texts):

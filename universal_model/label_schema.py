@@ -6,6 +6,7 @@ Why checked at the door: a label is only useful if every question's value can be
 voting (`unhashable type: 'list'`) after files were written. Every problem names file,
 line and field, and nothing is written while any remains.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,13 @@ def line_numbers(path: str | Path) -> dict[str, int]:
     return out
 
 
-def check_labels(questions: Sequence[Question], categorical: Iterable[str], numeric: Iterable[str],
-                 path: str | Path = "<questions>", existing_ids: Mapping[str, Any] | None = None) -> None:
+def check_labels(
+    questions: Sequence[Question],
+    categorical: Iterable[str],
+    numeric: Iterable[str],
+    path: str | Path = "<questions>",
+    existing_ids: Mapping[str, Any] | None = None,
+) -> None:
     """Raise DataValidationError (file:line:field) for wrong label types or ids already stored."""
     schema = {**{n: "categorical" for n in categorical}, **{n: "numeric" for n in numeric}}
     bad: list[tuple[str, str, str]] = []

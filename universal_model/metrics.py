@@ -3,6 +3,7 @@
 Why pure functions: the universal model and the Random Forest baselines are scored by the
 same code, from a ranked label list (categorical) or a point prediction (numeric).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,9 @@ TOP_N = (1, 5, 10, 15)
 WITHIN = (3, 5, 7)
 
 
-def top_n_accuracy(ranked: Sequence[Sequence[Hashable]], truth: Sequence[Hashable],
-                   ns: Sequence[int] = TOP_N) -> dict[int, float]:
+def top_n_accuracy(
+    ranked: Sequence[Sequence[Hashable]], truth: Sequence[Hashable], ns: Sequence[int] = TOP_N
+) -> dict[int, float]:
     """Share of queries whose true label is among the first N of their ranked labels."""
     pairs = [(r, t) for r, t in zip(ranked, truth) if t is not None]
     if not pairs:
@@ -21,8 +23,9 @@ def top_n_accuracy(ranked: Sequence[Sequence[Hashable]], truth: Sequence[Hashabl
     return {n: sum(t in list(r)[:n] for r, t in pairs) / len(pairs) for n in ns}
 
 
-def within_k(pred: Sequence[float | None], truth: Sequence[float | None],
-             ks: Sequence[float] = WITHIN) -> dict[float, float]:
+def within_k(
+    pred: Sequence[float | None], truth: Sequence[float | None], ks: Sequence[float] = WITHIN
+) -> dict[float, float]:
     """Share of queries with |prediction - truth| <= k units (002 Table 1's "3/5/7 unit").
 
     A query without a prediction (no neighbour carries the label) counts as a miss; one
@@ -38,10 +41,15 @@ def _nan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
-def metric_block(prefix: str, ranked: Sequence[Sequence[Hashable]] | None = None,
-                 truth_cat: Sequence[Hashable] | None = None, pred_num: Sequence[float | None] | None = None,
-                 truth_num: Sequence[float | None] | None = None, ns: Sequence[int] = TOP_N,
-                 ks: Sequence[float] = WITHIN) -> dict[str, float]:
+def metric_block(
+    prefix: str,
+    ranked: Sequence[Sequence[Hashable]] | None = None,
+    truth_cat: Sequence[Hashable] | None = None,
+    pred_num: Sequence[float | None] | None = None,
+    truth_num: Sequence[float | None] | None = None,
+    ns: Sequence[int] = TOP_N,
+    ks: Sequence[float] = WITHIN,
+) -> dict[str, float]:
     """Flat metric names: `{prefix}/top1`, ..., `{prefix}/within_3`, ..."""
     out: dict[str, float] = {}
     if ranked is not None and truth_cat is not None:

@@ -7,6 +7,7 @@ Lucene BM25 as tantivy and keeps vectors in a `knn_vector` field, with deletes b
 OPENSEARCH_URL (credentials never go into an export); the mapping is in
 docs/question_repository.md. Results are sorted by score, then key, like the other backends.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,17 +15,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from feedback_nlp.universal_model.ranking import Hits, top_k
 
 
 def mapping(dim: int | None) -> dict[str, Any]:
     props: dict[str, Any] = {"key": {"type": "long"}, "text": {"type": "text", "analyzer": "standard"}}
     if dim:
-        props["embedding"] = {"type": "knn_vector", "dimension": int(dim),
-                              "method": {"name": "hnsw", "space_type": "innerproduct", "engine": "faiss"}}
-    return {"settings": {"index": {"knn": bool(dim)},
-                         "similarity": {"default": {"type": "BM25", "k1": 1.2, "b": 0.75}}},
-            "mappings": {"_source": {"excludes": ["text", "embedding"]}, "properties": props}}
+        props["embedding"] = {
+            "type": "knn_vector",
+            "dimension": int(dim),
+            "method": {"name": "hnsw", "space_type": "innerproduct", "engine": "faiss"},
+        }
+    return {
+        "settings": {"index": {"knn": bool(dim)}, "similarity": {"default": {"type": "BM25", "k1": 1.2, "b": 0.75}}},
+        "mappings": {"_source": {"excludes": ["text", "embedding"]}, "properties": props},
+    }
 
 
 class OpenSearchIndex:
@@ -42,6 +48,7 @@ class OpenSearchIndex:
         if not url:
             raise ValueError("retrieval.backend=opensearch needs OPENSEARCH_URL (e.g. http://localhost:9200)")
         from opensearchpy import OpenSearch
+
         return cls(OpenSearch(url, timeout=60), index, dim)
 
     def __len__(self) -> int:
@@ -61,6 +68,7 @@ class OpenSearchIndex:
     def commit(self) -> None:
         """One bulk request; `refresh=wait_for` returns once the changes are searchable."""
         from opensearchpy import helpers
+
         if self._pending:
             ops, self._pending = self._pending, []
             helpers.bulk(self.client, ops, refresh="wait_for", raise_on_error=True)
@@ -72,14 +80,29 @@ class OpenSearchIndex:
         out = []
         for resp in self.client.msearch(body=lines)["responses"]:
             hits = resp["hits"]["hits"]
-            out.append(top_k(np.asarray([int(h["_id"]) for h in hits], np.int64),
-                             np.asarray([h["_score"] for h in hits], np.float64), len(hits)))
+            out.append(
+                top_k(
+                    np.asarray([int(h["_id"]) for h in hits], np.int64),
+                    np.asarray([h["_score"] for h in hits], np.float64),
+                    len(hits),
+                )
+            )
         return out
 
     def search(self, queries: Sequence[str], k: int) -> list[Hits]:
         """BM25 top-k per query text."""
-        return self._msearch([{"size": k, "_source": False, "query": {"match": {"text": q}},
-                               "sort": [{"_score": "desc"}, {"key": "asc"}], "track_scores": True} for q in queries])
+        return self._msearch(
+            [
+                {
+                    "size": k,
+                    "_source": False,
+                    "query": {"match": {"text": q}},
+                    "sort": [{"_score": "desc"}, {"key": "asc"}],
+                    "track_scores": True,
+                }
+                for q in queries
+            ]
+        )
 
     @property
     def vectors(self) -> OpenSearchVectors:
@@ -93,6 +116,13 @@ class OpenSearchVectors:
         self.owner = owner
 
     def search(self, queries: np.ndarray, k: int) -> list[Hits]:
-        return self.owner._msearch([{"size": k, "_source": False,
-                                     "query": {"knn": {"embedding": {"vector": [float(x) for x in q], "k": k}}}}
-                                    for q in queries])
+        return self.owner._msearch(
+            [
+                {
+                    "size": k,
+                    "_source": False,
+                    "query": {"knn": {"embedding": {"vector": [float(x) for x in q], "k": k}}},
+                }
+                for q in queries
+            ]
+        )

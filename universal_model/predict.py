@@ -7,6 +7,7 @@ distribution returned (002 Fig. 3b), and a numeric label as their median (Fig. 3
 label the repository holds can be predicted, and new questions count at once: `add` only
 extends the retrieval index.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,6 +15,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
 from feedback_nlp.datamodules.records import Question
 
 WEIGHTINGS = ("count", "similarity")
@@ -25,6 +27,7 @@ def _chunks(n: int, size: int, description: str, progress: bool) -> Iterable[int
     starts: Iterable[int] = range(0, n, size)
     if progress and n > size:
         from rich.progress import track
+
         starts = track(starts, total=-(-n // size), description=description, transient=True)
     return starts
 
@@ -46,7 +49,7 @@ def vote(labels: Sequence[Hashable], weights: Sequence[float] | None = None) -> 
             continue
         mass[label] = mass.get(label, 0.0) + (1.0 if weights is None else max(float(weights[i]), 0.0))
     total = sum(mass.values())
-    if total <= 0:   # e.g. all similarity weights 0: fall back to counts
+    if total <= 0:  # e.g. all similarity weights 0: fall back to counts
         mass = {k: float(v) for k, v in Counter(x for x in labels if x is not None).items()}
         total = sum(mass.values())
     first = {}
@@ -82,9 +85,15 @@ def median(values: Sequence[float | None], weights: Sequence[float] | None = Non
 class UniversalModel:
     """Question repository -> label predictions for new questions (votes of the top-K)."""
 
-    def __init__(self, repository: NeighbourSource, categorical: Sequence[str] = ("product",),
-                 numeric: Sequence[str] = ("handle_time",), k: int = 100, weighting: str = "count",
-                 backfill_prior: bool = True):
+    def __init__(
+        self,
+        repository: NeighbourSource,
+        categorical: Sequence[str] = ("product",),
+        numeric: Sequence[str] = ("handle_time",),
+        k: int = 100,
+        weighting: str = "count",
+        backfill_prior: bool = True,
+    ):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if k < 1:
@@ -98,14 +107,17 @@ class UniversalModel:
         queries = list(queries)
         hits: list[tuple[np.ndarray, np.ndarray]] = []
         for lo in _chunks(len(queries), QUERY_CHUNK, "universal model queries", progress):
-            hits += self.repository.search(queries[lo:lo + QUERY_CHUNK], self.k)
+            hits += self.repository.search(queries[lo : lo + QUERY_CHUNK], self.k)
         return [self.vote_row(keys, scores) for keys, scores in hits]
 
     def vote_row(self, keys: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
         neigh = [self.repository.question(k) for k in keys]
         weights = scores if self.weighting == "similarity" else None
-        row: dict[str, Any] = {"neighbors": [q.id for q in neigh], "neighbor_keys": [int(k) for k in keys],
-                               "scores": [float(s) for s in scores]}
+        row: dict[str, Any] = {
+            "neighbors": [q.id for q in neigh],
+            "neighbor_keys": [int(k) for k in keys],
+            "scores": [float(s) for s in scores],
+        }
         for name in self.categorical:
             dist = vote([q.labels.get(name) for q in neigh], weights)
             ranked = ranked_labels(dist, self.repository.prior(name) if self.backfill_prior else ())

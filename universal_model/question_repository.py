@@ -6,6 +6,7 @@ stored with whatever labels that contact had (product/service, handle time, ...)
 are plain question JSONL (`id`, `question`, one field per label), the same format the
 evaluation reads, so a repository can also come from any other source.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,13 @@ def transcript_labels(t: Transcript, label_field: str = "product") -> dict[str, 
     return labels
 
 
-def extract_questions(transcripts: Sequence[Transcript], predictor: Any, rule: str = "rule2",
-                      label_field: str = "product", progress: bool = True) -> list[Question]:
+def extract_questions(
+    transcripts: Sequence[Transcript],
+    predictor: Any,
+    rule: str = "rule2",
+    label_field: str = "product",
+    progress: bool = True,
+) -> list[Question]:
     """002 §3.1: run SeaCat over transcripts, keep each main question (rule 1 or 2) + labels.
 
     `predictor` is a SeaCatPredictor (lightning_modules/seacat_serving.py). Transcripts
@@ -53,8 +59,9 @@ def extract_questions(transcripts: Sequence[Transcript], predictor: Any, rule: s
     return out
 
 
-def split_questions(questions: Sequence[Question], test_fraction: float = 0.2,
-                    seed: int = 0) -> tuple[list[Question], list[Question]]:
+def split_questions(
+    questions: Sequence[Question], test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Question], list[Question]]:
     """(repository, queries) by a seeded hash of the id: stable when the file grows."""
     repo, queries = [], []
     for q in questions:

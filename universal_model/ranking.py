@@ -4,17 +4,18 @@ Why: engines break score ties by internal document address (segment, doc), which
 how the index was grown; ordering ties by the question's key makes the neighbours -- and so
 the votes -- of an index grown by adds and deletes equal those of a rebuild (002 §3.2).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-Hits = tuple[np.ndarray, np.ndarray]   # (keys int64, scores float64), best first
+Hits = tuple[np.ndarray, np.ndarray]  # (keys int64, scores float64), best first
 
 
 def top_k(keys: np.ndarray, scores: np.ndarray, k: int) -> Hits:
     keys = np.asarray(keys, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((keys, -scores))[:max(k, 0)]
+    order = np.lexsort((keys, -scores))[: max(k, 0)]
     return keys[order], scores[order]
 
 

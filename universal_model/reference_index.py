@@ -8,11 +8,13 @@ document with sparse matrices instead of rank-bm25's per-document Python loop. I
 incremental update, so it is for static repositories: add and delete re-index in memory at
 the next search, and nothing is stored on disk (the repository's rows are the source).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
 from feedback_nlp.universal_model.ranking import Hits, top_k
 from feedback_nlp.universal_model.text import tokenize
 
@@ -45,6 +47,7 @@ class ReferenceBM25:
     def _built(self):
         if self._model is None and self._docs:
             import bm25s
+
             self._keys = np.fromiter(sorted(self._docs), np.int64, len(self._docs))
             model = bm25s.BM25(k1=self.k1, b=self.b, method="robertson", dtype="float64")
             model.index([self._docs[int(k)] for k in self._keys], show_progress=False)

@@ -8,6 +8,7 @@ embeds nothing (by default it rewrites the BM25 segments so that statistics equa
 rebuild's, see docs/question_repository.md); `open` verifies every file's sha256 and loads
 without embedding anything.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import repository_store as store
 from feedback_nlp.universal_model.ranking import Hits
@@ -36,11 +38,14 @@ def _row(key: int, q: Question) -> dict[str, Any]:
 def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, Any]) -> Any:
     if settings.backend == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
+
         return TantivyBM25(gen_dir / "tantivy", settings.threads, create=False)
     if settings.backend == "reference":
         from feedback_nlp.universal_model.reference_index import ReferenceBM25
+
         return ReferenceBM25()
     from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
+
     return OpenSearchIndex.from_env(manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension"))
 
 
@@ -65,9 +70,11 @@ class Repository:
         if self.settings.backend == "opensearch":
             return self.text_index.vectors
         from feedback_nlp.universal_model.vector_index import FaissVectors
+
         s = self.settings
         return FaissVectors(self.manifest["embedder"]["dimension"], s.exact_max, s.nlist, s.nprobe).load(
-            self.gen_dir / "vectors.faiss")
+            self.gen_dir / "vectors.faiss"
+        )
 
     @classmethod
     def open(cls, root: str | Path, verify: bool = True, embedder: Any = None, retries: int = 3) -> Repository:
@@ -89,6 +96,7 @@ class Repository:
         """Loaded at the first dense query: BM25-only use never loads a model."""
         if self._embedder is None and self.manifest.get("embedder"):
             from feedback_nlp.universal_model.embedder import Embedder
+
             self._embedder = Embedder(self.manifest["embedder"]["name"])
             self._embedder.check(self.manifest["embedder"])
         return self._embedder
@@ -144,11 +152,19 @@ def label_counts(rows: Sequence[dict[str, Any]], categorical: Sequence[str]) -> 
     return out
 
 
-def build_generation(root: Path, gen: int, rows: list[dict[str, Any]], emb: np.ndarray | None,
-                     settings: RetrievalSettings, prev_dir: Path | None = None,
-                     added: Sequence[dict[str, Any]] = (), deleted: Sequence[int] = (),
-                     vectors: Any = None, manifest: dict[str, Any] | None = None,
-                     rows_bytes: bytes | None = None) -> Path:
+def build_generation(
+    root: Path,
+    gen: int,
+    rows: list[dict[str, Any]],
+    emb: np.ndarray | None,
+    settings: RetrievalSettings,
+    prev_dir: Path | None = None,
+    added: Sequence[dict[str, Any]] = (),
+    deleted: Sequence[int] = (),
+    vectors: Any = None,
+    manifest: dict[str, Any] | None = None,
+    rows_bytes: bytes | None = None,
+) -> Path:
     """Write generation `gen` into a temp folder: rows, embeddings, faiss, BM25. With `prev_dir`
     the BM25 index is the previous one plus `added` minus `deleted` (or a purge, see docs)."""
     tmp = store.new_generation_dir(root, gen)
@@ -158,6 +174,7 @@ def build_generation(root: Path, gen: int, rows: list[dict[str, Any]], emb: np.n
         vectors.save(tmp / "vectors.faiss")
     if settings.backend == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
+
         incremental = prev_dir is not None and not (deleted and settings.purge_on_delete)
         if incremental:
             store.link_tree(prev_dir / "tantivy", tmp / "tantivy")
@@ -171,26 +188,46 @@ def build_generation(root: Path, gen: int, rows: list[dict[str, Any]], emb: np.n
         del index
     elif settings.backend == "opensearch":
         from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
-        index = OpenSearchIndex.from_env(manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension"))
+
+        index = OpenSearchIndex.from_env(
+            manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension")
+        )
         todo = rows if prev_dir is None else added
         index.delete(deleted)
-        index.add([r["key"] for r in todo], [r["question"] for r in todo],
-                  None if emb is None else emb[np.searchsorted([r["key"] for r in rows], [r["key"] for r in todo])])
+        index.add(
+            [r["key"] for r in todo],
+            [r["question"] for r in todo],
+            None if emb is None else emb[np.searchsorted([r["key"] for r in rows], [r["key"] for r in todo])],
+        )
         index.commit()
     return tmp
 
 
-def commit(root: Path, tmp: Path, manifest: dict[str, Any], rows: Sequence[dict[str, Any]], op: str,
-           n_changed: int, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+def commit(
+    root: Path,
+    tmp: Path,
+    manifest: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    op: str,
+    n_changed: int,
+    counts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Hash the new generation, fill the manifest and publish it (the commit point)."""
     gen = manifest["generation"]
     final = store.gen_name(gen)
     files = {rel.replace(str(tmp.relative_to(root)), final, 1): h for rel, h in store.hash_tree(root, tmp).items()}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-    manifest.update(generation_dir=final, files=files, model_version=f"g{gen}-{digest}", updated_at=_now(),
-                    last_update={"op": op, "questions": n_changed, "at": _now()})
-    manifest["counts"] = {"questions": len(rows),
-                          "labels": counts if counts is not None else label_counts(rows, manifest["labels"]["categorical"])}
+    manifest.update(
+        generation_dir=final,
+        files=files,
+        model_version=f"g{gen}-{digest}",
+        updated_at=_now(),
+        last_update={"op": op, "questions": n_changed, "at": _now()},
+    )
+    manifest["counts"] = {
+        "questions": len(rows),
+        "labels": counts if counts is not None else label_counts(rows, manifest["labels"]["categorical"]),
+    }
     store.publish(root, tmp, gen, manifest)
     store.collect_garbage(root, final)
     return manifest

@@ -6,6 +6,7 @@ label schema, embedder). Readers never lock: each `predict` checks whether the m
 was replaced by an update (add / delete) and, if so, switches to the new generation before
 answering, so answers never mix two generations and an update is seen once committed.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,14 @@ class RepositoryPredictor:
                 embedder = self._model.repository._embedder if self._model is not None else None
                 repo = Repository.open(self.root, verify=self.verify, embedder=embedder)
                 p = repo.manifest["prediction"]
-                self._model = UniversalModel(repo, repo.manifest["labels"]["categorical"],
-                                             repo.manifest["labels"]["numeric"], repo.settings.k,
-                                             p.get("weighting", "similarity"), p.get("backfill_prior", True))
+                self._model = UniversalModel(
+                    repo,
+                    repo.manifest["labels"]["categorical"],
+                    repo.manifest["labels"]["numeric"],
+                    repo.settings.k,
+                    p.get("weighting", "similarity"),
+                    p.get("backfill_prior", True),
+                )
                 self._stamp = stamp
             return self._model
 
@@ -68,8 +74,10 @@ class RepositoryPredictor:
             rid = record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
             item: dict[str, Any] = {"id": rid, "model_version": version}
             for name in model.categorical:
-                item[name] = {"prediction": row[name]["prediction"],
-                              "distribution": {str(k): v for k, v in row[name]["distribution"].items()}}
+                item[name] = {
+                    "prediction": row[name]["prediction"],
+                    "distribution": {str(k): v for k, v in row[name]["distribution"].items()},
+                }
             for name in model.numeric:
                 item[name] = {"prediction": row[name]["prediction"]}
             item["neighbors"] = [{"id": i, "score": s} for i, s in zip(row["neighbors"], row["scores"])]

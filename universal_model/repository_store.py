@@ -13,6 +13,7 @@ new one; older generations and leftovers of interrupted updates are removed afte
     DIR/generations/000003/vectors.faiss   faiss index (ids = keys)
     DIR/generations/000003/tantivy/        BM25 segments
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,15 +48,20 @@ def sha256_file(path: Path) -> str:
 
 def hash_tree(root: Path, gen_dir: Path) -> dict[str, str]:
     """sha256 of every file of a generation, keyed by path relative to the repository root."""
-    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(gen_dir.rglob("*"))
-            if p.is_file() and p.name not in SKIP and not p.name.startswith(".tmp")}
+    return {
+        str(p.relative_to(root)): sha256_file(p)
+        for p in sorted(gen_dir.rglob("*"))
+        if p.is_file() and p.name not in SKIP and not p.name.startswith(".tmp")
+    }
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
-        raise RepositoryError(f"{root}: not a question repository (no {MANIFEST}); "
-                              "create one with `universal-model export --config ... out=DIR`")
+        raise RepositoryError(
+            f"{root}: not a question repository (no {MANIFEST}); "
+            "create one with `universal-model export --config ... out=DIR`"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
@@ -113,7 +119,7 @@ def new_generation_dir(root: Path, n: int) -> Path:
 def publish(root: Path, tmp: Path, n: int, manifest: dict[str, Any]) -> None:
     """Rename the finished generation into place, then commit by replacing the manifest."""
     final = root / gen_name(n)
-    shutil.rmtree(final, ignore_errors=True)      # leftover of an update killed after its rename
+    shutil.rmtree(final, ignore_errors=True)  # leftover of an update killed after its rename
     fsync_tree(tmp)
     os.replace(tmp, final)
     _fsync_dir(final.parent)

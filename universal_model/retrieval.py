@@ -6,6 +6,7 @@ ranks do not; a question near the top of either list is a good neighbour. The fu
 sum 1 / (rrf_k + rank) is also what similarity-weighted votes use. Every list is ordered by
 score, then key, so results do not depend on how the indexes were grown.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from feedback_nlp.universal_model.ranking import Hits, top_k
 
 METHODS = ("bm25", "dense", "hybrid")
@@ -23,17 +25,17 @@ BACKENDS = ("tantivy", "reference", "opensearch")
 class RetrievalSettings:
     """What a repository's manifest stores under `retrieval` (chosen on CLINC150, see docs)."""
 
-    method: str = "hybrid"          # bm25 | dense | hybrid (reciprocal rank fusion)
-    backend: str = "tantivy"        # BM25 engine: tantivy | reference (bm25s BM25Okapi, static) | opensearch
-    k: int = 20                     # neighbours that vote (002 §3.2 used 100 with BM25)
-    depth: int = 50                 # hybrid: candidates taken from each list
-    rrf_k: int = 10                 # hybrid: rank offset of reciprocal rank fusion
-    dense_weight: float = 1.0       # hybrid: weight of the dense list's 1 / (rrf_k + rank)
-    threads: int = 1                # BM25 search threads for a batch of queries
-    exact_max: int = 200_000        # faiss: exact IndexFlatIP up to this many questions, IVF above
-    nlist: int | None = None        # IVF lists (None: 4 sqrt(n))
-    nprobe: int = 16                # IVF lists scanned per query (1M: recall@100 0.995 at 11.7x brute force)
-    purge_on_delete: bool = True    # rewrite BM25 segments on delete (see docs/question_repository.md)
+    method: str = "hybrid"  # bm25 | dense | hybrid (reciprocal rank fusion)
+    backend: str = "tantivy"  # BM25 engine: tantivy | reference (bm25s BM25Okapi, static) | opensearch
+    k: int = 20  # neighbours that vote (002 §3.2 used 100 with BM25)
+    depth: int = 50  # hybrid: candidates taken from each list
+    rrf_k: int = 10  # hybrid: rank offset of reciprocal rank fusion
+    dense_weight: float = 1.0  # hybrid: weight of the dense list's 1 / (rrf_k + rank)
+    threads: int = 1  # BM25 search threads for a batch of queries
+    exact_max: int = 200_000  # faiss: exact IndexFlatIP up to this many questions, IVF above
+    nlist: int | None = None  # IVF lists (None: 4 sqrt(n))
+    nprobe: int = 16  # IVF lists scanned per query (1M: recall@100 0.995 at 11.7x brute force)
+    purge_on_delete: bool = True  # rewrite BM25 segments on delete (see docs/question_repository.md)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -66,8 +68,14 @@ def rrf(lists: Sequence[Hits], weights: Sequence[float], rrf_k: int, k: int) -> 
     return top_k(keys, np.fromiter(fused.values(), np.float64, len(fused)), k)
 
 
-def search(settings: RetrievalSettings, text_index: Any, vectors: Any, embedder: Any,
-           queries: Sequence[str], k: int | None = None) -> list[Hits]:
+def search(
+    settings: RetrievalSettings,
+    text_index: Any,
+    vectors: Any,
+    embedder: Any,
+    queries: Sequence[str],
+    k: int | None = None,
+) -> list[Hits]:
     """Top-k neighbours (keys, scores) per query with the repository's method."""
     k = settings.k if k is None else k
     if settings.method == "bm25":

@@ -6,6 +6,7 @@ and the scoring is Lucene's BM25 (k1 = 1.2, b = 0.75), the same as the OpenSearc
 Only the integer key is stored (a fast field): the text lives in the repository's rows, so
 deleting a question leaves no copy of it here once its segment is rewritten.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
 from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 from feedback_nlp.universal_model.text import tokenize
 
@@ -21,6 +23,7 @@ LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
 
 def _schema():
     import tantivy
+
     sb = tantivy.SchemaBuilder()
     sb.add_unsigned_field("key", stored=False, indexed=True, fast=True)
     sb.add_text_field("text", stored=False, tokenizer_name="default", index_option="freq")
@@ -35,6 +38,7 @@ class TantivyBM25:
 
     def __init__(self, path: str | Path, threads: int = 1, heap_bytes: int = 64_000_000, create: bool = True):
         import tantivy
+
         self.path = Path(path)
         if not create and not (self.path / "meta.json").is_file():
             # a reader must never re-create a generation an update has just removed
@@ -92,7 +96,7 @@ class TantivyBM25:
         query = self.query(text)
         if query is None or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0)
-        searcher, limit = self._searcher, k + k // 2 + 8   # room for ties at the K-th score
+        searcher, limit = self._searcher, k + k // 2 + 8  # room for ties at the K-th score
         while True:
             hits = searcher.search(query, limit, count=False).hits
             scores = np.fromiter((h[0] for h in hits), np.float64, len(hits))

@@ -4,6 +4,7 @@ Why here and not in a backend: the rank-bm25 reference, the bm25s reference back
 Random Forest baseline must see the very tokens tantivy's `default` analyzer produces
 (lowercased runs of Unicode letters and digits), so parity is a property of the scorers.
 """
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ duplicated or unknown ids, label types, a different embedder) is checked before 
 byte is written, and the only write that changes what readers see is the final manifest
 rename (repository_store.publish). A failed or killed update leaves the repository as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from feedback_nlp.datamodules.errors import DataValidationError, Problem
 from feedback_nlp.datamodules.records import Question, load_records
 from feedback_nlp.universal_model import repository_store as store
@@ -34,19 +36,29 @@ from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 def _vectors(settings: RetrievalSettings, dim: int) -> Any:
     from feedback_nlp.universal_model.vector_index import FaissVectors
+
     return FaissVectors(dim, settings.exact_max, settings.nlist, settings.nprobe)
 
 
-def export(root: str | Path, questions: Sequence[Question], settings: RetrievalSettings,
-           categorical: Sequence[str], numeric: Sequence[str], prediction: Mapping[str, Any],
-           embedder: Any = None, source: str | Path = "<questions>", opensearch_index: str | None = None) -> dict:
+def export(
+    root: str | Path,
+    questions: Sequence[Question],
+    settings: RetrievalSettings,
+    categorical: Sequence[str],
+    numeric: Sequence[str],
+    prediction: Mapping[str, Any],
+    embedder: Any = None,
+    source: str | Path = "<questions>",
+    opensearch_index: str | None = None,
+) -> dict:
     """A new repository (or an atomic replacement of the one in `root`) from `questions`."""
     root = Path(root)
     check_labels(questions, categorical, numeric, source)
     if settings.needs_embedder and embedder is None:
         raise ValueError(f"retrieval.method={settings.method} needs an embedder")
-    rows = [_row(i, Question(q.id, q.question, schema_labels(q, categorical, numeric)))
-            for i, q in enumerate(questions)]
+    rows = [
+        _row(i, Question(q.id, q.question, schema_labels(q, categorical, numeric))) for i, q in enumerate(questions)
+    ]
     emb = vectors = None
     if embedder is not None:
         emb = np.asarray(embedder.encode([r["question"] for r in rows]), dtype=np.float32)
@@ -56,11 +68,18 @@ def export(root: str | Path, questions: Sequence[Question], settings: RetrievalS
         old = store.read_manifest(root) if (root / store.MANIFEST).is_file() else None
         gen = (old["generation"] + 1) if old else 1
         manifest: dict[str, Any] = {
-            "format": store.FORMAT, "format_version": store.FORMAT_VERSION, "task": "universal_model",
-            "record_kind": "question", "generation": gen, "created_at": _now(), "next_key": len(rows),
+            "format": store.FORMAT,
+            "format_version": store.FORMAT_VERSION,
+            "task": "universal_model",
+            "record_kind": "question",
+            "generation": gen,
+            "created_at": _now(),
+            "next_key": len(rows),
             "embedder": embedder.identity() if embedder is not None else None,
-            "retrieval": asdict(settings), "prediction": dict(prediction),
-            "labels": {"categorical": list(categorical), "numeric": list(numeric)}}
+            "retrieval": asdict(settings),
+            "prediction": dict(prediction),
+            "labels": {"categorical": list(categorical), "numeric": list(numeric)},
+        }
         if settings.backend == "opensearch":
             manifest["opensearch"] = {"index": opensearch_index or f"questions-{root.name}".lower()}
         tmp = build_generation(root, gen, rows, emb, settings, vectors=vectors, manifest=manifest)
@@ -76,8 +95,13 @@ def _current(root: Path) -> tuple[dict, Path, list[dict], np.ndarray | None]:
     return manifest, gen_dir, rows, emb
 
 
-def add(root: str | Path, path: str | Path, embedder: Any = None, embedder_name: str | None = None,
-        field_map: Mapping[str, str] | None = None) -> dict:
+def add(
+    root: str | Path,
+    path: str | Path,
+    embedder: Any = None,
+    embedder_name: str | None = None,
+    field_map: Mapping[str, str] | None = None,
+) -> dict:
     """Append the questions of a JSONL file (new label values welcome) as one generation."""
     root = Path(root)
     with store.write_lock(root):
@@ -89,16 +113,21 @@ def add(root: str | Path, path: str | Path, embedder: Any = None, embedder_name:
         vectors = None
         if manifest.get("embedder"):
             if embedder_name and embedder_name != manifest["embedder"]["name"]:
-                raise ValueError(f"{path}: embedder {embedder_name!r} differs from the repository's "
-                                 f"{manifest['embedder']['name']!r}; export a new repository to change embedders")
+                raise ValueError(
+                    f"{path}: embedder {embedder_name!r} differs from the repository's "
+                    f"{manifest['embedder']['name']!r}; export a new repository to change embedders"
+                )
             if embedder is None:
                 from feedback_nlp.universal_model.embedder import Embedder
+
                 embedder = Embedder(manifest["embedder"]["name"])
             embedder.check(manifest["embedder"])
         start = manifest["next_key"]
-        added = [_row(start + i, Question(q.id, q.question, schema_labels(q, lab["categorical"], lab["numeric"])))
-                 for i, q in enumerate(new)]
-        old_bytes = (gen_dir / "questions.jsonl").read_bytes()   # appended to, not re-serialised
+        added = [
+            _row(start + i, Question(q.id, q.question, schema_labels(q, lab["categorical"], lab["numeric"])))
+            for i, q in enumerate(new)
+        ]
+        old_bytes = (gen_dir / "questions.jsonl").read_bytes()  # appended to, not re-serialised
         rows = rows + added
         if emb is not None:
             new_emb = np.asarray(embedder.encode([r["question"] for r in added]), dtype=np.float32)
@@ -109,8 +138,18 @@ def add(root: str | Path, path: str | Path, embedder: Any = None, embedder_name:
             else:
                 vectors.add([r["key"] for r in added], new_emb)
         manifest.update(generation=manifest["generation"] + 1, next_key=start + len(added))
-        tmp = build_generation(root, manifest["generation"], rows, emb, settings, gen_dir, added=added,
-                               vectors=vectors, manifest=manifest, rows_bytes=old_bytes + row_lines(added))
+        tmp = build_generation(
+            root,
+            manifest["generation"],
+            rows,
+            emb,
+            settings,
+            gen_dir,
+            added=added,
+            vectors=vectors,
+            manifest=manifest,
+            rows_bytes=old_bytes + row_lines(added),
+        )
         counts = merge_counts(manifest["counts"]["labels"], label_counts(added, lab["categorical"]))
         return commit(root, tmp, manifest, rows, "add", len(added), counts)
 
@@ -128,7 +167,9 @@ def read_ids(args: Sequence[str]) -> tuple[list[str], list[tuple[str, int]]]:
                 try:
                     text = str(json.loads(text)["id"])
                 except (ValueError, KeyError, TypeError):
-                    raise DataValidationError([Problem(args[0], lineno, "id", "expected an id or a JSON object with 'id'")]) from None
+                    raise DataValidationError(
+                        [Problem(args[0], lineno, "id", "expected an id or a JSON object with 'id'")]
+                    ) from None
             ids.append(text)
             where.append((args[0], lineno))
         return ids, where
@@ -142,13 +183,16 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
     with store.write_lock(root):
         manifest, gen_dir, rows, emb = _current(root)
         key_of = {r["id"]: r["key"] for r in rows}
-        bad = [Problem(src, line, "id", f"unknown id {i!r}: not in the repository")
-               for i, (src, line) in zip(ids, where) if i not in key_of]
+        bad = [
+            Problem(src, line, "id", f"unknown id {i!r}: not in the repository")
+            for i, (src, line) in zip(ids, where)
+            if i not in key_of
+        ]
         if bad:
             raise DataValidationError(bad)
         gone = {key_of[i] for i in ids}
         keep = np.asarray([r["key"] not in gone for r in rows], dtype=bool)
-        lines = (gen_dir / "questions.jsonl").read_bytes().splitlines(keepends=True)   # one row per line
+        lines = (gen_dir / "questions.jsonl").read_bytes().splitlines(keepends=True)  # one row per line
         removed = [r for r, k in zip(rows, keep) if not k]
         rows = [r for r, k in zip(rows, keep) if k]
         settings = RetrievalSettings.from_mapping(manifest["retrieval"])
@@ -161,10 +205,21 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
             else:
                 vectors.delete(sorted(gone))
         manifest["generation"] += 1
-        tmp = build_generation(root, manifest["generation"], rows, emb, settings, gen_dir, deleted=sorted(gone),
-                               vectors=vectors, manifest=manifest,
-                               rows_bytes=b"".join(x for x, k in zip(lines, keep) if k))
-        counts = merge_counts(manifest["counts"]["labels"], label_counts(removed, manifest["labels"]["categorical"]), -1)
+        tmp = build_generation(
+            root,
+            manifest["generation"],
+            rows,
+            emb,
+            settings,
+            gen_dir,
+            deleted=sorted(gone),
+            vectors=vectors,
+            manifest=manifest,
+            rows_bytes=b"".join(x for x, k in zip(lines, keep) if k),
+        )
+        counts = merge_counts(
+            manifest["counts"]["labels"], label_counts(removed, manifest["labels"]["categorical"]), -1
+        )
         return commit(root, tmp, manifest, rows, "delete", len(gone), counts)
 
 
@@ -172,9 +227,17 @@ def stats(root: str | Path) -> dict[str, Any]:
     """Counts per label, size on disk, last update (what `universal-model stats` prints)."""
     root = Path(root)
     m = store.read_manifest(root)
-    return {"questions": m["counts"]["questions"], "model_version": m["model_version"], "generation": m["generation"],
-            "last_update": m.get("last_update"), "updated_at": m.get("updated_at"),
-            "size_bytes": store.size_on_disk(root, m), "embedder": m.get("embedder"),
-            "retrieval": {k: m["retrieval"][k] for k in ("method", "backend", "k")},
-            "labels": {name: {json.dumps(v) if not isinstance(v, str) else v: n for v, n in c.values()}
-                       for name, c in m["counts"]["labels"].items()}}
+    return {
+        "questions": m["counts"]["questions"],
+        "model_version": m["model_version"],
+        "generation": m["generation"],
+        "last_update": m.get("last_update"),
+        "updated_at": m.get("updated_at"),
+        "size_bytes": store.size_on_disk(root, m),
+        "embedder": m.get("embedder"),
+        "retrieval": {k: m["retrieval"][k] for k in ("method", "backend", "k")},
+        "labels": {
+            name: {json.dumps(v) if not isinstance(v, str) else v: n for v, n in c.values()}
+            for name, c in m["counts"]["labels"].items()
+        },
+    }

@@ -7,6 +7,7 @@ enough; above it an IndexIVFFlat (inner product on L2-normalised embeddings = co
 questions are deleted. Crossing `exact_max` retrains from the stored embeddings: no question
 is embedded again.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 
 
 class FaissVectors:
     name = "faiss"
 
-    def __init__(self, dim: int, exact_max: int = 200_000, nlist: int | None = None, nprobe: int = 16,
-                 threads: int = 1):
+    def __init__(
+        self, dim: int, exact_max: int = 200_000, nlist: int | None = None, nprobe: int = 16, threads: int = 1
+    ):
         import faiss
+
         self.faiss, self.dim, self.exact_max, self.nlist, self.nprobe = faiss, dim, exact_max, nlist, nprobe
         faiss.omp_set_num_threads(max(1, int(threads)))
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -71,8 +75,8 @@ class FaissVectors:
         out = []
         for i in range(len(q)):
             s, key = sims[i], ids[i]
-            if ties_cut(s[key >= 0], k, limit) and limit < len(self):   # a tie at the K-th: widen
-                s2, k2 = self.index.search(q[i:i + 1], min(len(self), 4 * limit))
+            if ties_cut(s[key >= 0], k, limit) and limit < len(self):  # a tie at the K-th: widen
+                s2, k2 = self.index.search(q[i : i + 1], min(len(self), 4 * limit))
                 s, key = s2[0], k2[0]
             keep = key >= 0
             out.append(top_k(key[keep], s[keep], k))

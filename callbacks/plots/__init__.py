@@ -4,6 +4,7 @@
 (product safety: `test_arrays`; SeaCat: `example_rows()`; multi-level issues: the logged test
 metrics) and the dev scores after each validation, so the modules themselves draw nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,14 @@ class PaperPlots(Callback):
         ckpt = trainer.checkpoint_callback
         monitor = getattr(ckpt, "monitor", None)
         value = trainer.callback_metrics.get(monitor) if monitor else None
-        self._dev.append({"probs": probs, "labels": labels, "threshold": float(pl_module.threshold),
-                          "monitor": None if value is None else float(value)})
+        self._dev.append(
+            {
+                "probs": probs,
+                "labels": labels,
+                "threshold": float(pl_module.threshold),
+                "monitor": None if value is None else float(value),
+            }
+        )
         # keep what test can use: the best validation by the monitored metric (the best checkpoint's) and
         # the latest (save_last / no monitor); a long run does not hold every dev set's scores
         scored = [d for d in self._dev if d["monitor"] is not None]
@@ -56,28 +63,42 @@ class PaperPlots(Callback):
         if not trainer.is_global_zero:
             return
         from feedback_nlp.callbacks.plots.figures import log_wandb, publish
+
         figs: dict[str, Any] = {}
         if task == "product_safety" and getattr(pl_module, "test_arrays", None):
             from feedback_nlp.callbacks.plots import product_safety
+
             test = pl_module.test_arrays
-            figs = product_safety.figures(self._dev_for(trainer, float(test["threshold"])), test,
-                                          pl_module.labels, pl_module.target_recall)
+            figs = product_safety.figures(
+                self._dev_for(trainer, float(test["threshold"])), test, pl_module.labels, pl_module.target_recall
+            )
         elif task == "seacat" and hasattr(pl_module, "example_rows"):
             from feedback_nlp.callbacks.plots.seacat import heatmap_figure
+
             rows = pl_module.example_rows()
             if rows:
                 figs = {"attention_heatmap": heatmap_figure(rows, self.seacat_transcripts)}
         elif task == "multilevel_issues":
             from feedback_nlp.callbacks.plots.multilevel import level_figure, level_table
+
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
             table = level_table(metrics)
             if table:
                 figs = {"level_metrics": level_figure(table)}
                 import wandb
+
                 from feedback_nlp.common.logging_setup import wandb_run
+
                 if wandb_run(trainer) is not None:
                     cols = sorted({m for row in table.values() for m in row})
-                    log_wandb(trainer, {f"plots/{task}/level_metrics_table": wandb.Table(
-                        columns=["level", *cols], data=[[lvl, *(row.get(c) for c in cols)] for lvl, row in table.items()])})
+                    log_wandb(
+                        trainer,
+                        {
+                            f"plots/{task}/level_metrics_table": wandb.Table(
+                                columns=["level", *cols],
+                                data=[[lvl, *(row.get(c) for c in cols)] for lvl, row in table.items()],
+                            )
+                        },
+                    )
         if figs:
             self.written.update(publish(trainer, self.run_dir, figs, f"plots/{task}"))

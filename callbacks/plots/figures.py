@@ -4,6 +4,7 @@ Why: every figure is written to `<run_dir>/plots/<name>.png` for users without W
 as a W&B image when the job has a W&B run; the backend is Agg so plotting works on headless
 cluster nodes and inside DDP workers.
 """
+
 from __future__ import annotations
 
 import io
@@ -58,6 +59,7 @@ def log_wandb(trainer: Any, items: dict[str, Any], images: bool = False) -> None
     if run is None or not items:
         return
     import wandb
+
     payload = {k: wandb.Image(str(v)) if images else v for k, v in items.items()}
     payload["trainer/global_step"] = int(getattr(trainer, "global_step", 0))
     run.log(payload)

@@ -5,6 +5,7 @@ Why: a bar per metric and level shows at a glance where a model loses (coarse vs
 lexical ROUGE vs semantic SimCSE); the curve shows how fast an issue's F1 falls with fewer
 labels, which Table 3 gives only as numbers.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -19,8 +20,11 @@ LEVEL_METRICS = ("rouge1", "rouge2", "rougeL", "simcse_precision", "simcse_recal
 
 def level_table(metrics: Mapping[str, float], stage: str = "test") -> dict[str, dict[str, float]]:
     """level -> metric -> value, for the `<stage>/<level>/<metric>` keys present."""
-    return {lvl: {m: float(metrics[f"{stage}/{lvl}/{m}"]) for m in LEVEL_METRICS if f"{stage}/{lvl}/{m}" in metrics}
-            for lvl in LEVELS if any(f"{stage}/{lvl}/{m}" in metrics for m in LEVEL_METRICS)}
+    return {
+        lvl: {m: float(metrics[f"{stage}/{lvl}/{m}"]) for m in LEVEL_METRICS if f"{stage}/{lvl}/{m}" in metrics}
+        for lvl in LEVELS
+        if any(f"{stage}/{lvl}/{m}" in metrics for m in LEVEL_METRICS)
+    }
 
 
 def level_figure(table: Mapping[str, Mapping[str, float]]) -> Any:
@@ -45,7 +49,10 @@ def label_efficiency_figure(results: Mapping[str, Mapping[str, Mapping[str, Any]
         pts = sorted((float(f), v.get("relative_f1")) for f, v in row.items() if v.get("relative_f1") is not None)
         if pts:
             ax.plot([100 * f for f, _ in pts], [v for _, v in pts], marker="o", label=name)
-    ax.set(xlabel="% of training samples with the issue kept", ylabel="SimCSE F1 relative to 100% (%)",
-           title="Label efficiency (000 §5.2, Table 3)")
+    ax.set(
+        xlabel="% of training samples with the issue kept",
+        ylabel="SimCSE F1 relative to 100% (%)",
+        title="Label efficiency (000 §5.2, Table 3)",
+    )
     ax.legend(fontsize=7)
     return fig

@@ -6,6 +6,7 @@ volume of traffic forwarded to the PS team; these plots show that trade-off arou
 point, which one number per metric cannot. Inputs are plain arrays, so each figure can be
 checked against numbers computed by hand.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -40,9 +41,11 @@ def threshold_sweep(probs: Any, labels: Any, traffic_probs: Any, grid: Sequence[
     """Recall on the labeled set and Volume(Model) on traffic at each threshold of `grid`."""
     traffic = np.asarray(traffic_probs, dtype=np.float64)
     recall = [precision_recall_at(probs, labels, float(t))["recall"] for t in grid]
-    return {"threshold": np.asarray(grid, dtype=np.float64),
-            "recall": np.asarray([np.nan if r is None else r for r in recall], dtype=np.float64),
-            "volume_model": np.asarray([int(np.sum(traffic >= t)) for t in grid], dtype=np.int64)}
+    return {
+        "threshold": np.asarray(grid, dtype=np.float64),
+        "recall": np.asarray([np.nan if r is None else r for r in recall], dtype=np.float64),
+        "volume_model": np.asarray([int(np.sum(traffic >= t)) for t in grid], dtype=np.int64),
+    }
 
 
 def pr_figure(curves: Mapping[str, tuple[Any, Any, float]]) -> Any:
@@ -52,13 +55,24 @@ def pr_figure(curves: Mapping[str, tuple[Any, Any, float]]) -> Any:
         prec, rec, _ = pr_points(probs, labels)
         if not len(prec):
             continue
-        line, = ax.step(rec, prec, where="post", label=name)
+        (line,) = ax.step(rec, prec, where="post", label=name)
         at = precision_recall_at(probs, labels, threshold)
         if at["recall"] is not None:
-            ax.plot([at["recall"]], [at["precision"]], "o", color=line.get_color(), markersize=8,
-                    label=f"{name} @ threshold {threshold:.3f}: R {at['recall']:.2f} P {at['precision']:.2f}")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02),
-           title="Product safety: precision-recall (001 §4.2)")
+            ax.plot(
+                [at["recall"]],
+                [at["precision"]],
+                "o",
+                color=line.get_color(),
+                markersize=8,
+                label=f"{name} @ threshold {threshold:.3f}: R {at['recall']:.2f} P {at['precision']:.2f}",
+            )
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title="Product safety: precision-recall (001 §4.2)",
+    )
     ax.legend(loc="lower left", fontsize=8)
     return fig
 
@@ -67,8 +81,9 @@ def confusion_figure(matrix: np.ndarray, threshold: float, labels: Sequence[str]
     fig, ax = new_figure(4.5, 4.0)
     ax.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=14,
-                color="white" if v > matrix.max() / 2 else "black")
+        ax.text(
+            j, i, str(int(v)), ha="center", va="center", fontsize=14, color="white" if v > matrix.max() / 2 else "black"
+        )
     ax.set_xticks([0, 1], [f"pred {labels[0]}", f"pred {labels[1]}"], fontsize=8)
     ax.set_yticks([0, 1], [f"true {labels[0]}", f"true {labels[1]}"], fontsize=8)
     ax.set_title(f"Test confusion matrix at threshold {threshold:.3f}")
@@ -96,8 +111,10 @@ LANGUAGE_COLUMNS = ("precision", "recall", "n", "positives", "volume_model", "tr
 
 def language_figure(rows: Mapping[str, Mapping[str, Any]]) -> Any:
     """001 §5 dashboard table: one row per language."""
+
     def cell(v: Any) -> str:
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
     fig, ax = new_figure(6.5, 0.6 + 0.3 * max(1, len(rows)))
     ax.axis("off")
     data = [[code, *(cell(row.get(c)) for c in LANGUAGE_COLUMNS)] for code, row in rows.items()] or [["-"] * 7]
@@ -108,8 +125,9 @@ def language_figure(rows: Mapping[str, Mapping[str, Any]]) -> Any:
     return fig
 
 
-def figures(dev: tuple[Any, Any, float] | None, test: Mapping[str, Any], labels: Sequence[str],
-            target_recall: float | None) -> dict[str, Any]:
+def figures(
+    dev: tuple[Any, Any, float] | None, test: Mapping[str, Any], labels: Sequence[str], target_recall: float | None
+) -> dict[str, Any]:
     """All 001 figures from the dev snapshot (probs, labels, threshold) and the test arrays."""
     t = float(test["threshold"])
     lab = np.asarray(test["in_test"], dtype=bool) & np.asarray(test["is_original"], dtype=bool)
@@ -118,8 +136,11 @@ def figures(dev: tuple[Any, Any, float] | None, test: Mapping[str, Any], labels:
     curves = {"dev": dev} if dev is not None else {}
     curves["test"] = (probs[lab], y[lab], t)
     grid = np.unique(np.r_[np.linspace(0.0, 1.0, 201), t])  # the chosen threshold itself is on the curve
-    return {"pr_curve": pr_figure(curves),
-            "confusion_matrix": confusion_figure(confusion(probs[lab], y[lab], t), t, labels),
-            "recall_volume_vs_threshold": sweep_figure(threshold_sweep(probs[lab], y[lab], probs[traf], grid),
-                                                       t, target_recall),
-            "per_language": language_figure(test.get("rows") or {})}
+    return {
+        "pr_curve": pr_figure(curves),
+        "confusion_matrix": confusion_figure(confusion(probs[lab], y[lab], t), t, labels),
+        "recall_volume_vs_threshold": sweep_figure(
+            threshold_sweep(probs[lab], y[lab], probs[traf], grid), t, target_recall
+        ),
+        "per_language": language_figure(test.get("rows") or {}),
+    }

@@ -4,6 +4,7 @@
 Why: SeaCat's main-question tagging is read off the attention weights; seeing where the weight
 sits relative to the annotated question shows why a tag is right or wrong (002 Fig. 4).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -13,8 +14,9 @@ import numpy as np
 from feedback_nlp.callbacks.plots.figures import new_figure
 
 
-def heatmap_data(examples: Sequence[Mapping[str, Any]], max_transcripts: int = 6
-                 ) -> tuple[list[str], np.ndarray, list[int | None], list[list[int]]]:
+def heatmap_data(
+    examples: Sequence[Mapping[str, Any]], max_transcripts: int = 6
+) -> tuple[list[str], np.ndarray, list[int | None], list[list[int]]]:
     """(transcript ids, weights [T x S] NaN-padded, predicted index per row, annotated indices per row)
     from per-sentence example rows (transcript, sentence, weight, rule2, annotated)."""
     ids: list[str] = []
@@ -51,9 +53,9 @@ def heatmap_figure(examples: Sequence[Mapping[str, Any]], max_transcripts: int =
             ax.plot([p], [i], marker="^", color="white", markeredgecolor="black", markersize=9)
     ax.set_yticks(range(len(ids)), [str(x)[:18] for x in ids], fontsize=7)
     from matplotlib.ticker import MaxNLocator
+
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("sentence")
-    ax.set_title("SeaCat sentence attention (002 §2.4): ▲ predicted main question (rule 2), "
-                 "□ annotated", fontsize=8)
+    ax.set_title("SeaCat sentence attention (002 §2.4): ▲ predicted main question (rule 2), □ annotated", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.03, label="attention weight")
     return fig

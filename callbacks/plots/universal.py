@@ -6,6 +6,7 @@ Why: the universal model's case is that more neighbours and a bigger repository 
 questions keep improving Top-k accuracy over the Random Forest baseline; a curve shows the trend
 Table 1 lists. Reads only the files scripts/universal_model.py writes, so it works on any run.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def topk_series(metrics: Mapping[str, float]) -> dict[str, list[tuple[int, float
     """model prefix (test = universal model, rf = baseline) -> sorted (k, accuracy)."""
     out: dict[str, list[tuple[int, float]]] = {}
     for key, value in metrics.items():
-        if (m := TOPK.match(key)):
+        if m := TOPK.match(key):
             out.setdefault(m["model"], []).append((int(m["k"]), float(value)))
     return {k: sorted(v) for k, v in out.items()}
 
@@ -46,16 +47,26 @@ def scaling_figure(results: Sequence[Mapping[str, Any]]) -> Any:
     series: dict[tuple[str, int], list[tuple[int, float]]] = {}
     for r in results:
         for key, value in r["metrics"].items():
-            if (m := TOPK.match(key)):
+            if m := TOPK.match(key):
                 series.setdefault((r["model"], int(m["k"])), []).append((int(r["size"]), float(value)))
     ks = sorted({k for _, k in series})
     colors = {k: f"C{i % 10}" for i, k in enumerate(ks)}  # one colour per k; solid UM, dashed RF
     for (model, k), pts in sorted(series.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         pts.sort()
-        ax.plot([s for s, _ in pts], [100 * v for _, v in pts], marker="o", label=f"{model} Top-{k}",
-                linestyle="-" if model == "UM" else "--", color=colors[k])
-    ax.set(xlabel="repository size (questions)", ylabel="Top-k accuracy (%)", xscale="log",
-           title="Top-k accuracy vs repository size (002 Table 1)")
+        ax.plot(
+            [s for s, _ in pts],
+            [100 * v for _, v in pts],
+            marker="o",
+            label=f"{model} Top-{k}",
+            linestyle="-" if model == "UM" else "--",
+            color=colors[k],
+        )
+    ax.set(
+        xlabel="repository size (questions)",
+        ylabel="Top-k accuracy (%)",
+        xscale="log",
+        title="Top-k accuracy vs repository size (002 Table 1)",
+    )
     ax.legend(fontsize=7, ncol=2)
     return fig
 
