@@ -17,6 +17,11 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# Hypothesis keeps caches in ./.hypothesis by default: keep the working directory clean.
+import tempfile  # noqa: E402
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "feedback-nlp-hypothesis"))
+
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Property tests: few examples (the suite must stay within minutes on 2 shared cores), no

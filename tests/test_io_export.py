@@ -84,6 +84,24 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["c.txt"] and leftovers(tmp_path) == []
 
 
+def test_atomic_directory_restores_the_old_dir_if_the_final_rename_fails(tmp_path, monkeypatch):
+    out = tmp_path / "export"
+    with atomic_directory(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(src).name.endswith(".tmp"):  # the new directory's rename into place
+            raise OSError("rename failed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(io_mod.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        with atomic_directory(out) as tmp:
+            (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and leftovers(tmp_path) == []
+
+
 @pytest.fixture
 def export(tmp_path):
     return export_module(ToyModule(), tmp_path / "export", config={"seed": 0}, metrics={"val/f1": 0.5})
