@@ -3,6 +3,7 @@
 Why: users fix data, not stack traces. Every problem names file, line and field, and all
 problems of a file are listed at once (up to a limit) so one edit-run cycle fixes them all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,12 +4,13 @@ Why: every task reads JSONL written by other teams. Validating all of a file up 
 file:line:field errors, means a bad record stops the run before a GPU hour is spent, and no
 task module has to defend against malformed input.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -92,7 +93,7 @@ def parse_datetime(value: Any, name: str = "created_at") -> datetime:
     except ValueError:
         raise _Bad(name, f"unparseable ISO-8601 date {value!r}") from None
     try:
-        return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
         raise _Bad(name, f"date {value!r} is out of range in UTC (years 1-9999)") from None
 
@@ -155,8 +156,15 @@ def _extra(obj: Mapping, known: tuple[str, ...]) -> dict[str, Any]:
 
 def parse_feedback(obj: Mapping) -> Feedback:
     known = ("id", "text", "coarse", "granular", "created_at", "language")
-    return Feedback(_id(obj), _text(obj, "text"), _str_list(obj, "coarse"), _str_list(obj, "granular"),
-                    _opt_date(obj, "created_at"), _opt_str(obj, "language"), _extra(obj, known))
+    return Feedback(
+        _id(obj),
+        _text(obj, "text"),
+        _str_list(obj, "coarse"),
+        _str_list(obj, "granular"),
+        _opt_date(obj, "created_at"),
+        _opt_str(obj, "language"),
+        _extra(obj, known),
+    )
 
 
 def parse_claim(obj: Mapping) -> Claim:
@@ -175,8 +183,17 @@ def parse_claim(obj: Mapping) -> Claim:
     source_id = None if obj.get("source_id") is None else _id(obj, "source_id")
     if "created_at" not in obj:
         raise _Bad("created_at", "missing required field")
-    return Claim(_id(obj), _text(obj, "text"), _text(obj, "language"), parse_datetime(obj["created_at"]),
-                 None if label is None else int(label), case_type, escalated, source_id, _extra(obj, known))
+    return Claim(
+        _id(obj),
+        _text(obj, "text"),
+        _text(obj, "language"),
+        parse_datetime(obj["created_at"]),
+        None if label is None else int(label),
+        case_type,
+        escalated,
+        source_id,
+        _extra(obj, known),
+    )
 
 
 def parse_transcript(obj: Mapping) -> Transcript:
@@ -198,8 +215,15 @@ def parse_transcript(obj: Mapping) -> Transcript:
     if isinstance(label, bool) or not isinstance(label, (str, int)) or (isinstance(label, str) and not label.strip()):
         raise _Bad("label", f"expected a non-empty string, got {label!r}")
     ht = obj.get("handle_time")
-    return Transcript(_id(obj), turns, str(label), None if ht is None else _number(ht, "handle_time"),
-                      _opt_date(obj, "created_at"), _opt_str(obj, "main_question"), _extra(obj, known))
+    return Transcript(
+        _id(obj),
+        turns,
+        str(label),
+        None if ht is None else _number(ht, "handle_time"),
+        _opt_date(obj, "created_at"),
+        _opt_str(obj, "main_question"),
+        _extra(obj, known),
+    )
 
 
 def parse_question(obj: Mapping) -> Question:
@@ -207,12 +231,16 @@ def parse_question(obj: Mapping) -> Question:
 
 
 PARSERS: dict[str, Callable[[Mapping], Record]] = {
-    "feedback": parse_feedback, "claim": parse_claim, "transcript": parse_transcript, "question": parse_question,
+    "feedback": parse_feedback,
+    "claim": parse_claim,
+    "transcript": parse_transcript,
+    "question": parse_question,
 }
 
 
-def read_records(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
-                 ) -> tuple[list[Record], list[Problem]]:
+def read_records(
+    path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
+) -> tuple[list[Record], list[Problem]]:
     """Parse a JSONL file of `kind` records; return the valid records and every problem found.
 
     `field_map` renames source fields to schema fields ({"text": "narrative"} reads `narrative`
@@ -265,8 +293,9 @@ def read_records(path: str | Path, kind: str, field_map: Mapping[str, str] | Non
     return records, problems
 
 
-def load_records(path: str | Path, kind: str, field_map: Mapping[str, str] | None = None,
-                 limit: int = 50) -> list[Record]:
+def load_records(
+    path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Record]:
     """Read and validate a JSONL file of `kind` records; raise DataValidationError listing problems."""
     records, problems = read_records(path, kind, field_map)
     if problems:

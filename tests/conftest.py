@@ -3,6 +3,7 @@
 Why: a missing hub model otherwise costs ~50 s of retries, and on 2 busy cores two torch
 threads made a tiny fine-tune 30x slower.
 """
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,7 +27,11 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Property tests: few examples (the suite must stay within minutes on 2 shared cores), no
 # deadline (timing is not behaviour), and no example database written into the working directory.
-settings.register_profile("repo", max_examples=60, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                 HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "repo",
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 settings.load_profile("repo")

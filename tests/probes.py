@@ -4,6 +4,7 @@
 Why: a resumed job that silently started fresh can reach the same numbers as one that loaded
 its checkpoint (fixed seeds); only the state at the first step tells them apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,22 +33,29 @@ class StartProbe(Callback):
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         state = trainer.optimizers[0].state_dict()
-        row = {"global_step": trainer.global_step, "epoch": trainer.current_epoch,
-               "world_size": trainer.world_size, "rank": trainer.global_rank,
-               "optimizer": optimizer_fingerprint(state), "cwd": os.getcwd(),
-               "run_dir": str(trainer.default_root_dir)}
+        row = {
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "world_size": trainer.world_size,
+            "rank": trainer.global_rank,
+            "optimizer": optimizer_fingerprint(state),
+            "cwd": os.getcwd(),
+            "run_dir": str(trainer.default_root_dir),
+        }
         self._write(trainer, "start", row)
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
         self._predicted: list[str] = []
 
-    def on_predict_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
-                             dataloader_idx: int = 0) -> None:
+    def on_predict_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         self._predicted += [str(row["id"]) for row in outputs or []]
 
     def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
-        self._write(trainer, "predict", {"rank": trainer.global_rank, "world_size": trainer.world_size,
-                                         "ids": self._predicted})
+        self._write(
+            trainer, "predict", {"rank": trainer.global_rank, "world_size": trainer.world_size, "ids": self._predicted}
+        )
 
     def _write(self, trainer: Any, what: str, row: dict) -> None:
         path = Path(f"{self.path}.{what}.rank{trainer.global_rank}")

@@ -5,6 +5,7 @@ Why: cycles (seacat.py <-> seacat_serving.py) made serving import Lightning; a r
 fails the day someone adds one back. Imports inside functions count too: a lazy import is still
 a dependency.
 """
+
 from __future__ import annotations
 
 import ast
@@ -57,7 +58,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(g.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -81,8 +82,12 @@ def test_cycle_finder_finds_a_planted_cycle():
 
 
 def test_serving_and_nets_import_no_training_code():
-    training = ("feedback_nlp.lightning_modules", "feedback_nlp.callbacks", "feedback_nlp.datamodules.base",
-                "feedback_nlp.train")
+    training = (
+        "feedback_nlp.lightning_modules",
+        "feedback_nlp.callbacks",
+        "feedback_nlp.datamodules.base",
+        "feedback_nlp.train",
+    )
     for name, deps in graph().items():
         if name.startswith(("feedback_nlp.serving", "feedback_nlp.nets")):
             bad = sorted(d for d in deps if d.startswith(training))

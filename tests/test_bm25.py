@@ -1,5 +1,6 @@
 """002 eq. 4 BM25 backends against independent expectations: tantivy against the Lucene
 BM25 formula computed by hand, the bm25s reference against rank_bm25.BM25Okapi."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rank_bm25 import BM25Okapi
+
 from feedback_nlp.universal_model.reference_index import ReferenceBM25
 from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 from feedback_nlp.universal_model.text import same_top_k, tokenize
-from rank_bm25 import BM25Okapi
 
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
 
@@ -23,7 +25,17 @@ def clinc():
 
 
 def test_tokenize_lowercases_and_splits_on_non_alphanumerics():
-    assert tokenize("Where's my ORDER #114-22? Ça va_bien") == ["where", "s", "my", "order", "114", "22", "ça", "va", "bien"]
+    assert tokenize("Where's my ORDER #114-22? Ça va_bien") == [
+        "where",
+        "s",
+        "my",
+        "order",
+        "114",
+        "22",
+        "ça",
+        "va",
+        "bien",
+    ]
 
 
 def lucene_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -42,8 +54,15 @@ def lucene_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: flo
 
 
 def test_tantivy_scores_equal_lucene_bm25_by_hand(tmp_path):
-    docs = ["where is my package", "my package is late late", "refund for my package please",
-            "i want a refund", "package", "the weather today in paris", "is it going to rain today"]
+    docs = [
+        "where is my package",
+        "my package is late late",
+        "refund for my package please",
+        "i want a refund",
+        "package",
+        "the weather today in paris",
+        "is it going to rain today",
+    ]
     index = TantivyBM25(tmp_path / "t")
     index.add(range(10, 17), docs)
     index.commit()
@@ -86,9 +105,9 @@ def test_tantivy_incremental_add_and_delete_score_like_a_rebuild(tmp_path, clinc
 
 def test_same_top_k_allows_ties_to_order_differently():
     ref = np.array([5.0, 3.0, 3.0, 3.0, 0.0, 1.0])
-    assert same_top_k(ref, np.array([0, 3]), 2)          # any of the tied 3.0 documents
+    assert same_top_k(ref, np.array([0, 3]), 2)  # any of the tied 3.0 documents
     assert same_top_k(ref, np.array([0, 1]), 2)
-    assert not same_top_k(ref, np.array([1, 2]), 2)      # misses the 5.0 document
-    assert not same_top_k(ref, np.array([0, 5]), 2)      # 1.0 is below the K-th score
+    assert not same_top_k(ref, np.array([1, 2]), 2)  # misses the 5.0 document
+    assert not same_top_k(ref, np.array([0, 5]), 2)  # 1.0 is below the K-th score
     assert same_top_k(ref, np.array([0, 1, 2, 3, 5]), 10)  # only matched (non-zero) documents
     assert not same_top_k(ref, np.array([0, 1, 2, 3, 5, 4]), 10)

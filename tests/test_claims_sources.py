@@ -2,6 +2,7 @@
 (data.parallel_corpus.path), unlabeled traffic from its own file (data.noisy_negatives.unlabeled_path),
 and machine translation by a Hugging Face model (a data.parallel_corpus.translator section).
 Reference: the same claims given as one file."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,28 @@ def tiny_seq2seq(tmp_path_factory):
     positions, since the DataModule generates up to HFTranslator's default max_length (256)."""
     import torch
     import transformers
+
     d = tmp_path_factory.mktemp("tiny_bart_256")
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "__de__", "__en__", "__fr__"] + sorted(
-        {w for t in POS + NEG + list(FR.values()) for w in t.lower().split()})
+        {w for t in POS + NEG + list(FR.values()) for w in t.lower().split()}
+    )
     transformers.BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(d)
-    cfg = transformers.BartConfig(vocab_size=len(words), d_model=16, encoder_layers=1, decoder_layers=1,
-                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                                  decoder_ffn_dim=32, max_position_embeddings=300, pad_token_id=0, bos_token_id=2,
-                                  eos_token_id=3, decoder_start_token_id=2, forced_eos_token_id=None)
+    cfg = transformers.BartConfig(
+        vocab_size=len(words),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=300,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+        forced_eos_token_id=None,
+    )
     torch.manual_seed(0)
     transformers.BartForConditionalGeneration(cfg).save_pretrained(d)
     return str(d)
@@ -44,24 +59,43 @@ def split_files(tmp_path_factory):
     translations = [r for r in rows if r.get("source_id")]
     unlabeled = [r for r in rows if r["label"] is None and not r["created_at"].startswith("2026-05")]
     main = [r for r in rows if r not in translations and r not in unlabeled]
-    stray = {"id": "stray", "text": "It has a strong chemical smell", "language": "en", "label": 1,
-             "created_at": "2026-02-01T00:00:00+00:00"}
+    stray = {
+        "id": "stray",
+        "text": "It has a strong chemical smell",
+        "language": "en",
+        "label": 1,
+        "created_at": "2026-02-01T00:00:00+00:00",
+    }
 
     def write(name, part):
         (d / name).write_text("".join(json.dumps(r) + "\n" for r in part))
         return str(d / name)
 
-    return {"whole": str(whole), "main": write("main.jsonl", main), "pc": write("pc.jsonl", translations + [stray]),
-            "unlabeled": write("unlabeled.jsonl", unlabeled + [{**main[0], "id": "labeled-in-unlabeled-file", "escalated": False}]),
-            "bert": tiny_bert(d / "bert"), "cache": str(d / "cache"), "translation_ids": {r["id"] for r in translations},
-            "unlabeled_ids": {r["id"] for r in unlabeled}, "dir": d}
+    return {
+        "whole": str(whole),
+        "main": write("main.jsonl", main),
+        "pc": write("pc.jsonl", translations + [stray]),
+        "unlabeled": write(
+            "unlabeled.jsonl", unlabeled + [{**main[0], "id": "labeled-in-unlabeled-file", "escalated": False}]
+        ),
+        "bert": tiny_bert(d / "bert"),
+        "cache": str(d / "cache"),
+        "translation_ids": {r["id"] for r in translations},
+        "unlabeled_ids": {r["id"] for r in unlabeled},
+        "dir": d,
+    }
 
 
 def dm(files, path, nn=None, pc=None):
-    return ClaimsDataModule(path=path, split="time", variant="original+NN+PC", progress=False, dev_fraction=0.25,
-                            noisy_negatives=NoisyNegatives(embedding_model=files["bert"],
-                                                           embedding_cache_dir=files["cache"], **(nn or {})),
-                            parallel_corpus=ParallelCorpus(**(pc or {})))
+    return ClaimsDataModule(
+        path=path,
+        split="time",
+        variant="original+NN+PC",
+        progress=False,
+        dev_fraction=0.25,
+        noisy_negatives=NoisyNegatives(embedding_model=files["bert"], embedding_cache_dir=files["cache"], **(nn or {})),
+        parallel_corpus=ParallelCorpus(**(pc or {})),
+    )
 
 
 def ids(records):
@@ -100,8 +134,14 @@ def test_hf_translator_translates_train_and_dev_into_each_language(split_files, 
     f = split_files
     codes = {"de": "__de__", "en": "__en__", "fr": "__fr__"}
     cache = f["dir"] / "translations"
-    hf = dm(f, f["main"], pc={"languages": ["en", "fr"],
-                              "translator": HFTranslator(tiny_seq2seq, lang_codes=codes, cache_dir=str(cache))})
+    hf = dm(
+        f,
+        f["main"],
+        pc={
+            "languages": ["en", "fr"],
+            "translator": HFTranslator(tiny_seq2seq, lang_codes=codes, cache_dir=str(cache)),
+        },
+    )
     train, dev = hf.fit_items()
     s = hf.validate()
     for part, originals in ((train, s.train), (dev, s.dev)):
@@ -117,9 +157,16 @@ def test_hf_translator_translates_train_and_dev_into_each_language(split_files, 
     assert not any(x["id"].count("#") for x in hf.eval_items())
     # a second run reads every translation from the cache and never loads the model
     import feedback_nlp.common.model_factory as factory
+
     monkeypatch.setattr(factory, "load_model", lambda *a, **k: pytest.fail("cached translations must not load"))
-    again = dm(f, f["main"], pc={"languages": ["en", "fr"],
-                                 "translator": HFTranslator(tiny_seq2seq, lang_codes=codes, cache_dir=str(cache))})
+    again = dm(
+        f,
+        f["main"],
+        pc={
+            "languages": ["en", "fr"],
+            "translator": HFTranslator(tiny_seq2seq, lang_codes=codes, cache_dir=str(cache)),
+        },
+    )
     train2, dev2 = again.fit_items()
     assert [(r.id, r.text) for r in train2 + dev2] == [(r.id, r.text) for r in train + dev]
 
@@ -129,6 +176,7 @@ def test_hf_translator_needs_model_and_languages():
 
     from feedback_nlp.common.config import ConfigError, load_config
     from feedback_nlp.common.instantiate import instantiate
+
     with pytest.raises(ValueError, match="data.parallel_corpus.translator needs data.parallel_corpus.languages"):
         ParallelCorpus(translator=HFTranslator("some-model"))
     exp = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"

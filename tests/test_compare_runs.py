@@ -1,5 +1,6 @@
 """compare_runs: local run dirs and W&B runs give the same table (W&B through a stand-in for the
 public wandb.Api, since tests have no server; the filters it receives are checked)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ def write_runs(root):
         d = root / name
         d.mkdir(parents=True)
         (d / "metrics.json").write_text(json.dumps({**metrics, "val/loss": 9.0}))
-        (d / "best_metrics.json").write_text(json.dumps({"val/loss": {"value": BEST[name], "epoch": 1, "step": 9,
-                                                                      "mode": "min"}}))
+        (d / "best_metrics.json").write_text(
+            json.dumps({"val/loss": {"value": BEST[name], "epoch": 1, "step": 9, "mode": "min"}})
+        )
 
 
 class FakeApi:
@@ -33,10 +35,21 @@ class FakeApi:
 
     def runs(self, path, filters=None):
         self.calls.append((path, filters))
-        return [SimpleNamespace(name=name, id=f"id{i}", summary={
-            **metrics, "val/loss": {"min": BEST[name]}, "best/val/loss": BEST[name], "best/val/loss/epoch": 1,
-            "_runtime": 3.0, "plots/product_safety/pr_curve": {"_type": "image-file"}})
-            for i, (name, metrics) in enumerate(RUNS.items())]
+        return [
+            SimpleNamespace(
+                name=name,
+                id=f"id{i}",
+                summary={
+                    **metrics,
+                    "val/loss": {"min": BEST[name]},
+                    "best/val/loss": BEST[name],
+                    "best/val/loss/epoch": 1,
+                    "_runtime": 3.0,
+                    "plots/product_safety/pr_curve": {"_type": "image-file"},
+                },
+            )
+            for i, (name, metrics) in enumerate(RUNS.items())
+        ]
 
 
 def test_local_dirs_and_wandb_runs_print_the_same_table(tmp_path, monkeypatch, capsys):
@@ -46,7 +59,9 @@ def test_local_dirs_and_wandb_runs_print_the_same_table(tmp_path, monkeypatch, c
     api = FakeApi()
     real = compare_runs.wandb_runs  # the real W&B reader, handed the stand-in API
     monkeypatch.setattr(compare_runs, "wandb_runs", lambda project, group, tag: real(project, group, tag, api=api))
-    remote = compare_runs.main(["--wandb", "me/feedback-nlp", "--group", "ablation", "--tag", "paper", "--metrics", cols])
+    remote = compare_runs.main(
+        ["--wandb", "me/feedback-nlp", "--group", "ablation", "--tag", "paper", "--metrics", cols]
+    )
     assert local == remote
     assert api.calls == [("me/feedback-nlp", {"group": "ablation", "tags": {"$in": ["paper"]}})]
     row = next(line for line in local.splitlines() if line.startswith("| original+NN "))
@@ -55,8 +70,18 @@ def test_local_dirs_and_wandb_runs_print_the_same_table(tmp_path, monkeypatch, c
 
 def test_reference_by_run_name_gives_relative_percentages(tmp_path, capsys):
     write_runs(tmp_path / "runs")
-    table = compare_runs.main(["--runs-under", str(tmp_path / "runs"), "--reference", "original",
-                               "--metrics", "test/recall,traffic/volume_model", "--out", str(tmp_path / "t.md")])
+    table = compare_runs.main(
+        [
+            "--runs-under",
+            str(tmp_path / "runs"),
+            "--reference",
+            "original",
+            "--metrics",
+            "test/recall,traffic/volume_model",
+            "--out",
+            str(tmp_path / "t.md"),
+        ]
+    )
     row = next(line for line in table.splitlines() if line.startswith("| original+NN "))
     assert "+12.5%" in row and "+25.0%" in row  # (0.9-0.8)/0.8, (15-12)/12 by hand
     saved = json.loads((tmp_path / "t.json").read_text())

@@ -1,4 +1,5 @@
 """Config composition, dotted overrides, unknown-key and wrong-type errors."""
+
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,19 @@ def root(tmp_path):
         "defaults: [trainer/default]\n"
         "trainer: {max_epochs: 5}\n"
         "data: {class_path: datetime.timedelta, days: 1, seconds: 0}\n"
-        "lr: 0.001\n")
+        "lr: 0.001\n"
+    )
     return tmp_path
 
 
 def test_composition_and_precedence(root):
     cfg = load_config(root / "exp.yaml", [], root=root)
     assert cfg.experiment == "exp" and cfg.trainer.max_epochs == 5 and cfg.trainer.precision == "32-true"
-    cfg = load_config(root / "exp.yaml", ["trainer.max_epochs=7", "lr=1", "+trainer.devices=2",
-                                         "trainer.limit_train_batches=0.5"], root=root)
+    cfg = load_config(
+        root / "exp.yaml",
+        ["trainer.max_epochs=7", "lr=1", "+trainer.devices=2", "trainer.limit_train_batches=0.5"],
+        root=root,
+    )
     assert cfg.trainer.max_epochs == 7 and cfg.trainer.devices == 2 and cfg.trainer.limit_train_batches == 0.5
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)  # int accepted for a float key
 
@@ -58,11 +63,14 @@ def test_mapping_parameter_takes_new_entries():
         load_config(DEMO, ["data.path.x=1"])
 
 
-@pytest.mark.parametrize("override,msg", [
-    ("trainer.max_epochs=abc", "'trainer.max_epochs' expects int, got str"),
-    ("trainer.max_epochs=1.5", "'trainer.max_epochs' expects int, got float"),
-    ("trainer=3", "is a section"),
-])
+@pytest.mark.parametrize(
+    "override,msg",
+    [
+        ("trainer.max_epochs=abc", "'trainer.max_epochs' expects int, got str"),
+        ("trainer.max_epochs=1.5", "'trainer.max_epochs' expects int, got float"),
+        ("trainer=3", "is a section"),
+    ],
+)
 def test_wrong_type_names_key_and_type(root, override, msg):
     with pytest.raises(ConfigError, match=msg.replace("(", r"\(")):
         load_config(root / "exp.yaml", [override], root=root)
@@ -75,6 +83,7 @@ def test_instantiate_checks_constructor_keys(monkeypatch):
 
     import sys
     import types
+
     mod = types.ModuleType("fake_models")
     mod.Model = Model
     monkeypatch.setitem(sys.modules, "fake_models", mod)  # removed again after the test
@@ -93,6 +102,7 @@ def test_instantiate_checks_constructor_keys(monkeypatch):
 
 def test_repo_experiments_compose():
     from feedback_nlp.common.instantiate import import_object
+
     paths = sorted((ROOT / "configs/experiment").glob("*.yaml"))
     assert paths
     for path in paths:
@@ -109,11 +119,18 @@ def test_pieces_carry_defaults_and_groups_are_selected_on_the_command_line(root)
     (root / "trainer" / "gpu.yaml").write_text("defaults: [default]\nprecision: bf16-mixed\ndevices: 8\n")
     (root / "trainer" / "nodes.yaml").write_text("defaults: [gpu]\nnum_nodes: 2\n")
     cfg = load_config(root / "exp.yaml", ["trainer=nodes"], root=root)
-    assert dict(cfg.trainer) == {"max_epochs": 5, "precision": "bf16-mixed", "limit_train_batches": None,
-                                 "devices": 8, "num_nodes": 2}  # max_epochs: the experiment's own key wins
+    assert dict(cfg.trainer) == {
+        "max_epochs": 5,
+        "precision": "bf16-mixed",
+        "limit_train_batches": None,
+        "devices": 8,
+        "num_nodes": 2,
+    }  # max_epochs: the experiment's own key wins
     cfg = load_config(root / "exp.yaml", ["trainer=gpu", "trainer.devices=4"], root=root)
     assert cfg.trainer.devices == 4 and "num_nodes" not in cfg.trainer
-    with pytest.raises(ConfigError, match=r"config group 'trainer' has no option 'gpux' \(available: default, gpu, nodes\)"):
+    with pytest.raises(
+        ConfigError, match=r"config group 'trainer' has no option 'gpux' \(available: default, gpu, nodes\)"
+    ):
         load_config(root / "exp.yaml", ["trainer=gpux"], root=root)
     (root / "trainer" / "loop.yaml").write_text("defaults: [loop2]\n")
     (root / "trainer" / "loop2.yaml").write_text("defaults: [loop]\n")
@@ -133,6 +150,7 @@ def test_an_experiment_extends_another(root):
 
 def test_repo_trainer_pieces_select_from_the_command_line():
     from pathlib import Path
+
     exp = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
     cfg = load_config(exp, ["trainer=gpu_multinode_ddp", "logger=wandb"])
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.precision) == (8, 2, "bf16-mixed")
@@ -144,16 +162,27 @@ def test_nested_sections_build_their_own_objects(tmp_path):
     """data.noisy_negatives / data.parallel_corpus are sections with their own class_path: their
     keys are checked against their own constructor and the owner receives the built objects."""
     from pathlib import Path
+
     from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
     from feedback_nlp.datamodules.parallel_corpus import ParallelCorpus
+
     exp = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
-    cfg = load_config(exp, ["data.noisy_negatives.beta=0.3", "data.noisy_negatives.max_count=5",
-                            f"data.noisy_negatives.embedding_cache_dir={tmp_path}", "data.parallel_corpus.languages=[de]"])
+    cfg = load_config(
+        exp,
+        [
+            "data.noisy_negatives.beta=0.3",
+            "data.noisy_negatives.max_count=5",
+            f"data.noisy_negatives.embedding_cache_dir={tmp_path}",
+            "data.parallel_corpus.languages=[de]",
+        ],
+    )
     dm = instantiate(cfg.data, "data")
     assert isinstance(dm.noisy_negatives, NoisyNegatives) and isinstance(dm.parallel_corpus, ParallelCorpus)
     assert (dm.noisy_negatives.beta, dm.noisy_negatives.max_count, dm.noisy_negatives.pool_max) == (0.3, 5, 300)
     assert dm.parallel_corpus.languages == ["de"] and dm.parallel_corpus.translator is None
-    with pytest.raises(ConfigError, match=r"unknown config key 'data.noisy_negatives.betta'; did you mean 'data.noisy_negatives.beta'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'data.noisy_negatives.betta'; did you mean 'data.noisy_negatives.beta'"
+    ):
         load_config(exp, ["data.noisy_negatives.betta=0.3"])
     cfg = load_config(exp, ["data.noisy_negatives.max_count=many"])
     with pytest.raises(ConfigError, match=r"'data.noisy_negatives.max_count' expects int or null, got str"):

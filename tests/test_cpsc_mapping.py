@@ -1,17 +1,29 @@
 """CPSC SaferProducts export -> claim records (scripts/cpsc_to_claims.py), on a hand-written fixture."""
+
 import json
 
 import pytest
 
 from feedback_nlp.datamodules.records import load_records
-from feedback_nlp.scripts.cpsc_to_claims import (SEVERITY_LABEL, CPSCFormatError, convert, main, map_row, parse_report_date,
-                                    read_cpsc_csv)
+from feedback_nlp.scripts.cpsc_to_claims import (
+    SEVERITY_LABEL,
+    CPSCFormatError,
+    convert,
+    main,
+    map_row,
+    parse_report_date,
+    read_cpsc_csv,
+)
 
-HEADER = ("Report No.,Report Date,Sent to Manufacturer / Importer / Private Labeler,Publication Date,"
-          "Category of Submitter,Product Description,Product Category,Product Sub Category,Product Type,"
-          "Product Code,Incident Description,(Primary) Victim Severity")
-DISCLAIMER = ("Disclaimer: CPSC does not guarantee the accuracy, completeness, or adequacy of the contents "
-              "of the Publicly Available Consumer Product Safety Information Database,,,,,,,,,,,")
+HEADER = (
+    "Report No.,Report Date,Sent to Manufacturer / Importer / Private Labeler,Publication Date,"
+    "Category of Submitter,Product Description,Product Category,Product Sub Category,Product Type,"
+    "Product Code,Incident Description,(Primary) Victim Severity"
+)
+DISCLAIMER = (
+    "Disclaimer: CPSC does not guarantee the accuracy, completeness, or adequacy of the contents "
+    "of the Publicly Available Consumer Product Safety Information Database,,,,,,,,,,,"
+)
 
 
 def row(no, date, text, severity, ptype="Toys (1234)"):
@@ -35,10 +47,20 @@ def exports(tmp_path):
     src = tmp_path / "cpsc"
     src.mkdir()
     # file A: BOM, export-name line + disclaimer (header on line 3), CRLF; file B: disclaimer only
-    (src / "A.csv").write_bytes(("\ufeffSearchResults_IncidentReport_05262025_1947\r\n" + DISCLAIMER + "\r\n" + HEADER
-                                 + "\r\n" + "\r\n".join(ROWS[:4]) + "\r\n").encode("utf-8"))
-    (src / "B.csv").write_text(DISCLAIMER + "\n" + HEADER + "\n" + "\n".join(ROWS[4:] + ROWS[:1]) + "\n",
-                               encoding="utf-8")
+    (src / "A.csv").write_bytes(
+        (
+            "\ufeffSearchResults_IncidentReport_05262025_1947\r\n"
+            + DISCLAIMER
+            + "\r\n"
+            + HEADER
+            + "\r\n"
+            + "\r\n".join(ROWS[:4])
+            + "\r\n"
+        ).encode("utf-8")
+    )
+    (src / "B.csv").write_text(
+        DISCLAIMER + "\n" + HEADER + "\n" + "\n".join(ROWS[4:] + ROWS[:1]) + "\n", encoding="utf-8"
+    )
     return src
 
 
@@ -72,8 +94,14 @@ def test_every_known_severity_has_a_documented_label():
     assert SEVERITY_LABEL["Incident, No Injury"] == 0 and SEVERITY_LABEL["No Incident, No Injury"] == 0
     assert SEVERITY_LABEL["Unspecified"] is None and SEVERITY_LABEL[""] is None
     with pytest.raises(CPSCFormatError, match="unknown severity"):
-        map_row({"Report No.": "X", "Incident Description": "t", "(Primary) Victim Severity": "Mild",
-                 "Report Date": "1/1/2020"})
+        map_row(
+            {
+                "Report No.": "X",
+                "Incident Description": "t",
+                "(Primary) Victim Severity": "Mild",
+                "Report Date": "1/1/2020",
+            }
+        )
     with pytest.raises(CPSCFormatError, match="Report Date"):
         parse_report_date("2020-01-01")
 

@@ -4,6 +4,7 @@ Why: every demo run and smoke test trains on these files, so they must pass the 
 validating reader, cover what the splits and models rely on (months, languages, parallel
 corpus, main-question position), and be byte-reproducible from the seed.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -32,8 +33,12 @@ def demo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(demo: Path) -> dict[str, list]:
-    kinds = {"feedback.jsonl": "feedback", "claims.jsonl": "claim", "transcripts.jsonl": "transcript",
-             "questions.jsonl": "question"}
+    kinds = {
+        "feedback.jsonl": "feedback",
+        "claims.jsonl": "claim",
+        "transcripts.jsonl": "transcript",
+        "questions.jsonl": "question",
+    }
     return {name: load_records(demo / name, kind) for name, kind in kinds.items()}
 
 

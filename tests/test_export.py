@@ -1,4 +1,5 @@
 """export.py: the checkpoint ModelCheckpoint recorded as best, --onnx, and clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,17 @@ import torch
 from feedback_nlp import export as export_cli
 from tests.serving_helpers import CLAIMS
 
-CB_KEY = "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, " \
-         "'train_time_interval': None}"
+CB_KEY = (
+    "ModelCheckpoint{'monitor': 'val/loss', 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+    "'train_time_interval': None}"
+)
 
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
     from tests.tiny_models import tiny_bert
+
     bert = tiny_bert(tmp_path_factory.mktemp("bert") / "bert", CLAIMS)
     return ProductSafetyClassifier(pretrained=bert, max_length=16)
 
@@ -24,23 +28,36 @@ def module(tmp_path_factory):
 def _ckpt(module, path, step, bias, best_path, hparams=None):
     state = {k: v.clone() for k, v in module.state_dict().items()}
     state["head.bias"] = torch.tensor(bias)
-    torch.save({"state_dict": state, "hyper_parameters": hparams or dict(module.hparams), "global_step": step,
-                "epoch": step // 10, "pytorch-lightning_version": "2.6.6", "task": "product_safety",
-                "callbacks": {CB_KEY: {"monitor": "val/loss", "best_model_path": best_path,
-                                       "best_model_score": torch.tensor(0.1)}} if best_path is not None else {}},
-               path)
+    torch.save(
+        {
+            "state_dict": state,
+            "hyper_parameters": hparams or dict(module.hparams),
+            "global_step": step,
+            "epoch": step // 10,
+            "pytorch-lightning_version": "2.6.6",
+            "task": "product_safety",
+            "callbacks": {
+                CB_KEY: {"monitor": "val/loss", "best_model_path": best_path, "best_model_score": torch.tensor(0.1)}
+            }
+            if best_path is not None
+            else {},
+        },
+        path,
+    )
 
 
 def _run_dir(tmp_path, module, hparams=None):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text("model:\n  class_path: feedback_nlp.lightning_modules.product_safety."
-                                     "ProductSafetyClassifier\n")
+    (run / "config.yaml").write_text(
+        "model:\n  class_path: feedback_nlp.lightning_modules.product_safety.ProductSafetyClassifier\n"
+    )
     ck = run / "checkpoints"
     # recorded best: epoch 10 (written where the run used to live); file-name sort would pick epoch 9
     _ckpt(module, ck / "best-epoch=9-step=90.ckpt", 90, [0.0, 2.0], "/old/place/best-epoch=9-step=90.ckpt", hparams)
-    _ckpt(module, ck / "best-epoch=10-step=110.ckpt", 110, [0.0, 1.0], "/old/place/best-epoch=10-step=110.ckpt",
-          hparams)
+    _ckpt(
+        module, ck / "best-epoch=10-step=110.ckpt", 110, [0.0, 1.0], "/old/place/best-epoch=10-step=110.ckpt", hparams
+    )
     _ckpt(module, ck / "last.ckpt", 120, [0.0, 3.0], "/old/place/best-epoch=10-step=110.ckpt", hparams)
     return run
 
@@ -53,6 +70,7 @@ def test_best_is_the_recorded_one_not_the_last_by_name(module, tmp_path):
 
 def test_export_writes_the_recorded_best_with_onnx(module, tmp_path, capsys):
     from safetensors.torch import load_file
+
     run = _run_dir(tmp_path, module)
     assert export_cli.main(["--run-dir", str(run), "--onnx"]) == 0, capsys.readouterr().err
     head = load_file(str(run / "export" / "classifier_head.safetensors"))
@@ -74,11 +92,14 @@ def test_no_recorded_best_or_a_missing_file_is_a_clear_error(module, tmp_path, c
     assert "record no best model" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--run-dir", "/no/such/run"], "no such directory"),
-    ([], "give --run-dir, or --checkpoint with --config"),
-    (["--checkpoint", "x.ckpt"], "give --run-dir, or --checkpoint with --config"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--run-dir", "/no/such/run"], "no such directory"),
+        ([], "give --run-dir, or --checkpoint with --config"),
+        (["--checkpoint", "x.ckpt"], "give --run-dir, or --checkpoint with --config"),
+    ],
+)
 def test_argument_errors(argv, message, capsys):
     assert export_cli.main(argv) == 2 and message in capsys.readouterr().err
 
@@ -101,6 +122,7 @@ def test_a_truncated_checkpoint_is_a_message(module, tmp_path, capsys):
 
 def test_task_modules_declare_their_contract(module):
     from feedback_nlp.lightning_modules.base import TaskContractError, TaskModule
+
     c = module.contract()
     assert (c.task, c.record_kind, c.tokenizer) == ("product_safety", "claim", module.tokenizer)
 

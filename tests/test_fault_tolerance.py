@@ -7,6 +7,7 @@ saved optimizer state, RNG and data position. Restarting the epoch from its firs
 starting fresh, gives different numbers (checked below), so equality means the position was
 restored.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,21 @@ def assets(tmp_path_factory):
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    base = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=4",
-            "model.max_sentences=8", "model.max_tokens=16", "trainer.max_epochs=2", "trainer.accelerator=cpu",
-            "model.dropout=0.2", "run_predict=false", "callbacks.serving_export=null",
-            "callbacks.progress_bar=null", f"callbacks.step_checkpoint.every_n_train_steps={EVERY}"]
+    base = [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=4",
+        "model.max_sentences=8",
+        "model.max_tokens=16",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "model.dropout=0.2",
+        "run_predict=false",
+        "callbacks.serving_export=null",
+        "callbacks.progress_bar=null",
+        f"callbacks.step_checkpoint.every_n_train_steps={EVERY}",
+    ]
     return tmp, base
 
 
@@ -53,11 +65,19 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(assets):
 
     crashed, marker = tmp / "crashed", tmp / "paused"
     paused = marker.with_name("paused.rank0")
-    pause = ["+callbacks.pause.class_path=tests.probes.PauseAtStep", f"+callbacks.pause.step={PAUSE}",
-             f"+callbacks.pause.marker={marker}"]
+    pause = [
+        "+callbacks.pause.class_path=tests.probes.PauseAtStep",
+        f"+callbacks.pause.step={PAUSE}",
+        f"+callbacks.pause.marker={marker}",
+    ]
     with (tmp / "crashed.log").open("w") as log:
-        proc = subprocess.Popen(train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]), cwd=REPO,
-                                env=job_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]),
+            cwd=REPO,
+            env=job_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 300
         while not paused.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)

@@ -2,6 +2,7 @@
 HF backbones leave a step's loss and gradients unchanged; the FSDP trainer piece wraps the
 model's own transformer layers; collators pad to a multiple of 8; DataLoader defaults follow
 the device; the translator runs where the job runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ class Wrapper(nn.Module):
     def __init__(self, path: str):
         super().__init__()
         from transformers import BertModel
+
         self.encoder = BertModel.from_pretrained(path, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
         self.head = nn.Linear(self.encoder.config.hidden_size, 3)
 
@@ -51,8 +53,10 @@ def test_gradient_checkpointing_keeps_the_step(bert):
     plain, ckpt = _pair(bert)
     ckpt.load_state_dict(plain.state_dict())
     Performance(gradient_checkpointing=True).setup(None, ckpt, "fit")
-    on = lambda m: (m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing")
-                    else m.is_gradient_checkpointing)
+    def on(m):
+        return (
+            m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing") else m.is_gradient_checkpointing
+        )
     assert on(ckpt.encoder) and not on(plain.encoder)
     ids, labels = torch.randint(5, 100, (4, 12)), torch.tensor([0, 1, 2, 1])
     (l1, g1), (l2, g2) = _loss_and_grads(plain, ids, labels), _loss_and_grads(ckpt, ids, labels)
@@ -116,10 +120,24 @@ def test_collators_pad_to_a_multiple_of_8(bert):
     n = plain["input_ids"].shape[1]  # the real tokens are unchanged, the rest is padding
     assert torch.equal(padded["input_ids"][:, :n], plain["input_ids"])
     assert int(padded["attention_mask"].sum()) == int(plain["attention_mask"].sum())
-    assert MultiLabelCollator(tok, 64, ["a"], pad_to_multiple_of=8)(
-        [type("F", (), {"text": t, "coarse": [], "id": i})() for i, t in enumerate(texts)])["input_ids"].shape[1] % 8 == 0
-    feats = [TranscriptFeatures(id="t", sentences=texts, speakers=["customer", "agent"], positions=[0, 1],
-                                label=None, agent_first=1, main_question=None)]
+    assert (
+        MultiLabelCollator(tok, 64, ["a"], pad_to_multiple_of=8)(
+            [type("F", (), {"text": t, "coarse": [], "id": i})() for i, t in enumerate(texts)]
+        )["input_ids"].shape[1]
+        % 8
+        == 0
+    )
+    feats = [
+        TranscriptFeatures(
+            id="t",
+            sentences=texts,
+            speakers=["customer", "agent"],
+            positions=[0, 1],
+            label=None,
+            agent_first=1,
+            main_question=None,
+        )
+    ]
     assert collate_features(feats, tok, 32, pad_to_multiple_of=8)["input_ids"].shape[1] % 8 == 0
 
 

@@ -1,5 +1,6 @@
 """Atomic writes keep the old file or directory on failure; exports refuse folders that are not
 exports and weights that do not match their manifest."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +12,16 @@ import pytest
 import torch
 
 from feedback_nlp.common import io as io_mod
-from feedback_nlp.common.export import (ExportError, export_module, model_version, read_manifest, update_metrics,
-                                        verify_weights)
-from feedback_nlp.serving.registry import load_export
+from feedback_nlp.common.export import (
+    ExportError,
+    export_module,
+    model_version,
+    read_manifest,
+    update_metrics,
+    verify_weights,
+)
 from feedback_nlp.common.io import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from feedback_nlp.serving.registry import load_export
 
 LOADED: list[Path] = []
 
@@ -30,10 +37,12 @@ class ToyModule:
 
     def contract(self):
         from types import SimpleNamespace
+
         return SimpleNamespace(task="product_safety", record_kind="claim")
 
     def export_for_serving(self, out: Path) -> dict:
         from safetensors.torch import save_file
+
         save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(out / "model.safetensors"))
         (out / "sub").mkdir()
         save_file({"b": torch.ones(2)}, str(out / "sub" / "head.safetensors"))
@@ -109,8 +118,10 @@ def export(tmp_path):
 
 def test_manifest_hashes_every_safetensors_file(export):
     m = read_manifest(export)
-    want = {name: hashlib.sha256((export / name).read_bytes()).hexdigest()
-            for name in ("model.safetensors", "sub/head.safetensors")}
+    want = {
+        name: hashlib.sha256((export / name).read_bytes()).hexdigest()
+        for name in ("model.safetensors", "sub/head.safetensors")
+    }
     assert m["weights_sha256"] == want
     assert m["model_version"] == model_version(want) and len(m["model_version"]) == 16
     assert (m["task"], m["record_kind"], m["threshold"], m["config"]) == ("product_safety", "claim", 0.5, {"seed": 0})
@@ -119,7 +130,10 @@ def test_manifest_hashes_every_safetensors_file(export):
     assert m["model_version"] in card and "| val/f1 | 0.5000 |" in card
     update_metrics(export, {"test/f1": 0.25})
     m2 = read_manifest(export)
-    assert m2["metrics"] == {"val/f1": 0.5, "test/f1": 0.25} and "| test/f1 | 0.2500 |" in (export / "README.md").read_text()
+    assert (
+        m2["metrics"] == {"val/f1": 0.5, "test/f1": 0.25}
+        and "| test/f1 | 0.2500 |" in (export / "README.md").read_text()
+    )
     verify_weights(export, m2)  # untouched weights pass
 
 
@@ -132,10 +146,15 @@ def test_read_manifest_on_a_folder_that_is_not_an_export(tmp_path):
         load_export(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("tamper,detail", [("flip_byte", "model.safetensors: sha256 differs from the manifest"),
-                                           ("truncate", "model.safetensors: sha256 differs from the manifest"),
-                                           ("extra_file", "adapter.safetensors: not in the manifest"),
-                                           ("remove_file", "sub/head.safetensors: missing")])
+@pytest.mark.parametrize(
+    "tamper,detail",
+    [
+        ("flip_byte", "model.safetensors: sha256 differs from the manifest"),
+        ("truncate", "model.safetensors: sha256 differs from the manifest"),
+        ("extra_file", "adapter.safetensors: not in the manifest"),
+        ("remove_file", "sub/head.safetensors: missing"),
+    ],
+)
 def test_verify_weights_rejects_tampered_exports(export, tamper, detail):
     weights = export / "model.safetensors"
     if tamper == "flip_byte":

@@ -1,4 +1,5 @@
 """002 §2.4: rule 1 / rule 2 main-question pickers and their accuracy."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,13 +12,13 @@ WEIGHTS = [0.05, 0.20, 0.30, 0.15, 0.02, 0.03, 0.22, 0.03]
 
 
 def test_rule1_is_the_customer_sentence_with_the_highest_weight():
-    assert pick_rule1(WEIGHTS, SPEAKERS) == 6        # 0.30 belongs to the agent
+    assert pick_rule1(WEIGHTS, SPEAKERS) == 6  # 0.30 belongs to the agent
 
 
 def test_rule2_only_looks_within_two_sentences_of_the_agent_first_sentence():
-    assert pick_rule2(WEIGHTS, SPEAKERS, agent_first=2, window=2) == 1      # 6 is 4 steps away
+    assert pick_rule2(WEIGHTS, SPEAKERS, agent_first=2, window=2) == 1  # 6 is 4 steps away
     assert pick_rule2(WEIGHTS, SPEAKERS, agent_first=2, window=4) == 6
-    assert pick_rule2(WEIGHTS, SPEAKERS, agent_first=2, window=0) == 6      # no customer at offset 0: rule 1
+    assert pick_rule2(WEIGHTS, SPEAKERS, agent_first=2, window=0) == 6  # no customer at offset 0: rule 1
 
 
 def test_rule2_without_customer_sentences_returns_none():

@@ -1,10 +1,16 @@
 """Model names resolve offline without waiting on a network, or fail with a clear message."""
+
 import socket
 
 import pytest
 
-from feedback_nlp.common.model_factory import (PACKAGED_MINILM, ModelNotAvailableError, load_encoder, load_tokenizer,
-                                  resolve_name_or_path)
+from feedback_nlp.common.model_factory import (
+    PACKAGED_MINILM,
+    ModelNotAvailableError,
+    load_encoder,
+    load_tokenizer,
+    resolve_name_or_path,
+)
 from tests.tiny_models import tiny_bert
 
 

@@ -1,4 +1,5 @@
 """Multi-task samples (000 §3.2, App. A), span infilling, batching and collation for the issue model."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,25 @@ from torch.utils.data import DistributedSampler
 
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, length_grouped_batches
 from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.feedback import (FeedbackDataModule, FeedbackEvalCollator, MultiTaskSamples, Seq2SeqCollator,
-                                  label_strip_id)
+from feedback_nlp.datamodules.feedback import (
+    FeedbackDataModule,
+    FeedbackEvalCollator,
+    MultiTaskSamples,
+    Seq2SeqCollator,
+    label_strip_id,
+)
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, random_spans_mask, sentinel_tokens
 from feedback_nlp.metrics.issue_sets import dedupe_issues, join_issues, parse_issues
 from tests.tiny_models import train_wordpiece
 
-PREFIXES = {"coarse": "identify high-level issues: ", "granular": "identify fine-grain issues: ",
-            "summarization": "summarize: ", "span_infilling": "fill in the spans: ", "classification": "classify: "}
+PREFIXES = {
+    "coarse": "identify high-level issues: ",
+    "granular": "identify fine-grain issues: ",
+    "summarization": "summarize: ",
+    "span_infilling": "fill in the spans: ",
+    "classification": "classify: ",
+}
 
 
 def records(n: int = 6) -> list[Feedback]:
@@ -27,8 +38,15 @@ def records(n: int = 6) -> list[Feedback]:
         extra = {"summary": f"The customer says item {i} broke."} if i % 2 == 0 else {}
         if i < 3:
             extra["label"] = "toys"
-        out.append(Feedback(f"fb-{i}", f"The item {i} broke. It smells bad. Delivery took {i + 2} weeks.",
-                            ["damaged item", "smell issue"], [f"item {i} broke", "smells bad"], extra=extra))
+        out.append(
+            Feedback(
+                f"fb-{i}",
+                f"The item {i} broke. It smells bad. Delivery took {i + 2} weeks.",
+                ["damaged item", "smell issue"],
+                [f"item {i} broke", "smells bad"],
+                extra=extra,
+            )
+        )
     return out
 
 
@@ -58,10 +76,16 @@ def test_two_samples_per_feedback_mixed_one_to_one():
 
 
 def test_auxiliary_tasks_follow_their_weights_and_fields():
-    ds = MultiTaskSamples(records(), PREFIXES, weights={"summarization": 0.5, "classification": 1.0,
-                                                        "span_infilling": 0.5}, shuffle_sentences=False)
+    ds = MultiTaskSamples(
+        records(),
+        PREFIXES,
+        weights={"summarization": 0.5, "classification": 1.0, "span_infilling": 0.5},
+        shuffle_sentences=False,
+    )
     tasks = [t for t, _ in ds.specs]
-    assert tasks.count("summarization") == 3 and tasks.count("classification") == 6 and tasks.count("span_infilling") == 3
+    assert (
+        tasks.count("summarization") == 3 and tasks.count("classification") == 6 and tasks.count("span_infilling") == 3
+    )
     for i, (task, r) in enumerate(ds.specs):
         item, rec = ds[(0, i)], records()[r]
         if task == "summarization":
@@ -113,7 +137,7 @@ def test_length_grouping_covers_everything_once_and_reduces_padding():
     assert sorted(i for b in batches for i in b) == list(range(400))
     assert max(lengths[i] for i in batches[0]) == max(lengths)  # longest batch first
     padded = lambda bs: sum(len(b) * max(lengths[i] for i in b) for b in bs)  # noqa: E731
-    plain = [order[i:i + 16] for i in range(0, 400, 16)]
+    plain = [order[i : i + 16] for i in range(0, 400, 16)]
     assert padded(batches) < 0.75 * padded(plain)
 
 
@@ -140,9 +164,10 @@ def test_batch_sampler_tags_epoch_and_shards_under_ddp():
 
 def test_collator_pads_dynamically_and_masks_labels(bert_tok):
     assert label_strip_id(bert_tok) == bert_tok.cls_token_id
-    items = [{"id": "a", "task": "coarse", "source": "C: short", "target": "damaged item"},
-             {"id": "b", "task": "granular", "source": "G: a much longer text about the item that broke",
-              "target": "x"}]
+    items = [
+        {"id": "a", "task": "coarse", "source": "C: short", "target": "damaged item"},
+        {"id": "b", "task": "granular", "source": "G: a much longer text about the item that broke", "target": "x"},
+    ]
     batch = Seq2SeqCollator(bert_tok, 64, 16)(items)
     longest = max(len(bert_tok(x["source"])["input_ids"]) for x in items)
     assert batch["input_ids"].shape == (2, longest)  # padded to the batch, not to max_source_length
@@ -171,8 +196,14 @@ def test_datamodule_task_info_and_loaders(tmp_path, bert_tok):
     rows = [{"id": r.id, "text": r.text, "coarse": r.coarse, "granular": r.granular, **r.extra} for r in records(6)]
     train = _write(tmp_path / "train.jsonl", rows[:4])
     test = _write(tmp_path / "test.jsonl", rows[4:])
-    dm = FeedbackDataModule(train_path=str(train), dev_path=str(test), test_path=str(test), batch_size=4,
-                            span_infilling_weight=0.5, num_sentinels=5)
+    dm = FeedbackDataModule(
+        train_path=str(train),
+        dev_path=str(test),
+        test_path=str(test),
+        batch_size=4,
+        span_infilling_weight=0.5,
+        num_sentinels=5,
+    )
     dm.validate()
     info = dm.task_info()
     assert info["prefixes"] == {"coarse": PREFIXES["coarse"], "granular": PREFIXES["granular"]}
@@ -187,7 +218,9 @@ def test_datamodule_task_info_and_loaders(tmp_path, bert_tok):
 
 def test_bad_feedback_file_fails_before_training(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "1", "text": "ok", "coarse": ["a"], "granular": ["b"]}\n{"id": "2", "text": "x", "coarse": "a"}\n')
+    bad.write_text(
+        '{"id": "1", "text": "ok", "coarse": ["a"], "granular": ["b"]}\n{"id": "2", "text": "x", "coarse": "a"}\n'
+    )
     with pytest.raises(DataValidationError, match="bad.jsonl:2"):
         FeedbackDataModule(path=str(bad)).validate()
 

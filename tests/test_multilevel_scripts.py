@@ -1,4 +1,5 @@
 """Scripts of the issue row (000): double-blind audit (§4.3, §5.3), label efficiency (§5.2), Table 2."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def feedback(n: int) -> list[Feedback]:
-    return [Feedback(f"fb-{i}", f"text {i}.", ["damaged item"] if i % 2 else ["late delivery", "damaged item"],
-                     [f"granular {i}"], extra={}) for i in range(n)]
+    return [
+        Feedback(
+            f"fb-{i}",
+            f"text {i}.",
+            ["damaged item"] if i % 2 else ["late delivery", "damaged item"],
+            [f"granular {i}"],
+            extra={},
+        )
+        for i in range(n)
+    ]
 
 
 def test_audit_sheet_is_blind_and_keyed(tmp_path):
@@ -42,8 +51,12 @@ def test_audit_sheet_is_blind_and_keyed(tmp_path):
 def test_audit_score_hand_computed():
     # 000 §5.3: score = %Rating-1 + 0.5 x %Rating-2
     assert audit.audit_score([1, 1, 2, 3])["score"] == pytest.approx(50 + 0.5 * 25)
-    key = {"a": {"id": "1", "level": "coarse", "source": "human"}, "b": {"id": "1", "level": "coarse", "source": "model"},
-           "c": {"id": "2", "level": "coarse", "source": "human"}, "d": {"id": "2", "level": "coarse", "source": "model"}}
+    key = {
+        "a": {"id": "1", "level": "coarse", "source": "human"},
+        "b": {"id": "1", "level": "coarse", "source": "model"},
+        "c": {"id": "2", "level": "coarse", "source": "human"},
+        "d": {"id": "2", "level": "coarse", "source": "model"},
+    }
     report = audit.score_audit({"a": 1, "b": 2, "c": 1, "d": 1}, key)
     assert report["coarse"]["human"]["score"] == 100.0 and report["coarse"]["model"]["score"] == 75.0
     assert report["coarse"]["model_relative_to_human"] == pytest.approx(75.0)
@@ -52,8 +65,9 @@ def test_audit_score_hand_computed():
 def test_audit_cli_round_trip_and_bad_sheet(tmp_path, capsys):
     recs = generate_feedback(random.Random(0), 5)
     data = atomic_write_jsonl(tmp_path / "test.jsonl", recs)
-    preds = atomic_write_jsonl(tmp_path / "pred.jsonl", [{"id": r["id"], "coarse": r["coarse"][:1],
-                                                          "granular": r["granular"]} for r in recs])
+    preds = atomic_write_jsonl(
+        tmp_path / "pred.jsonl", [{"id": r["id"], "coarse": r["coarse"][:1], "granular": r["granular"]} for r in recs]
+    )
     assert audit.main(["export", "--data", str(data), "--predictions", str(preds), "--out", str(tmp_path / "a")]) == 0
     key = json.loads((tmp_path / "a" / "key.json").read_text())
     rows = list(csv.DictReader(io.StringIO((tmp_path / "a" / "sheet.csv").read_text())))
@@ -66,8 +80,20 @@ def test_audit_cli_round_trip_and_bad_sheet(tmp_path, capsys):
     w.writeheader()
     w.writerows(rows)
     (tmp_path / "filled.csv").write_text(buf.getvalue())
-    assert audit.main(["score", "--sheet", str(tmp_path / "filled.csv"), "--key", str(tmp_path / "a" / "key.json"),
-                       "--out", str(tmp_path / "report.json")]) == 0
+    assert (
+        audit.main(
+            [
+                "score",
+                "--sheet",
+                str(tmp_path / "filled.csv"),
+                "--key",
+                str(tmp_path / "a" / "key.json"),
+                "--out",
+                str(tmp_path / "report.json"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     multi = sum(len(r["coarse"]) > 1 for r in recs)
     assert report["coarse"]["model"]["score"] == pytest.approx(100 * (5 - multi) / 5 + 0.5 * 100 * multi / 5)
@@ -90,7 +116,9 @@ def test_subsample_keeps_fraction_nested_and_others():
         with_issue = {r.id for r in sub if "late delivery" in r.coarse}
         sizes.append(len(with_issue))
         kept.append(with_issue)
-        assert {r.id for r in sub if "late delivery" not in r.coarse} == {r.id for r in recs if "late delivery" not in r.coarse}
+        assert {r.id for r in sub if "late delivery" not in r.coarse} == {
+            r.id for r in recs if "late delivery" not in r.coarse
+        }
     assert sizes == [20, 15, 10, 5, 0]
     assert all(b <= a for a, b in zip(kept, kept[1:]))  # 25% subset of 50% subset of 75% ...
 
@@ -101,29 +129,56 @@ def test_compare_runs_table(tmp_path):
     (tmp_path / "t5").mkdir()
     (tmp_path / "t5" / "metrics.json").write_text(json.dumps(t5))
     (tmp_path / "mcml.json").write_text(json.dumps(mcml))
-    table = compare_runs.main(["--reference", f"t5={tmp_path / 't5'}", "--run", f"mcml-bert={tmp_path / 'mcml.json'}",
-                               "--out", str(tmp_path / "table.md")])
+    table = compare_runs.main(
+        [
+            "--reference",
+            f"t5={tmp_path / 't5'}",
+            "--run",
+            f"mcml-bert={tmp_path / 'mcml.json'}",
+            "--out",
+            str(tmp_path / "table.md"),
+        ]
+    )
     row = next(line for line in table.splitlines() if line.startswith("| mcml-bert"))
     assert "-24.0%" in row and "+10.0%" in row and row.count(" - ") >= 5  # missing granular -> "-"
-    assert json.loads((tmp_path / "table.json").read_text())["relative_percent"]["mcml-bert"]["test/coarse/rouge1"] \
-        == pytest.approx(-24.0)
+    assert json.loads((tmp_path / "table.json").read_text())["relative_percent"]["mcml-bert"][
+        "test/coarse/rouge1"
+    ] == pytest.approx(-24.0)
 
 
 def test_label_efficiency_end_to_end(tmp_path):
     """Tiny random T5, two fractions: every run writes predictions, the table is relative to 100%."""
     from tests.test_multilevel_e2e import tiny_t5
+
     rows = generate_feedback(random.Random(1), 36)
     data = atomic_write_jsonl(tmp_path / "feedback.jsonl", rows)
     model = tiny_t5(tmp_path / "t5", [r["text"] for r in rows] + [" ".join(r["coarse"] + r["granular"]) for r in rows])
     issue = max({c for r in rows for c in r["coarse"]}, key=lambda c: sum(c in r["coarse"] for r in rows))
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
     try:
-        report = label_efficiency.main([
-            "--config", str(ROOT / "configs/experiment/multilevel_issues_demo.yaml"), "--issue", f"coarse:{issue}",
-            "--fractions", "1,0", "--out", str(tmp_path / "le"), f"model.pretrained={model}",
-            "model.architecture=auto", "model.encoder_layers=null", "model.decoder_layers=null",
-            "model.new_params_lr=null", f"data.path={data}", "data.batch_size=8", "data.max_source_length=32",
-            "data.max_target_length=8", "trainer.max_epochs=1", "trainer.limit_train_batches=2"])
+        report = label_efficiency.main(
+            [
+                "--config",
+                str(ROOT / "configs/experiment/multilevel_issues_demo.yaml"),
+                "--issue",
+                f"coarse:{issue}",
+                "--fractions",
+                "1,0",
+                "--out",
+                str(tmp_path / "le"),
+                f"model.pretrained={model}",
+                "model.architecture=auto",
+                "model.encoder_layers=null",
+                "model.decoder_layers=null",
+                "model.new_params_lr=null",
+                f"data.path={data}",
+                "data.batch_size=8",
+                "data.max_source_length=32",
+                "data.max_target_length=8",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=2",
+            ]
+        )
     finally:
         os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
         if old is not None:
@@ -144,9 +199,17 @@ def test_label_efficiency_relative_f1_with_stub_training(tmp_path, monkeypatch):
     the issue, so every SimCSE P/R/F1 and relative F1 is known by hand (identical strings have
     cosine 1 > 0.7; a feedback with no generated issue is not "predicted")."""
     from feedback_nlp import train
+
     issue = "late delivery"
-    rows = [{"id": f"fb-{i:03d}", "text": f"feedback number {i}.", "coarse": [issue] if i % 3 == 0 else ["size issue"],
-             "granular": [f"g{i}"]} for i in range(60)]
+    rows = [
+        {
+            "id": f"fb-{i:03d}",
+            "text": f"feedback number {i}.",
+            "coarse": [issue] if i % 3 == 0 else ["size issue"],
+            "granular": [f"g{i}"],
+        }
+        for i in range(60)
+    ]
     data = atomic_write_jsonl(tmp_path / "feedback.jsonl", rows)
     calls = []
 
@@ -159,17 +222,27 @@ def test_label_efficiency_relative_f1_with_stub_training(tmp_path, monkeypatch):
         out = Path(opts["output_dir"])
         if kept == max(calls):  # the 100% run: names the issue for every test feedback
             pred = [[issue] for _ in test_rows]
-        elif kept:              # a partial run: exactly right
+        elif kept:  # a partial run: exactly right
             pred = [[issue] if issue in r["coarse"] else [] for r in test_rows]
-        else:                   # no example left: never names it
+        else:  # no example left: never names it
             pred = [[] for _ in test_rows]
         atomic_write_jsonl(out / "predictions.jsonl", [{"id": r["id"], "coarse": p} for r, p in zip(test_rows, pred)])
         return {}
 
     monkeypatch.setattr(train, "main", stub_main)
-    report = label_efficiency.main([
-        "--config", str(ROOT / "configs/experiment/multilevel_issues_demo.yaml"), "--issue", f"coarse:{issue}",
-        "--fractions", "0.5,0", "--out", str(tmp_path / "le"), f"data.path={data}"])
+    report = label_efficiency.main(
+        [
+            "--config",
+            str(ROOT / "configs/experiment/multilevel_issues_demo.yaml"),
+            "--issue",
+            f"coarse:{issue}",
+            "--fractions",
+            "0.5,0",
+            "--out",
+            str(tmp_path / "le"),
+            f"data.path={data}",
+        ]
+    )
     assert report["fractions"] == [1.0, 0.5, 0.0] and len(calls) == 3 and calls[0] > calls[1] > calls[2] == 0
     test_rows = [json.loads(x) for x in (tmp_path / "le" / "data" / "test.jsonl").read_text().splitlines()]
     gold = sum(issue in r["coarse"] for r in test_rows)

@@ -8,6 +8,7 @@ one W&B offline run; predictions gathered through the process group: every test 
 once, ordered by id, although each rank predicted only its own shard; and the synced test
 metrics equal a single-process evaluation of the same checkpoint on the same data.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,23 +41,60 @@ def test_two_nodes_one_run(tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp_path / "bert", [t["text"] for r in rows for t in r["turns"]])
     probe = tmp_path / "probe" / "job"
-    overrides = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=8",
-                 "model.max_sentences=8", "model.max_tokens=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-                 "trainer.devices=1", "trainer.num_nodes=2", "trainer.strategy=ddp", "trainer.limit_train_batches=3",
-                 "logger.wandb.enabled=true", "callbacks.serving_export=null", "callbacks.progress_bar=null",
-                 "+callbacks.probe.class_path=tests.probes.StartProbe", f"+callbacks.probe.path={probe}"]
+    overrides = [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=8",
+        "model.max_sentences=8",
+        "model.max_tokens=16",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        "trainer.strategy=ddp",
+        "trainer.limit_train_batches=3",
+        "logger.wandb.enabled=true",
+        "callbacks.serving_export=null",
+        "callbacks.progress_bar=null",
+        "+callbacks.probe.class_path=tests.probes.StartProbe",
+        f"+callbacks.probe.path={probe}",
+    ]
     endpoint = f"127.0.0.1:{free_port()}"
     procs, roots = [], []
     for node in (0, 1):
         workdir, root = tmp_path / f"node{node}" / "work", tmp_path / f"node{node}" / "outputs"
         workdir.mkdir(parents=True)
         roots.append(root)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node),
-               "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
-               "--rdzv-conf", f"is_host={int(node == 0)}", "--max-restarts", "0",
-               str(REPO / "train.py"), "--config", str(CONFIG), *overrides, f"output_root={root}"]
-        procs.append(subprocess.Popen(cmd, cwd=workdir, env=node_env(), stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--node-rank",
+            str(node),
+            "--nproc-per-node",
+            "1",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            endpoint,
+            "--rdzv-conf",
+            f"is_host={int(node == 0)}",
+            "--max-restarts",
+            "0",
+            str(REPO / "train.py"),
+            "--config",
+            str(CONFIG),
+            *overrides,
+            f"output_root={root}",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=workdir, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     outs = [p.communicate(timeout=400)[0] for p in procs]
     for node, (p, out) in enumerate(zip(procs, outs)):
         assert p.returncode == 0, f"node {node} failed ({p.returncode}):\n{out[-6000:]}"
@@ -64,8 +102,9 @@ def test_two_nodes_one_run(tmp_path):
     starts = [json.loads(probe.with_name(f"job.start.rank{r}").read_text()) for r in (0, 1)]
     assert [s["world_size"] for s in starts] == [2, 2] and [s["rank"] for s in starts] == [0, 1]
     assert starts[0]["cwd"] != starts[1]["cwd"]
-    run_names = {json.loads(probe.with_name(f"job.start.rank{r}").read_text())["run_dir"].rsplit("/", 1)[-1]
-                 for r in (0, 1)}
+    run_names = {
+        json.loads(probe.with_name(f"job.start.rank{r}").read_text())["run_dir"].rsplit("/", 1)[-1] for r in (0, 1)
+    }
     assert len(run_names) == 1, run_names  # one identity, agreed over the process group
 
     experiment = OmegaConf.load(CONFIG).experiment
@@ -79,8 +118,11 @@ def test_two_nodes_one_run(tmp_path):
     # predictions: each rank predicted a part; the file has every test record once, by id
     cfg = OmegaConf.load(run_dir / "config.yaml")
     from feedback_nlp.common.instantiate import instantiate
+
     dm = instantiate(cfg.data, "data")
-    test_ids = sorted((r.id for r in dm.validate().test), key=lambda i: (0, int(i), "") if str(i).isdigit() else (1, 0, str(i)))
+    test_ids = sorted(
+        (r.id for r in dm.validate().test), key=lambda i: (0, int(i), "") if str(i).isdigit() else (1, 0, str(i))
+    )
     assert len(test_ids) % 2 == 1  # odd: a padding sampler would repeat one record
     shards = [json.loads(probe.with_name(f"job.predict.rank{r}").read_text())["ids"] for r in (0, 1)]
     assert all(shards) and sorted(shards[0] + shards[1]) == sorted(map(str, test_ids))

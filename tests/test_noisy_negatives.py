@@ -1,4 +1,5 @@
 """001 §3.1 / Fig. 2 beta-ball mining against brute force, and the embedding cache."""
+
 import numpy as np
 import pytest
 
@@ -8,12 +9,14 @@ from feedback_nlp.datamodules.noisy_negatives import ball_radii, embed_texts, mi
 
 def brute_force(u, p, n, beta, metric):
     """Independent reference: explicit pairwise differences, no matmul trick, no chunks."""
+
     def dist(a, b):
         if metric == "cosine":
             a = a / np.linalg.norm(a, axis=1, keepdims=True)
             b = b / np.linalg.norm(b, axis=1, keepdims=True)
             return 1.0 - np.einsum("id,jd->ij", a, b)
         return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+
     radii = beta * dist(p, n).min(axis=1)
     outside = (dist(u, p) > radii[None, :]).all(axis=1)
     return np.flatnonzero(outside), radii
@@ -22,9 +25,9 @@ def brute_force(u, p, n, beta, metric):
 def test_figure_2_in_two_dimensions():
     pos, neg = np.array([[0.0, 0.0]]), np.array([[2.0, 0.0]])  # nearest negative at distance 2
     unl = np.array([[0.5, 0.0], [1.5, 0.0], [0.0, -2.0], [0.0, 0.99]])
-    res = mine_noisy_negatives(unl, pos, neg, beta=0.5)       # ball radius 1
+    res = mine_noisy_negatives(unl, pos, neg, beta=0.5)  # ball radius 1
     assert res.radii.tolist() == [1.0]
-    assert res.candidates.tolist() == [1, 2]                   # (0.5,0) and (0,0.99) lie inside
+    assert res.candidates.tolist() == [1, 2]  # (0.5,0) and (0,0.99) lie inside
     assert res.margin[1] == pytest.approx(0.5)
 
 
@@ -55,7 +58,9 @@ def test_larger_beta_mines_a_subset():
     """Bigger balls cover more: the noisy negatives at a larger beta are a subset of those at a smaller one."""
     rng = np.random.default_rng(3)
     u, p, n = rng.normal(size=(200, 5)), rng.normal(size=(10, 5)), rng.normal(size=(12, 5)) + 1.0
-    mined = [set(mine_noisy_negatives(u, p, n, beta=b, chunk_size=32).candidates.tolist()) for b in (0.1, 0.4, 0.8, 1.0)]
+    mined = [
+        set(mine_noisy_negatives(u, p, n, beta=b, chunk_size=32).candidates.tolist()) for b in (0.1, 0.4, 0.8, 1.0)
+    ]
     assert all(big <= small for small, big in zip(mined, mined[1:]))
     assert len(mined[0]) > len(mined[-1])
 

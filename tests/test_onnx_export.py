@@ -19,12 +19,21 @@ class Scorer(torch.nn.Module):
 
 def test_export_matches_eager_with_dynamic_batch(tmp_path):
     import onnxruntime as ort
+
     m = Scorer()
     inputs = {"ids": torch.randint(0, 50, (3, 7)), "mask": torch.ones(3, 7)}
     other = {"ids": torch.randint(0, 50, (2, 9)), "mask": torch.ones(2, 9)}
-    diff = export_graph(OnnxGraph("m.onnx", m, inputs, ["probs"], checks=[other],
-                                  dynamic_axes={"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"},
-                                                "probs": {0: "batch"}}), tmp_path)
+    diff = export_graph(
+        OnnxGraph(
+            "m.onnx",
+            m,
+            inputs,
+            ["probs"],
+            checks=[other],
+            dynamic_axes={"ids": {0: "batch", 1: "seq"}, "mask": {0: "batch", 1: "seq"}, "probs": {0: "batch"}},
+        ),
+        tmp_path,
+    )
     assert diff < 1e-5
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
     ids, mask = torch.randint(0, 50, (5, 4)), torch.ones(5, 4)
@@ -34,6 +43,7 @@ def test_export_matches_eager_with_dynamic_batch(tmp_path):
 
 def test_mismatch_is_rejected_and_nothing_left(tmp_path, monkeypatch):
     import onnxruntime as ort
+
     real = ort.InferenceSession
 
     class Skewed:
@@ -48,8 +58,10 @@ def test_mismatch_is_rejected_and_nothing_left(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ort, "InferenceSession", Skewed)
     with pytest.raises(OnnxMismatchError, match="differs from eager"):
-        export_graph(OnnxGraph("m.onnx", Scorer(), {"ids": torch.randint(0, 50, (2, 3)), "mask": torch.ones(2, 3)},
-                               ["probs"]), tmp_path)
+        export_graph(
+            OnnxGraph("m.onnx", Scorer(), {"ids": torch.randint(0, 50, (2, 3)), "mask": torch.ones(2, 3)}, ["probs"]),
+            tmp_path,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -58,6 +70,14 @@ def test_a_shape_baked_in_at_trace_time_is_caught_on_the_check_batch(tmp_path):
     shape must fail the export, and nothing is kept."""
     m = Scorer()
     with pytest.raises(OnnxMismatchError, match="onnxruntime fails on a batch of shape"):
-        export_graph(OnnxGraph("m.onnx", m, {"ids": torch.randint(0, 50, (3, 7)), "mask": torch.ones(3, 7)}, ["probs"],
-                               checks=[{"ids": torch.randint(0, 50, (5, 4)), "mask": torch.ones(5, 4)}]), tmp_path)
+        export_graph(
+            OnnxGraph(
+                "m.onnx",
+                m,
+                {"ids": torch.randint(0, 50, (3, 7)), "mask": torch.ones(3, 7)},
+                ["probs"],
+                checks=[{"ids": torch.randint(0, 50, (5, 4)), "mask": torch.ones(5, 4)}],
+            ),
+            tmp_path,
+        )
     assert list(tmp_path.iterdir()) == []

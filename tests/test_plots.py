@@ -1,5 +1,6 @@
 """The papers' figures: the numbers each plot draws, checked by hand and against scikit-learn,
 and the PNGs the callback writes (a fake trainer stands in where only logged metrics are read)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from feedback_nlp.callbacks.plots import PaperPlots
-from feedback_nlp.callbacks.plots import multilevel, product_safety, seacat, universal
+from feedback_nlp.callbacks.plots import PaperPlots, multilevel, product_safety, seacat, universal
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -38,19 +38,27 @@ def test_product_safety_figures_mark_the_operating_point():
     n = 40
     labels = (rng.random(n) < 0.4).astype(int)
     probs = np.clip(labels * 0.5 + rng.random(n) * 0.5, 0, 1)
-    test = {"probs": probs, "labels": labels, "in_test": np.r_[np.ones(30), np.zeros(10)],
-            "in_traffic": np.r_[np.zeros(30), np.ones(10)], "is_original": np.ones(n), "threshold": 0.55,
-            "rows": {"de": {"precision": 0.5, "recall": 1.0, "n": 4, "positives": 2, "volume_model": 1, "traffic": 3}}}
+    test = {
+        "probs": probs,
+        "labels": labels,
+        "in_test": np.r_[np.ones(30), np.zeros(10)],
+        "in_traffic": np.r_[np.zeros(30), np.ones(10)],
+        "is_original": np.ones(n),
+        "threshold": 0.55,
+        "rows": {"de": {"precision": 0.5, "recall": 1.0, "n": 4, "positives": 2, "volume_model": 1, "traffic": 3}},
+    }
     figs = product_safety.figures((probs[:30], labels[:30], 0.55), test, ["no", "ps"], 0.95)
     assert set(figs) == {"pr_curve", "confusion_matrix", "recall_volume_vs_threshold", "per_language"}
     ax = figs["pr_curve"].axes[0]
     marker = next(line for line in ax.get_lines() if line.get_label().startswith("test @"))
     from feedback_nlp.metrics.safety_kpis import precision_recall_at
+
     want = precision_recall_at(probs[:30], labels[:30], 0.55)
     assert (marker.get_xdata()[0], marker.get_ydata()[0]) == pytest.approx((want["recall"], want["precision"]))
     sweep_ax = figs["recall_volume_vs_threshold"].axes[0]
     assert any(line.get_label() == "chosen 0.550" for line in sweep_ax.get_lines())
     import matplotlib.pyplot as plt
+
     plt.close("all")
 
 
@@ -70,8 +78,14 @@ def test_seacat_heatmap_data_places_weights_and_marks():
 
 
 def fake_trainer(metrics, global_zero=True):
-    return SimpleNamespace(is_global_zero=global_zero, loggers=[], global_step=3, sanity_checking=False,
-                           callback_metrics={k: torch.tensor(v) for k, v in metrics.items()}, checkpoint_callback=None)
+    return SimpleNamespace(
+        is_global_zero=global_zero,
+        loggers=[],
+        global_step=3,
+        sanity_checking=False,
+        callback_metrics={k: torch.tensor(v) for k, v in metrics.items()},
+        checkpoint_callback=None,
+    )
 
 
 def test_callback_writes_task_pngs(tmp_path):
@@ -88,13 +102,25 @@ def test_callback_writes_task_pngs(tmp_path):
 
 
 def test_universal_model_plots_from_run_files(tmp_path, capsys):
-    metrics = {"test/top1": 0.4, "test/top5": 0.7, "test/top10": 0.8, "rf/top1": 0.3, "rf/top5": 0.5, "test/within_5": 0.9}
+    metrics = {
+        "test/top1": 0.4,
+        "test/top5": 0.7,
+        "test/top10": 0.8,
+        "rf/top1": 0.3,
+        "rf/top5": 0.5,
+        "test/within_5": 0.9,
+    }
     assert universal.topk_series(metrics) == {"test": [(1, 0.4), (5, 0.7), (10, 0.8)], "rf": [(1, 0.3), (5, 0.5)]}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    (tmp_path / "scaling.json").write_text(json.dumps([
-        {"model": "UM", "size": 100, "metrics": {"test/top1": 0.3, "test/top5": 0.5}},
-        {"model": "UM", "size": 400, "metrics": {"test/top1": 0.4, "test/top5": 0.7}},
-        {"model": "RF", "size": 100, "metrics": {"rf/top1": 0.2, "rf/top5": 0.4}}]))
+    (tmp_path / "scaling.json").write_text(
+        json.dumps(
+            [
+                {"model": "UM", "size": 100, "metrics": {"test/top1": 0.3, "test/top5": 0.5}},
+                {"model": "UM", "size": 400, "metrics": {"test/top1": 0.4, "test/top5": 0.7}},
+                {"model": "RF", "size": 100, "metrics": {"rf/top1": 0.2, "rf/top5": 0.4}},
+            ]
+        )
+    )
     assert universal.main([str(tmp_path)]) == 0
     for name in ("topk_vs_k", "topk_vs_repository_size"):
         assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == PNG
@@ -106,8 +132,14 @@ def test_universal_model_plots_from_run_files(tmp_path, capsys):
 
 def test_label_efficiency_curve_and_merge(tmp_path):
     from feedback_nlp.scripts.label_efficiency import earlier_issues
-    results = {"L-Coarse - damaged item": {"1": {"relative_f1": 100.0}, "0.5": {"relative_f1": 80.0},
-                                           "0": {"relative_f1": None}}}
+
+    results = {
+        "L-Coarse - damaged item": {
+            "1": {"relative_f1": 100.0},
+            "0.5": {"relative_f1": 80.0},
+            "0": {"relative_f1": None},
+        }
+    }
     fig = multilevel.label_efficiency_figure(results)
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == [50.0, 100.0] and list(line.get_ydata()) == [80.0, 100.0]
@@ -124,10 +156,14 @@ def test_dev_curve_comes_from_the_validation_the_tested_checkpoint_was_chosen_at
     cb = PaperPlots(str(tmp_path))
     ckpt = SimpleNamespace(monitor="val/loss", mode="min", best_model_score=torch.tensor(0.3))
     for i, (loss, threshold) in enumerate([(0.5, 0.2), (0.3, 0.4), (0.4, 0.6)]):
-        module = SimpleNamespace(task="product_safety", threshold=threshold,
-                                 validation_scores=lambda i=i: (np.full(3, i / 10), np.array([1, 0, 1])))
-        trainer = SimpleNamespace(sanity_checking=False, checkpoint_callback=ckpt,
-                                  callback_metrics={"val/loss": torch.tensor(loss)})
+        module = SimpleNamespace(
+            task="product_safety",
+            threshold=threshold,
+            validation_scores=lambda i=i: (np.full(3, i / 10), np.array([1, 0, 1])),
+        )
+        trainer = SimpleNamespace(
+            sanity_checking=False, checkpoint_callback=ckpt, callback_metrics={"val/loss": torch.tensor(loss)}
+        )
         cb.on_validation_end(trainer, module)
     assert [d["threshold"] for d in cb._dev] == [0.4, 0.6]  # the best and the latest
     probs, labels, threshold = cb._dev_for(SimpleNamespace(checkpoint_callback=ckpt), 0.4)

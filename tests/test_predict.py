@@ -1,4 +1,5 @@
 """predict.py: claims without labels, clear errors for every bad argument, streaming atomic output."""
+
 from __future__ import annotations
 
 import json
@@ -33,14 +34,17 @@ def test_claims_without_label_are_scored_in_order(export, tmp_path, capsys):
     assert [r["id"] for r in rows] == ["a", "2"] and {r["model_version"] for r in rows} == {manifest["model_version"]}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--field-map", "text"], "--field-map 'text': expected FIELD=SOURCE"),
-    (["--field-map", "=narrative"], "expected FIELD=SOURCE"),
-    (["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
-    (["--dtype", "fp16", "--device", "cpu"], "fp16 needs --device cuda"),
-    (["--backend", "onnx"], "no safety.onnx"),
-    (["--batch-size", "0"], "--batch-size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--field-map", "text"], "--field-map 'text': expected FIELD=SOURCE"),
+        (["--field-map", "=narrative"], "expected FIELD=SOURCE"),
+        (["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
+        (["--dtype", "fp16", "--device", "cpu"], "fp16 needs --device cuda"),
+        (["--backend", "onnx"], "no safety.onnx"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    ],
+)
 def test_bad_arguments_are_one_clear_error(export, tmp_path, capsys, args, message):
     inp = _write(tmp_path / "in.jsonl", [{"text": "ok"}])
     rc, err = _run(capsys, "--export", export, "--input", inp, "--output", tmp_path / "out.jsonl", *args)
@@ -64,7 +68,7 @@ def test_bad_lines_stop_before_any_output_or_are_skipped(export, tmp_path, capsy
     inp = _write(tmp_path / "in.jsonl", [{"text": "ok"}, '{"text": ', {"text": 5}, {"text": "fine"}])
     rc, err = _run(capsys, "--export", export, "--input", inp, "--output", out, "--device", "cpu")
     assert rc == 2 and f"{inp}:2: field '<line>'" in err and f"{inp}:3: field 'text'" in err
-    assert out.read_text() == "previous results\n"           # untouched
+    assert out.read_text() == "previous results\n"  # untouched
     rc, err = _run(capsys, "--export", export, "--input", inp, "--output", out, "--device", "cpu", "--on-error", "skip")
     assert rc == 0 and "skipped:" in err
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["1", "4"]
@@ -72,6 +76,7 @@ def test_bad_lines_stop_before_any_output_or_are_skipped(export, tmp_path, capsy
 
 def test_a_failure_mid_stream_leaves_the_old_output_and_no_temp_file(export, tmp_path, monkeypatch):
     from feedback_nlp.serving import safety
+
     out = tmp_path / "out.jsonl"
     out.write_text("previous results\n")
     inp = _write(tmp_path / "in.jsonl", [{"text": CLAIMS[i % len(CLAIMS)]} for i in range(10)])
@@ -85,8 +90,9 @@ def test_a_failure_mid_stream_leaves_the_old_output_and_no_temp_file(export, tmp
 
     monkeypatch.setattr(safety.SafetyPredictor, "predict", failing)
     with pytest.raises(RuntimeError, match="device lost"):
-        predict.main(["--export", str(export), "--input", str(inp), "--output", str(out), "--batch-size", "4",
-                      "--device", "cpu"])
+        predict.main(
+            ["--export", str(export), "--input", str(inp), "--output", str(out), "--batch-size", "4", "--device", "cpu"]
+        )
     assert calls == [4, 4] and out.read_text() == "previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
 
@@ -98,11 +104,13 @@ def test_memory_stays_flat_with_ten_times_the_records(export, tmp_path):
     from feedback_nlp.serving.records import iter_jsonl
     from feedback_nlp.serving.registry import load_export
     from feedback_nlp.serving.runtime import RuntimeOptions
+
     predictor, manifest = load_export(export, RuntimeOptions(batch_size=64))
     peaks = []
     for n in (300, 3000):
-        inp = _write(tmp_path / f"in{n}.jsonl", [{"id": f"r{i}", "text": CLAIMS[i % len(CLAIMS)] + f" {i}"}
-                                                 for i in range(n)])
+        inp = _write(
+            tmp_path / f"in{n}.jsonl", [{"id": f"r{i}", "text": CLAIMS[i % len(CLAIMS)] + f" {i}"} for i in range(n)]
+        )
         tracemalloc.start()
         with (tmp_path / f"out{n}.jsonl").open("w") as f:
             written = predict.score_stream(predictor, manifest, iter_jsonl(inp, "claim"), f, 64)

@@ -1,5 +1,6 @@
 """ProductSafetyClassifier (001 §3.1, §4.2, §5): threshold callback, checkpoint round trip, KPIs in
 metrics.json through train.main, and the serving export (safetensors only, ONNX parity)."""
+
 import json
 from types import SimpleNamespace
 
@@ -12,9 +13,20 @@ from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifie
 from feedback_nlp.serving.safety import SafetyPredictor
 from tests.test_product_safety_data import tiny_bert, write_claims
 
-KPI_KEYS = ("test/precision", "test/recall", "test/threshold", "test/target_recall", "traffic/volume_model",
-            "traffic/volume_model_or_fcc", "test/fairness_std", "test/fairness_groups", "val/threshold",
-            "val/recall_at_threshold", "data/nn_mined", "data/train_translations")
+KPI_KEYS = (
+    "test/precision",
+    "test/recall",
+    "test/threshold",
+    "test/target_recall",
+    "traffic/volume_model",
+    "traffic/volume_model_or_fcc",
+    "test/fairness_std",
+    "test/fairness_groups",
+    "val/threshold",
+    "val/recall_at_threshold",
+    "data/nn_mined",
+    "data/train_translations",
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +72,23 @@ def test_per_language_kpis_go_to_a_wandb_table(bert, capsys, monkeypatch):
     offline run; here only its columns and rows)."""
     from feedback_nlp.common import logging_setup
     from feedback_nlp.metrics.safety_kpis import safety_kpis
+
     logged = {}
     run = SimpleNamespace(log=logged.update)
     monkeypatch.setattr(logging_setup, "wandb_run", lambda trainer: run)
     m = ProductSafetyClassifier(pretrained=bert)
     m._trainer = SimpleNamespace(is_global_zero=True, loggers=[], global_step=7)
-    flat, rows = safety_kpis([0.8, 0.3, 0.6], [1, 0, 1], 0.5, in_test=[1, 1, 1], in_traffic=[1, 1, 0],
-                             is_original=[1, 1, 0], escalated=[0, 0, 0], group=[0, 1, 0], languages=["de", "de", "en"])
+    flat, rows = safety_kpis(
+        [0.8, 0.3, 0.6],
+        [1, 0, 1],
+        0.5,
+        in_test=[1, 1, 1],
+        in_traffic=[1, 1, 0],
+        is_original=[1, 1, 0],
+        escalated=[0, 0, 0],
+        group=[0, 1, 0],
+        languages=["de", "de", "en"],
+    )
     m._report(flat, rows)
     table = logged["test/per_language"]
     assert table.columns[:3] == ["language", "precision", "recall"] and [r[0] for r in table.data] == ["de", "en"]
@@ -89,6 +111,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     from feedback_nlp.common.export import model_version, weight_hashes
+
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)
     info = m.export_for_serving(tmp_path)
@@ -97,10 +120,12 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
     pred = SafetyPredictor.load(tmp_path)
     from feedback_nlp.serving.records import TextRecord
+
     rows = pred.predict([TextRecord(str(i), t, "en") for i, t in enumerate(texts)])
     with torch.no_grad():
-        want = m.probabilities(dict(m.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                                                max_length=16))).tolist()
+        want = m.probabilities(
+            dict(m.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=16))
+        ).tolist()
     np.testing.assert_allclose([r["probability"] for r in rows], want, atol=1e-6)
     assert all(r["decision"] == int(r["probability"] >= r["threshold"]) for r in rows)
     # the version a predict run stamps equals the version of the exported files (001 §5)
@@ -111,6 +136,7 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
 
 def test_onnx_export_matches_eager(bert, tmp_path):
     from feedback_nlp.serving.onnx_export import export_for_task
+
     info = ProductSafetyClassifier(pretrained=bert, max_length=16).export_for_serving(tmp_path)
     fields = export_for_task(tmp_path, info)
     assert fields["onnx"]["files"]["safety.onnx"] < 1e-4 and (tmp_path / "safety.onnx").is_file()
@@ -121,15 +147,27 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     from pathlib import Path
 
     from feedback_nlp import train
+
     claims = write_claims(tmp_path / "claims.jsonl")
     out = tmp_path / "run"
     config = Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"
-    metrics = train.main([
-        "--config", str(config), f"output_dir={out}",
-        f"model.pretrained={bert}", "model.max_length=16", "model.optim.lr=0.001", f"data.path={claims}",
-        f"data.noisy_negatives.embedding_model={bert}",
-        f"data.noisy_negatives.embedding_cache_dir={tmp_path / 'cache'}", "data.noisy_negatives.pool_max=null",
-        "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2"])
+    metrics = train.main(
+        [
+            "--config",
+            str(config),
+            f"output_dir={out}",
+            f"model.pretrained={bert}",
+            "model.max_length=16",
+            "model.optim.lr=0.001",
+            f"data.path={claims}",
+            f"data.noisy_negatives.embedding_model={bert}",
+            f"data.noisy_negatives.embedding_cache_dir={tmp_path / 'cache'}",
+            "data.noisy_negatives.pool_max=null",
+            "data.dev_fraction=0.25",
+            "data.batch_size=16",
+            "trainer.max_epochs=2",
+        ]
+    )
     saved = json.loads((out / "metrics.json").read_text())
     for key in KPI_KEYS:
         assert key in saved and key in metrics, key
@@ -140,7 +178,8 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert any(k.startswith("test/lang/fr/") for k in saved)  # per-language KPIs include the translations
     # the best checkpoint's threshold is the one test and predict used
     from feedback_nlp.export import best_checkpoint
-    best = best_checkpoint(out)                             # the one ModelCheckpoint recorded
+
+    best = best_checkpoint(out)  # the one ModelCheckpoint recorded
     ckpt_threshold = torch.load(best, weights_only=True)["product_safety"]["threshold"]
     assert saved["test/threshold"] == pytest.approx(ckpt_threshold) and saved["val/threshold"] >= 0
     preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
@@ -150,7 +189,9 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert manifest["threshold"] == pytest.approx(ckpt_threshold) and manifest["record_kind"] == "claim"
     # serving from the export reproduces the run's predictions
     from feedback_nlp.datamodules.records import load_records
+
     by_id = {r.id: r for r in load_records(claims, "claim")}
     from feedback_nlp.serving.registry import load_export
+
     served = load_export(out / "export")[0].predict([by_id[p["id"]] for p in preds])
     np.testing.assert_allclose([s["probability"] for s in served], [p["probability"] for p in preds], atol=1e-5)

@@ -3,6 +3,7 @@
 Also holds the small fixtures (a hand-made claims file, a tiny random BERT) that
 tests/test_product_safety.py reuses.
 """
+
 import json
 from pathlib import Path
 
@@ -14,12 +15,28 @@ from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
 from feedback_nlp.datamodules.records import load_records
 from feedback_nlp.datamodules.splits import hash_unit
 
-POS = ["I got a red rash on my skin after wearing it", "The heel broke off and I fell down the stairs",
-       "It has a strong chemical smell and I felt sick", "A needle in the sleeve cut my finger"]
-NEG = ["It is too small and the colour is wrong", "The parcel arrived five days late",
-       "The zipper broke after one week", "There is a stain on the front"]
-FR = {"rash": "éruption", "heel": "talon", "small": "petit", "late": "retard", "smell": "odeur", "needle": "aiguille",
-      "zipper": "fermeture", "stain": "tache"}
+POS = [
+    "I got a red rash on my skin after wearing it",
+    "The heel broke off and I fell down the stairs",
+    "It has a strong chemical smell and I felt sick",
+    "A needle in the sleeve cut my finger",
+]
+NEG = [
+    "It is too small and the colour is wrong",
+    "The parcel arrived five days late",
+    "The zipper broke after one week",
+    "There is a stain on the front",
+]
+FR = {
+    "rash": "éruption",
+    "heel": "talon",
+    "small": "petit",
+    "late": "retard",
+    "smell": "odeur",
+    "needle": "aiguille",
+    "zipper": "fermeture",
+    "stain": "tache",
+}
 
 
 def write_claims(path: Path, months: int = 5, per_month: int = 8, unlabeled: int = 6) -> Path:
@@ -31,15 +48,31 @@ def write_claims(path: Path, months: int = 5, per_month: int = 8, unlabeled: int
             label = k % 2
             text = f"{(POS if label else NEG)[(k // 2 + m) % 4]} order {m}-{k}"
             rid = f"c{m}-{k}"
-            rows.append({"id": rid, "text": text, "language": "en" if k % 4 < 2 else "de",
-                         "created_at": f"2026-{m:02d}-{k + 1:02d}T10:00:00+00:00", "label": label, "escalated": True})
+            rows.append(
+                {
+                    "id": rid,
+                    "text": text,
+                    "language": "en" if k % 4 < 2 else "de",
+                    "created_at": f"2026-{m:02d}-{k + 1:02d}T10:00:00+00:00",
+                    "label": label,
+                    "escalated": True,
+                }
+            )
             if k % 2 == 0:
                 fr = " ".join(FR.get(w, w) for w in text.split())
                 rows.append({**rows[-1], "id": f"{rid}-tr-fr", "text": fr, "language": "fr", "source_id": rid})
         for k in range(unlabeled):
             text = f"{(POS if k == 5 else NEG)[k % 4]} traffic {m}-{k}"
-            rows.append({"id": f"t{m}-{k}", "text": text, "language": "en", "label": None,
-                         "created_at": f"2026-{m:02d}-{k + 10:02d}T10:00:00+00:00", "escalated": k == 0})
+            rows.append(
+                {
+                    "id": f"t{m}-{k}",
+                    "text": text,
+                    "language": "en",
+                    "label": None,
+                    "created_at": f"2026-{m:02d}-{k + 10:02d}T10:00:00+00:00",
+                    "escalated": k == 0,
+                }
+            )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -48,12 +81,19 @@ def tiny_bert(path: Path) -> str:
     """A random 2-layer BERT (hidden 32) with a word-level vocabulary of the fixture's words."""
     import torch
     import transformers
+
     words = {w for t in POS + NEG + list(FR.values()) for w in t.lower().split()} | {"order", "traffic"}
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words) + [str(i) for i in range(10)] + ["-"]
     transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64)
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     transformers.BertModel(cfg).save_pretrained(path)
     return str(path)
 
@@ -65,9 +105,15 @@ def files(tmp_path_factory):
 
 
 def make_dm(files, variant, nn=None, **kw):
-    return ClaimsDataModule(path=files["claims"], split="time", variant=variant, progress=False, dev_fraction=0.25,
-                            noisy_negatives=NoisyNegatives(embedding_model=files["bert"],
-                                                           embedding_cache_dir=files["cache"], **(nn or {})), **kw)
+    return ClaimsDataModule(
+        path=files["claims"],
+        split="time",
+        variant=variant,
+        progress=False,
+        dev_fraction=0.25,
+        noisy_negatives=NoisyNegatives(embedding_model=files["bert"], embedding_cache_dir=files["cache"], **(nn or {})),
+        **kw,
+    )
 
 
 def kinds(records):
@@ -80,7 +126,7 @@ def test_time_splits_and_evaluation_are_the_same_for_every_variant(files):
         dm = make_dm(files, variant)
         s = dm.validate()
         assert s.test_month == "2026-05"
-        assert {r.id for r in s.test} == {f"c5-{k}" for k in range(8)}             # labeled originals only
+        assert {r.id for r in s.test} == {f"c5-{k}" for k in range(8)}  # labeled originals only
         assert {r.id for r in s.traffic} == {f"c5-{k}" for k in range(8)} | {f"t5-{k}" for k in range(6)}
         assert all(r.created_at.month < 5 and r.label is not None and not r.source_id for r in s.train + s.dev)
         evals.append([(x["id"], x["group"], x["in_test"], x["in_traffic"]) for x in dm.eval_items()])
@@ -108,7 +154,7 @@ def test_noisy_negatives_come_from_the_pre_test_pool(files):
         assert (r in dev) == (hash_unit(r.id, 0) < 0.25)
     capped = make_dm(files, "original+NN", {"max_count": 3})
     assert capped.fit_items() and capped.stats["data/nn_mined"] == 3
-    ratio = make_dm(files, "original+NN", {"ratio": 0.05})   # 5% of 32 labeled train+dev claims -> 2
+    ratio = make_dm(files, "original+NN", {"ratio": 0.05})  # 5% of 32 labeled train+dev claims -> 2
     assert ratio.fit_items() and ratio.stats["data/nn_mined"] == 2
 
 
@@ -119,8 +165,14 @@ def test_nn_purity_when_the_pool_knows_its_hidden_labels(tmp_path, files):
             r["true_label"] = int(r["id"].endswith("-5"))  # the 6th traffic comment per month is a safety case
     p = tmp_path / "hidden.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dm = ClaimsDataModule(path=str(p), split="time", variant="original+NN", progress=False, dev_fraction=0.25,
-                          noisy_negatives=NoisyNegatives(embedding_model=files["bert"], embedding_cache_dir=files["cache"]))
+    dm = ClaimsDataModule(
+        path=str(p),
+        split="time",
+        variant="original+NN",
+        progress=False,
+        dev_fraction=0.25,
+        noisy_negatives=NoisyNegatives(embedding_model=files["bert"], embedding_cache_dir=files["cache"]),
+    )
     train, dev = dm.fit_items()
     mined = [r for r in train + dev if r.extra.get("noisy_negative")]
     assert dm.stats["data/nn_purity"] == pytest.approx(sum(r.extra["true_label"] == 0 for r in mined) / len(mined))
@@ -160,6 +212,7 @@ def test_missing_class_in_train_is_a_data_error(tmp_path, files):
 
 def test_batches_and_predict_file(files, tmp_path):
     from feedback_nlp.common.model_factory import load_tokenizer
+
     dm = make_dm(files, "original", predict_path=files["claims"], max_length=8)
     dm.connect(tokenizer=load_tokenizer(files["bert"]))
     dm.setup("test")

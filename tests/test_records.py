@@ -1,4 +1,5 @@
 """Every bad-input class is rejected with file, line and field, all problems listed at once."""
+
 import json
 
 import pytest
@@ -9,15 +10,20 @@ from feedback_nlp.datamodules.records import Claim, Feedback, Transcript, load_r
 
 def write(tmp_path, lines, name="in.jsonl"):
     p = tmp_path / name
-    p.write_bytes(b"\n".join(l if isinstance(l, bytes) else (l if isinstance(l, str) else json.dumps(l)).encode()
-                             for l in lines) + b"\n")
+    p.write_bytes(
+        b"\n".join(x if isinstance(x, bytes) else (x if isinstance(x, str) else json.dumps(x)).encode() for x in lines)
+        + b"\n"
+    )
     return p
 
 
 FB = {"id": "f1", "text": "No cable. Box opened.", "coarse": ["missing parts issue"], "granular": ["no cable"]}
 CL = {"id": "c1", "text": "Rash after wearing", "language": "en", "created_at": "2026-03-02T10:00:00", "label": 1}
-TR = {"id": "t1", "turns": [{"speaker": "customer", "text": "Hi."}, {"speaker": "agent", "text": "Hello!"}],
-      "label": "returns"}
+TR = {
+    "id": "t1",
+    "turns": [{"speaker": "customer", "text": "Hi."}, {"speaker": "agent", "text": "Hello!"}],
+    "label": "returns",
+}
 
 
 def problems(path, kind):
@@ -37,21 +43,24 @@ def test_valid_records_parse_and_keep_extra_fields(tmp_path):
     assert isinstance(t, Transcript) and t.turns[1].speaker == "agent" and t.handle_time == 12.0
 
 
-@pytest.mark.parametrize("kind,bad,field,needle", [
-    ("feedback", "{not json", "<line>", "invalid JSON"),
-    ("feedback", {k: v for k, v in FB.items() if k != "coarse"}, "coarse", "missing"),
-    ("feedback", {**FB, "coarse": "missing parts"}, "coarse", "list"),
-    ("feedback", {**FB, "text": "   "}, "text", "empty"),
-    ("feedback", {**FB, "created_at": "yesterday"}, "created_at", "unparseable"),
-    ("claim", {**CL, "label": 2}, "label", "1, 0 or null"),
-    ("claim", {**CL, "case_type": "sunburn"}, "case_type", "expected one of"),
-    ("claim", {**CL, "escalated": "yes"}, "escalated", "true/false"),
-    ("claim", {k: v for k, v in CL.items() if k != "created_at"}, "created_at", "missing"),
-    ("transcript", {**TR, "turns": [{"speaker": "bot", "text": "hi"}]}, "turns[0].speaker", "unknown speaker"),
-    ("transcript", {**TR, "turns": [{"speaker": "agent", "text": ""}]}, "turns[0].text", "empty"),
-    ("transcript", {**TR, "handle_time": "long"}, "handle_time", "number"),
-    ("question", {"id": "q1", "question": 5}, "question", "string"),
-])
+@pytest.mark.parametrize(
+    "kind,bad,field,needle",
+    [
+        ("feedback", "{not json", "<line>", "invalid JSON"),
+        ("feedback", {k: v for k, v in FB.items() if k != "coarse"}, "coarse", "missing"),
+        ("feedback", {**FB, "coarse": "missing parts"}, "coarse", "list"),
+        ("feedback", {**FB, "text": "   "}, "text", "empty"),
+        ("feedback", {**FB, "created_at": "yesterday"}, "created_at", "unparseable"),
+        ("claim", {**CL, "label": 2}, "label", "1, 0 or null"),
+        ("claim", {**CL, "case_type": "sunburn"}, "case_type", "expected one of"),
+        ("claim", {**CL, "escalated": "yes"}, "escalated", "true/false"),
+        ("claim", {k: v for k, v in CL.items() if k != "created_at"}, "created_at", "missing"),
+        ("transcript", {**TR, "turns": [{"speaker": "bot", "text": "hi"}]}, "turns[0].speaker", "unknown speaker"),
+        ("transcript", {**TR, "turns": [{"speaker": "agent", "text": ""}]}, "turns[0].text", "empty"),
+        ("transcript", {**TR, "handle_time": "long"}, "handle_time", "number"),
+        ("question", {"id": "q1", "question": 5}, "question", "string"),
+    ],
+)
 def test_each_bad_input_class_names_file_line_field(tmp_path, kind, bad, field, needle):
     good = {"feedback": FB, "claim": CL, "transcript": TR, "question": {"id": "q0", "question": "where?"}}[kind]
     p = write(tmp_path, [good, bad])
@@ -76,8 +85,9 @@ def test_problem_list_is_capped(tmp_path):
 
 
 def test_field_map_reads_other_schemas(tmp_path):
-    p = write(tmp_path, [{"id": 1, "narrative": "Burned my hand", "lang": "en", "created_at": "2026-01-01",
-                          "label": 1}])
+    p = write(
+        tmp_path, [{"id": 1, "narrative": "Burned my hand", "lang": "en", "created_at": "2026-01-01", "label": 1}]
+    )
     (c,) = load_records(p, "claim", field_map={"text": "narrative", "language": "lang"})
     assert c.text == "Burned my hand" and c.language == "en" and c.id == "1"
 

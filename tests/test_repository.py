@@ -3,6 +3,7 @@
 Real packaged MiniLM embeddings and real CLINC150 questions (fixture); each check compares
 with an independent expectation: a rebuild from the resulting question set, the exact text
 of a deleted question, the files' sha256, the state before an update."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from feedback_nlp.datamodules.errors import DataValidationError
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates
@@ -26,6 +28,7 @@ PREDICTION = {"weighting": "similarity", "backfill_prior": True}
 @pytest.fixture(scope="module")
 def embedder():
     from feedback_nlp.universal_model.embedder import Embedder
+
     return Embedder("packaged:all-MiniLM-L6-v2")
 
 
@@ -46,8 +49,11 @@ def _export(root, questions, embedder, **settings):
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 @pytest.mark.parametrize("method", ["hybrid", "bm25", "dense"])
@@ -69,11 +75,15 @@ def test_add_and_delete_equal_a_rebuild(tmp_path, clinc, embedder, method):
     # neighbours must be equal, vote shares equal to float precision
     assert [r[n]["prediction"] for r in a for n in LABELS[0]] == [r[n]["prediction"] for r in b for n in LABELS[0]]
     assert [list(r["intent"]["distribution"]) for r in a] == [list(r["intent"]["distribution"]) for r in b]
-    np.testing.assert_allclose([v for r in a for v in r["intent"]["distribution"].values()],
-                               [v for r in b for v in r["intent"]["distribution"].values()], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for r in a for v in r["intent"]["distribution"].values()],
+        [v for r in b for v in r["intent"]["distribution"].values()],
+        rtol=1e-6,
+    )
     assert [[n["id"] for n in r["neighbors"]] for r in a] == [[n["id"] for n in r["neighbors"]] for r in b]
-    np.testing.assert_allclose([n["score"] for r in a for n in r["neighbors"]],
-                               [n["score"] for r in b for n in r["neighbors"]], rtol=1e-5)
+    np.testing.assert_allclose(
+        [n["score"] for r in a for n in r["neighbors"]], [n["score"] for r in b for n in r["neighbors"]], rtol=1e-5
+    )
     assert Repository.open(root).manifest["counts"] == Repository.open(tmp_path / "rebuild").manifest["counts"]
 
 
@@ -88,10 +98,10 @@ def test_deleted_question_is_found_nowhere(tmp_path, clinc, embedder):
     updates.delete(root, [victim.id])
     repo = Repository.open(root)
     assert victim.id not in {q.id for q in repo.rows.values()} and key not in repo.rows
-    assert key not in repo.text_index.search([victim.question], 300)[0][0]          # BM25
+    assert key not in repo.text_index.search([victim.question], 300)[0][0]  # BM25
     assert key not in repo.vectors.search(embedder.encode([victim.question]), 300)[0][0]  # vectors
     needle = victim.question.encode()
-    assert not [name for name, data in _snapshot(root).items() if needle in data]     # no file keeps its text
+    assert not [name for name, data in _snapshot(root).items() if needle in data]  # no file keeps its text
     assert len(repo) == len(train) - 1 == len(repo.embeddings())
 
 
@@ -104,7 +114,7 @@ def test_export_manifest_hashes_and_damage_detection(tmp_path, clinc, embedder):
     assert m["retrieval"]["method"] == "hybrid" and m["prediction"] == PREDICTION
     kinds = {Path(f).name for f in m["files"]}
     assert {"questions.jsonl", "embeddings.npy", "vectors.faiss", "meta.json"} <= kinds
-    Repository.open(tmp_path / "repo")                     # verifies every sha256
+    Repository.open(tmp_path / "repo")  # verifies every sha256
     m2 = updates.add(tmp_path / "repo", _jsonl(tmp_path / "a.jsonl", train[60:70]), embedder=embedder)
     assert m2["model_version"] != m["model_version"] and m2["generation"] == m["generation"] + 1
     victim = tmp_path / "repo" / next(f for f in m2["files"] if f.endswith("embeddings.npy"))
@@ -124,8 +134,9 @@ def test_stats_counts_per_label_size_and_last_update(tmp_path, clinc, embedder):
         want[q.labels["intent"]] = want.get(q.labels["intent"], 0) + 1
     assert st["labels"]["intent"] == want and st["questions"] == 43
     assert st["last_update"]["op"] == "delete" and st["last_update"]["questions"] == 2
-    assert st["size_bytes"] == sum(p.stat().st_size for p in (root / "generations").rglob("*")
-                                   if p.is_file() and not p.name.endswith(".lock"))
+    assert st["size_bytes"] == sum(
+        p.stat().st_size for p in (root / "generations").rglob("*") if p.is_file() and not p.name.endswith(".lock")
+    )
 
 
 BAD_LINES = [
@@ -154,12 +165,22 @@ def test_bad_question_file_leaves_the_repository_unchanged(tmp_path, clinc, embe
 
 def test_numeric_label_schema_rejects_nan_and_strings(tmp_path, embedder):
     qs = [Question("a", "slow delivery", {"product": "x", "handle_time": 5.0})]
-    bad = [Question("b", "refund", {"product": "y", "handle_time": "slow"}),
-           Question("c", "refund", {"product": "y", "handle_time": float("nan")})]
+    bad = [
+        Question("b", "refund", {"product": "y", "handle_time": "slow"}),
+        Question("c", "refund", {"product": "y", "handle_time": float("nan")}),
+    ]
     src = _jsonl(tmp_path / "q.jsonl", qs + bad)
     with pytest.raises(DataValidationError) as e:
-        updates.export(tmp_path / "repo", qs + bad, RetrievalSettings(method="bm25"), ["product"], ["handle_time"],
-                       PREDICTION, None, src)
+        updates.export(
+            tmp_path / "repo",
+            qs + bad,
+            RetrievalSettings(method="bm25"),
+            ["product"],
+            ["handle_time"],
+            PREDICTION,
+            None,
+            src,
+        )
     assert [(p.line, p.field) for p in e.value.problems] == [(2, "handle_time"), (3, "handle_time")]
     assert not (tmp_path / "repo").exists()
 
@@ -187,6 +208,7 @@ def test_duplicate_and_unknown_ids_and_other_embedder(tmp_path, clinc, embedder)
 def test_predictor_sees_an_update_after_commit_and_needs_no_lightning(tmp_path, clinc, embedder):
     import subprocess
     import sys
+
     train, test = clinc
     root = tmp_path / "repo"
     _export(root, train[:100], embedder)
@@ -200,7 +222,9 @@ def test_predictor_sees_an_update_after_commit_and_needs_no_lightning(tmp_path, 
     updates.add(root, _jsonl(tmp_path / "n.jsonl", [new]), embedder=embedder)
     [row] = p.predict([Question("x", "zorblax quantum toaster refund please")])
     assert row["model_version"] != first[0]["model_version"] and row["neighbors"][0]["id"] == "new-1"
-    code = ("import sys, feedback_nlp.universal_model.repository_predictor as m; "
-            "print(sorted(x for x in sys.modules if x.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    code = (
+        "import sys, feedback_nlp.universal_model.repository_predictor as m; "
+        "print(sorted(x for x in sys.modules if x.split('.')[0] in ('lightning', 'pytorch_lightning')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

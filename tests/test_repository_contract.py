@@ -1,6 +1,7 @@
 """One contract for every retrieval backend of the question repository: add, delete and
 search behave alike on tantivy, the bm25s BM25Okapi reference, faiss (exact and IVF) and
 OpenSearch. OpenSearch runs where OPENSEARCH_URL points at a server, else it is skipped."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from feedback_nlp.universal_model.ranking import top_k
-from feedback_nlp.universal_model.text import same_top_k, tokenize
 from rank_bm25 import BM25Okapi
 
+from feedback_nlp.universal_model.ranking import top_k
+from feedback_nlp.universal_model.text import same_top_k, tokenize
+
 FIXTURE = Path(__file__).parent / "fixtures" / "clinc150_sample.jsonl"
-NEEDS_OPENSEARCH = pytest.mark.skipif(not os.environ.get("OPENSEARCH_URL"),
-                                      reason="OPENSEARCH_URL is not set: no OpenSearch server to test against")
+NEEDS_OPENSEARCH = pytest.mark.skipif(
+    not os.environ.get("OPENSEARCH_URL"), reason="OPENSEARCH_URL is not set: no OpenSearch server to test against"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +31,14 @@ def clinc():
 def _text_backend(name: str, tmp_path: Path):
     if name == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
+
         return TantivyBM25(tmp_path / "tantivy")
     if name == "reference":
         from feedback_nlp.universal_model.reference_index import ReferenceBM25
+
         return ReferenceBM25()
     from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
+
     return OpenSearchIndex.from_env(f"contract-{uuid.uuid4().hex[:8]}")
 
 
@@ -43,7 +49,7 @@ TEXT_BACKENDS = ["tantivy", "reference", pytest.param("opensearch", marks=NEEDS_
 def test_text_backend_add_delete_search_contract(backend, tmp_path, clinc):
     train, _ = clinc
     index = _text_backend(backend, tmp_path)
-    keys = np.arange(1000, 1000 + len(train))          # keys need not start at 0 or be dense
+    keys = np.arange(1000, 1000 + len(train))  # keys need not start at 0 or be dense
     index.add(keys[:200], train[:200])
     index.commit()
     assert len(index) == 200
@@ -84,18 +90,20 @@ def test_text_backends_agree_with_rank_bm25_ordering_of_the_top(backend, tmp_pat
     for q, (got, _) in zip(test, hits):
         want = np.argsort(-ref.get_scores(tokenize(q)), kind="stable")[:10]
         overlap.append(len(set(want.tolist()) & set(got.tolist())) / 10)
-    if backend == "reference":   # same ranking as BM25Okapi (tie-aware)
+    if backend == "reference":  # same ranking as BM25Okapi (tie-aware)
         assert all(same_top_k(ref.get_scores(tokenize(q)), got, 10) for q, (got, _) in zip(test, hits))
     assert np.mean(overlap) > 0.7
 
 
 def _vector_backend(name: str, dim: int):
     from feedback_nlp.universal_model.vector_index import FaissVectors
+
     if name == "faiss-exact":
         return FaissVectors(dim, exact_max=10_000)
     if name == "faiss-ivf":
-        return FaissVectors(dim, exact_max=10, nlist=8, nprobe=8)   # nprobe = nlist: exhaustive
+        return FaissVectors(dim, exact_max=10, nlist=8, nprobe=8)  # nprobe = nlist: exhaustive
     from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
+
     return OpenSearchIndex.from_env(f"contract-{uuid.uuid4().hex[:8]}", dim)
 
 
@@ -120,7 +128,7 @@ def test_vector_backend_add_delete_search_contract(backend):
     brute = queries @ vecs.T
     for q, (got, sims) in enumerate(search(queries, 5)):
         want_keys, want_sims = top_k(keys, brute[q], 5)
-        np.testing.assert_array_equal(got, want_keys)            # exact here (IVF scans every list)
+        np.testing.assert_array_equal(got, want_keys)  # exact here (IVF scans every list)
         np.testing.assert_allclose(sims, want_sims, rtol=1e-4, atol=1e-5)
     remove([keys[3], keys[350]])
     for got, _ in search(queries, 20):
@@ -129,6 +137,7 @@ def test_vector_backend_add_delete_search_contract(backend):
 
 def test_tantivy_reader_does_not_create_a_missing_index(tmp_path):
     from feedback_nlp.universal_model.tantivy_index import TantivyBM25
+
     with pytest.raises(FileNotFoundError):
         TantivyBM25(tmp_path / "gone", create=False)
     assert not (tmp_path / "gone").exists()

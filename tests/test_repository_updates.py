@@ -1,5 +1,6 @@
 """Atomic updates of the question repository under kill -9, and the `universal-model`
 export / add / delete / stats commands end to end (exit codes, messages, files)."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository import Repository
@@ -42,8 +44,14 @@ def _grown(n: int, seed: int) -> list[Question]:
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "feedback_nlp.scripts.universal_model", *args], env=ENV,
-                          capture_output=True, text=True, check=check, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "feedback_nlp.scripts.universal_model", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
 
 
 def _kill_when(cmd: list[str], ready, predictor, query) -> int:
@@ -54,7 +62,7 @@ def _kill_when(cmd: list[str], ready, predictor, query) -> int:
         if ready():
             os.kill(proc.pid, signal.SIGKILL)
             break
-        if answered < 3:                  # readers keep answering during the update
+        if answered < 3:  # readers keep answering during the update
             assert predictor.predict([query])[0]["intent"]["prediction"]
             answered += 1
         time.sleep(0.0005)
@@ -65,8 +73,15 @@ def _kill_when(cmd: list[str], ready, predictor, query) -> int:
 def base(tmp_path_factory):
     """A 20K-question repository, exported once; each test updates its own copy."""
     root = tmp_path_factory.mktemp("kill") / "base"
-    updates.export(root, _grown(20_000, 0), RetrievalSettings(method="bm25"), ["intent", "domain"], [],
-                   {"weighting": "count", "backfill_prior": True}, None)
+    updates.export(
+        root,
+        _grown(20_000, 0),
+        RetrievalSettings(method="bm25"),
+        ["intent", "domain"],
+        [],
+        {"weighting": "count", "backfill_prior": True},
+        None,
+    )
     return root
 
 
@@ -79,15 +94,25 @@ def test_kill_9_mid_update_leaves_before_or_after(tmp_path, base, point):
     shutil.copytree(base, root)
     before = Repository.open(root).manifest
     gens = root / "generations"
-    ready = {"temp generation": lambda: any(p.name.startswith(".tmp") for p in gens.iterdir()),
-             "tantivy commit": lambda: any((p / "tantivy" / "meta.json").exists() and p.name.startswith(".tmp")
-                                           and len(list((p / "tantivy").iterdir())) > 3 for p in gens.iterdir()),
-             "renamed generation": lambda: (gens / f"{before['generation'] + 1:06d}").exists()}[point]
+    ready = {
+        "temp generation": lambda: any(p.name.startswith(".tmp") for p in gens.iterdir()),
+        "tantivy commit": lambda: any(
+            (p / "tantivy" / "meta.json").exists()
+            and p.name.startswith(".tmp")
+            and len(list((p / "tantivy").iterdir())) > 3
+            for p in gens.iterdir()
+        ),
+        "renamed generation": lambda: (gens / f"{before['generation'] + 1:06d}").exists(),
+    }[point]
     predictor = load_predictor(root)
     query = Question("q", "what is my current location")
-    rc = _kill_when([sys.executable, "-m", "feedback_nlp.scripts.universal_model", "add", str(root),
-                     "--questions", str(src)], ready, predictor, query)
-    repo = Repository.open(root)                       # verifies every file's sha256
+    rc = _kill_when(
+        [sys.executable, "-m", "feedback_nlp.scripts.universal_model", "add", str(root), "--questions", str(src)],
+        ready,
+        predictor,
+        query,
+    )
+    repo = Repository.open(root)  # verifies every file's sha256
     n = len(repo)
     print(f"{point}: rc={rc}, questions={n}")
     assert n in (20_000, 23_000)
@@ -108,14 +133,26 @@ def test_cli_export_add_delete_stats(tmp_path):
     repo_src = tmp_path / "repo.jsonl"
     repo_src.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] == "train"))
     out = tmp_path / "export"
-    r = _cli("export", "--config", CONFIG, f"repository.path={repo_src}", "labels.categorical=[intent, domain]",
-             "labels.numeric=[]", "retrieval.method=bm25", f"out={out}")
+    r = _cli(
+        "export",
+        "--config",
+        CONFIG,
+        f"repository.path={repo_src}",
+        "labels.categorical=[intent, domain]",
+        "labels.numeric=[]",
+        "retrieval.method=bm25",
+        f"out={out}",
+    )
     assert "300 questions" in r.stdout
     m = json.loads((out / "manifest.json").read_text())
     assert m["labels"]["categorical"] == ["intent", "domain"] and m["counts"]["questions"] == 300
     new = tmp_path / "new.jsonl"
-    new.write_text(json.dumps({"id": "n1", "question": "how do i reset my zorblax", "intent": "zorblax",
-                               "domain": "meta", "split": "x"}) + "\n")
+    new.write_text(
+        json.dumps(
+            {"id": "n1", "question": "how do i reset my zorblax", "intent": "zorblax", "domain": "meta", "split": "x"}
+        )
+        + "\n"
+    )
     assert "add of 1 question(s) committed" in _cli("add", str(out), "--questions", str(new)).stdout
     r = _cli("delete", str(out), "--ids", rows[0]["id"], rows[1]["id"])
     assert "delete of 2 question(s) committed; 299 questions" in r.stdout
@@ -132,8 +169,17 @@ def test_cli_bad_input_is_a_clear_error_and_writes_nothing(tmp_path):
     src = tmp_path / "repo.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "export"
-    r = _cli("export", "--config", CONFIG, f"repository.path={src}", "labels.categorical=[intent]",
-             "labels.numeric=[]", "retrieval.method=bm25", f"out={out}", check=False)
+    r = _cli(
+        "export",
+        "--config",
+        CONFIG,
+        f"repository.path={src}",
+        "labels.categorical=[intent]",
+        "labels.numeric=[]",
+        "retrieval.method=bm25",
+        f"out={out}",
+        check=False,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"{src}:6: field 'intent'" in r.stderr and not out.exists()
     r = _cli("delete", str(tmp_path / "nowhere"), "--ids", "x", check=False)

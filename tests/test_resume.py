@@ -1,4 +1,5 @@
 """Resume after SIGKILL ends with the metrics of an uninterrupted run; bad checkpoints fail clearly."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,19 @@ def assets(tmp_path_factory):
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    base = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=4",
-            "model.max_sentences=12", "model.max_tokens=16", "trainer.max_epochs=3", "trainer.accelerator=cpu",
-            "model.dropout=0.2", "run_predict=false", "callbacks.serving_export=null"]
+    base = [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=4",
+        "model.max_sentences=12",
+        "model.max_tokens=16",
+        "trainer.max_epochs=3",
+        "trainer.accelerator=cpu",
+        "model.dropout=0.2",
+        "run_predict=false",
+        "callbacks.serving_export=null",
+    ]
     return tmp, base
 
 
@@ -39,8 +50,13 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(assets):
     expected = metrics(tmp / "straight")
 
     crashed = tmp / "crashed"
-    proc = subprocess.Popen(train_cmd(CONFIG, base + [f"output_dir={crashed}"]), cwd=REPO, env=job_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(CONFIG, base + [f"output_dir={crashed}"]),
+        cwd=REPO,
+        env=job_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = crashed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -54,8 +70,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(assets):
     assert saved["epoch"] < 2, "killed after the last epoch: nothing left to resume"
 
     probe = tmp / "probe" / "resumed"
-    run_train(CONFIG, base + [f"resume={crashed}", "+callbacks.probe.class_path=tests.probes.StartProbe",
-                              f"+callbacks.probe.path={probe}"])
+    run_train(
+        CONFIG,
+        base
+        + [
+            f"resume={crashed}",
+            "+callbacks.probe.class_path=tests.probes.StartProbe",
+            f"+callbacks.probe.path={probe}",
+        ],
+    )
     # the checkpoint was loaded: training restarted at its step with its optimizer moments (a
     # fresh run with the same seed would reach the same metrics below, but from step 0, no moments)
     start = json.loads(probe.with_name("resumed.start.rank0").read_text())

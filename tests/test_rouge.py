@@ -1,4 +1,5 @@
 """ROUGE-1/2 F (000 §4.3) agrees with the `rouge-score` package on real sentences."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,10 +11,14 @@ PAIRS = [
     ("minor scratches", "minor cosmetic defects, fitting issue"),
     ("size issue, not as described", "size issue, material issue, not as described"),
     ("quality issue", "quality issue"),
-    ("no power cable included, box has been opened, item looks used",
-     "missing parts issue, opened box, used condition"),
-    ("Instructions were hard to read; some of it was written in another language!",
-     "instructions hard to read, written in another language, looks different from picture"),
+    (
+        "no power cable included, box has been opened, item looks used",
+        "missing parts issue, opened box, used condition",
+    ),
+    (
+        "Instructions were hard to read; some of it was written in another language!",
+        "instructions hard to read, written in another language, looks different from picture",
+    ),
     ("The batteries died after 2 days... 100% disappointed (again).", "battery issue, batteries died after 2 days"),
     ("Lieferung verspätet, Verpackung beschädigt", "late delivery, packaging issue"),
     ("running runs ran runner", "run running"),
@@ -47,13 +52,19 @@ def test_hand_computed_value():
 def test_metric_is_mean_of_per_feedback_f_and_joins_issue_lists():
     scorer = rouge_scorer.RougeScorer(["rouge1"])
     metric = RougeF(n=1)
-    metric.update([["minor scratches"], ["size issue", "not as described"]],
-                  [["minor cosmetic defects", "fitting issue"], ["size issue", "material issue", "not as described"]])
+    metric.update(
+        [["minor scratches"], ["size issue", "not as described"]],
+        [["minor cosmetic defects", "fitting issue"], ["size issue", "material issue", "not as described"]],
+    )
     metric.update(["quality issue"], ["quality issue"])
-    expected = [scorer.score(t, p)["rouge1"].fmeasure for p, t in
-                [("minor scratches", "minor cosmetic defects, fitting issue"),
-                 ("size issue, not as described", "size issue, material issue, not as described"),
-                 ("quality issue", "quality issue")]]
+    expected = [
+        scorer.score(t, p)["rouge1"].fmeasure
+        for p, t in [
+            ("minor scratches", "minor cosmetic defects, fitting issue"),
+            ("size issue, not as described", "size issue, material issue, not as described"),
+            ("quality issue", "quality issue"),
+        ]
+    ]
     assert float(metric.compute()) == pytest.approx(sum(expected) / 3, abs=1e-6)
 
 

@@ -1,11 +1,12 @@
 """Run identity and run directory rules, the resumable batch sampler and the prediction merge:
 fast checks without training (the multi-process jobs are in test_multinode / test_slurm)."""
+
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,7 @@ def test_finished_run_dir_is_not_reused_without_resume(tmp_path, monkeypatch):
 
 def test_latest_checkpoint_is_the_newest_restart_point(tmp_path):
     import os
+
     assert latest_checkpoint(tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
     for i, name in enumerate(("checkpoints/last.ckpt", "hpc_ckpt_1.ckpt", "checkpoints/step.ckpt")):
@@ -86,12 +88,28 @@ def test_new_id_is_made_on_rank_0_and_broadcast(tmp_path):
     port = str(free_port())
     procs = []
     for rank in (0, 1):
-        env = {k: v for k, v in __import__("os").environ.items()
-               if not k.startswith(("SLURM_", "TORCHELASTIC_", ENV_VAR))}
-        env.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                    "MASTER_PORT": port})
-        procs.append(subprocess.Popen([sys.executable, "-c", BROADCAST], cwd=tmp_path, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            k: v for k, v in __import__("os").environ.items() if not k.startswith(("SLURM_", "TORCHELASTIC_", ENV_VAR))
+        }
+        env.update(
+            {
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": port,
+            }
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", BROADCAST],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     rows = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -120,15 +138,19 @@ def test_resumable_batch_sampler_skips_once_and_only_in_its_epoch():
 def test_epoch_batch_sampler_resumes_with_the_same_length_groups():
     items = list(range(30))
     lengths = [(i * 7) % 11 for i in items]
-    make = lambda at=None: EpochBatchSampler(EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2,
-                                             seed=1, resume_at=at)
+    def make(at=None):
+        return EpochBatchSampler(
+            EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2, seed=1, resume_at=at
+        )
     full = list(make())
     assert list(make((0, 3))) == full[3:]
 
 
 def test_merge_rows_drops_padding_repeats_and_orders_by_id():
-    shards = [[{"id": "10", "p": 1}, {"id": "2", "p": 2}, {"id": "b", "p": 3}],
-              [{"id": "1", "p": 4}, {"id": "10", "p": 5}, {"id": "a", "p": 6}]]
+    shards = [
+        [{"id": "10", "p": 1}, {"id": "2", "p": 2}, {"id": "b", "p": 3}],
+        [{"id": "1", "p": 4}, {"id": "10", "p": 5}, {"id": "a", "p": 6}],
+    ]
     merged = merge_rows(shards)
     assert [r["id"] for r in merged] == ["1", "2", "10", "a", "b"]
     assert [r["p"] for r in merged] == [4, 2, 1, 6, 3]  # the first copy of a repeated record is kept
@@ -145,10 +167,18 @@ def test_bad_run_settings_stop_before_anything_is_written(tmp_path, capsys):
     data = tmp_path / "t.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp_path / "bert", [t["text"] for r in rows for t in r["turns"]])
-    base = ["--config", str(Path(__file__).resolve().parent.parent / "configs/experiment/seacat_demo.yaml"),
-            f"data.path={data}", f"model.pretrained={bert}", "trainer.accelerator=cpu", f"output_root={tmp_path / 'out'}"]
-    cases = [(["run_id=../escape"], "run_id='../escape'"),
-             (["callbacks.step_checkpoint.every_n_train_steps=-1"], "every_n_train_steps must be >= 0")]
+    base = [
+        "--config",
+        str(Path(__file__).resolve().parent.parent / "configs/experiment/seacat_demo.yaml"),
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "trainer.accelerator=cpu",
+        f"output_root={tmp_path / 'out'}",
+    ]
+    cases = [
+        (["run_id=../escape"], "run_id='../escape'"),
+        (["callbacks.step_checkpoint.every_n_train_steps=-1"], "every_n_train_steps must be >= 0"),
+    ]
     for extra, message in cases:
         with pytest.raises(SystemExit) as e:
             train.main([*base, *extra])

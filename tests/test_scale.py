@@ -5,6 +5,7 @@ entry point (train.py as a subprocess). Synced test metrics must equal a single-
 evaluation of the same checkpoint on the same (even-sized, so unpadded) test set: unsynced
 metrics would describe only rank 0's half.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ def even_test(rows, kind, split=None):
     """Drop one test record if needed so 2 ranks split the test set without padding."""
     from feedback_nlp.datamodules.records import PARSERS
     from feedback_nlp.datamodules.splits import time_split
+
     split = (split or time_split)([PARSERS[kind](r) for r in rows])
     if len(split.test) % 2:
         drop = next(r.id for r in split.test if not getattr(r, "source_id", None))
@@ -48,12 +50,20 @@ def assets(tmp_path_factory):
     claims = generate_claims(random.Random(1), 80)
     transcripts = even_test(generate_transcripts(random.Random(2), 96), "transcript")
     from feedback_nlp.datamodules.splits import random_split
+
     feedback_split = OmegaConf.load(REPO / CASES["multilevel_issues"][0]).data  # the demo's random split
-    feedback = even_test(generate_feedback(random.Random(3), 96), "feedback",
-                         lambda recs: random_split(recs, 0, feedback_split.test_fraction, feedback_split.dev_fraction))
-    texts = [c["text"] for c in claims] + [t["text"] for tr in transcripts for t in tr["turns"]] + \
-        [f["text"] + " " + ", ".join(f["coarse"] + f["granular"]) for f in feedback]
+    feedback = even_test(
+        generate_feedback(random.Random(3), 96),
+        "feedback",
+        lambda recs: random_split(recs, 0, feedback_split.test_fraction, feedback_split.dev_fraction),
+    )
+    texts = (
+        [c["text"] for c in claims]
+        + [t["text"] for tr in transcripts for t in tr["turns"]]
+        + [f["text"] + " " + ", ".join(f["coarse"] + f["granular"]) for f in feedback]
+    )
     from tests.test_multilevel_e2e import tiny_t5
+
     return {
         "bert": tiny_bert(tmp / "bert", texts),
         "t5": tiny_t5(tmp / "t5", texts + ["identify high-level issues: identify fine-grain issues:"]),
@@ -65,21 +75,56 @@ def assets(tmp_path_factory):
 
 
 CASES = {
-    "product_safety": ("configs/experiment/product_safety_demo.yaml",
-                       ["data.path={claims}", "model.pretrained={bert}", "data.variant=original",
-                        "data.batch_size=8", "model.max_length=32"]),
-    "multilevel_issues": ("configs/experiment/multilevel_issues_demo.yaml",
-                          ["data.path={feedback}", "model.pretrained={t5}", "model.architecture=auto",
-                           "model.encoder_layers=null", "model.decoder_layers=null", "model.simcse_model={bert}",
-                           "model.generate_on_validation=false", "data.batch_size=8", "data.max_source_length=48",
-                           "data.max_target_length=12", "callbacks.checkpoint.save_last=true",
-                           "callbacks.checkpoint.save_weights_only=false"]),
-    "seacat": ("configs/experiment/seacat_demo.yaml",
-               ["data.path={transcripts}", "model.pretrained={bert}", "model.freeze_layers=0",
-                "data.batch_size=8", "model.max_sentences=12", "model.max_tokens=16"]),
+    "product_safety": (
+        "configs/experiment/product_safety_demo.yaml",
+        [
+            "data.path={claims}",
+            "model.pretrained={bert}",
+            "data.variant=original",
+            "data.batch_size=8",
+            "model.max_length=32",
+        ],
+    ),
+    "multilevel_issues": (
+        "configs/experiment/multilevel_issues_demo.yaml",
+        [
+            "data.path={feedback}",
+            "model.pretrained={t5}",
+            "model.architecture=auto",
+            "model.encoder_layers=null",
+            "model.decoder_layers=null",
+            "model.simcse_model={bert}",
+            "model.generate_on_validation=false",
+            "data.batch_size=8",
+            "data.max_source_length=48",
+            "data.max_target_length=12",
+            "callbacks.checkpoint.save_last=true",
+            "callbacks.checkpoint.save_weights_only=false",
+        ],
+    ),
+    "seacat": (
+        "configs/experiment/seacat_demo.yaml",
+        [
+            "data.path={transcripts}",
+            "model.pretrained={bert}",
+            "model.freeze_layers=0",
+            "data.batch_size=8",
+            "model.max_sentences=12",
+            "model.max_tokens=16",
+        ],
+    ),
 }
-COMMON = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1",
-          "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1", "logger.wandb.enabled=true", "run_predict=true"]
+COMMON = [
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.strategy=ddp",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "logger.wandb.enabled=true",
+    "run_predict=true",
+]
 
 
 def overrides(case, assets, out_root):
@@ -109,8 +154,14 @@ def single_process_test(run_dir):
     ckpt = sorted((run_dir / "checkpoints").glob("best*.ckpt"))[-1]
     model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
     dm.connect(tokenizer=model.tokenizer)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_checkpointing=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
     (row,) = trainer.test(model, datamodule=dm, verbose=False)
     return {k: float(v) for k, v in row.items()}
 
@@ -162,11 +213,27 @@ def test_ddp_two_processes(case, assets):
 
     # the export serves: predict.py on the training file, every line stamped with the model version
     out = run_dir / "served.jsonl"
-    data_file = {"product_safety": assets["claims"], "seacat": assets["transcripts"],
-                 "multilevel_issues": assets["feedback"]}[case]
-    proc = subprocess.run([sys.executable, str(REPO / "predict.py"), "--export", str(run_dir / "export"),
-                           "--input", str(data_file), "--output", str(out)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    data_file = {
+        "product_safety": assets["claims"],
+        "seacat": assets["transcripts"],
+        "multilevel_issues": assets["feedback"],
+    }[case]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "predict.py"),
+            "--export",
+            str(run_dir / "export"),
+            "--input",
+            str(data_file),
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == sum(1 for _ in open(data_file))

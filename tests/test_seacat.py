@@ -1,5 +1,6 @@
 """002 §2.2-2.3: SeaCat's flat real-sentence batching against a naive padded time-distributed
 forward, attention masking, freezing, and the serving export (tiny random BERT)."""
+
 from __future__ import annotations
 
 import random
@@ -19,10 +20,24 @@ LABELS = ["delivery", "refund"]
 
 def _transcripts() -> list[Transcript]:
     return [
-        Transcript("t1", [Turn("customer", "Hi. Where is my package?"), Turn("agent", "Hello. Let me check.")],
-                   "delivery", 5.0, main_question="Where is my package?"),
-        Transcript("t2", [Turn("agent", "Hi!"), Turn("customer", "I want a refund for the broken cable. Thanks."),
-                          Turn("agent", "Sure. Done."), Turn("customer", "Hi.")], "refund", 7.0),
+        Transcript(
+            "t1",
+            [Turn("customer", "Hi. Where is my package?"), Turn("agent", "Hello. Let me check.")],
+            "delivery",
+            5.0,
+            main_question="Where is my package?",
+        ),
+        Transcript(
+            "t2",
+            [
+                Turn("agent", "Hi!"),
+                Turn("customer", "I want a refund for the broken cable. Thanks."),
+                Turn("agent", "Sure. Done."),
+                Turn("customer", "Hi."),
+            ],
+            "refund",
+            7.0,
+        ),
         Transcript("t3", [Turn("customer", "Hi.")], "unseen-label"),
     ]
 
@@ -42,17 +57,17 @@ def test_collate_tokenizes_only_distinct_real_sentences_and_maps_them_back(tiny)
     tok = load_tokenizer(tiny)
     feats, batch = _batch(tok)
     real = [s for f in feats for s in f.sentences]
-    assert len(real) == 11 and len(set(real)) == 9        # "Hi." three times
-    assert batch["input_ids"].shape[0] == 9               # never the B x S x T block
-    assert batch["sentence_mask"].shape == (3, 6)         # S = most sentences in the batch
+    assert len(real) == 11 and len(set(real)) == 9  # "Hi." three times
+    assert batch["input_ids"].shape[0] == 9  # never the B x S x T block
+    assert batch["sentence_mask"].shape == (3, 6)  # S = most sentences in the batch
     assert batch["sentence_mask"].sum().item() == 11
     decoded = tok.batch_decode(batch["input_ids"], skip_special_tokens=True)
-    for r, (src, slot) in enumerate(zip(batch["sentence_source"].tolist(), batch["sentence_index"].tolist())):
+    for _r, (src, slot) in enumerate(zip(batch["sentence_source"].tolist(), batch["sentence_index"].tolist())):
         b, s = divmod(slot, 6)
         assert decoded[src] == feats[b].sentences[s].lower()
     assert batch["labels"].tolist() == [0, 1, -100]
-    assert batch["positions"][1].tolist() == [8, 9, 10, 11, 12, 13]   # agent speaks first: offsets 0..5, + S
-    assert batch["positions"][0, :4].tolist() == [6, 7, 8, 9]          # agent's first sentence is index 2
+    assert batch["positions"][1].tolist() == [8, 9, 10, 11, 12, 13]  # agent speaks first: offsets 0..5, + S
+    assert batch["positions"][0, :4].tolist() == [6, 7, 8, 9]  # agent's first sentence is index 2
     assert batch["is_customer"][0].tolist() == [True, True, False, False, False, False]
 
 
@@ -83,14 +98,24 @@ def test_flat_forward_equals_the_naive_padded_time_distributed_forward(tiny):
     torch.manual_seed(0)
     net = SeaCatNet(load_model("AutoModel", tiny), len(LABELS), max_sentences=8).eval()
     with torch.no_grad():
-        net.key.normal_()    # a non-trivial key so the weights differ per sentence
+        net.key.normal_()  # a non-trivial key so the weights differ per sentence
         feats, batch = _batch(tok, max_sentences=8, max_tokens=16)
-        logits, weights = net(**{k: batch[k] for k in
-                                 ("input_ids", "attention_mask", "sentence_source", "sentence_index",
-                                  "sentence_mask", "positions")})
+        logits, weights = net(
+            **{
+                k: batch[k]
+                for k in (
+                    "input_ids",
+                    "attention_mask",
+                    "sentence_source",
+                    "sentence_index",
+                    "sentence_mask",
+                    "positions",
+                )
+            }
+        )
         ref_logits, ref_weights = _naive_padded(net, tok, feats, 8, 16)
     torch.testing.assert_close(weights, ref_weights[:, : weights.shape[1]], atol=1e-5, rtol=1e-4)
-    assert torch.all(ref_weights[:, weights.shape[1]:] == 0)
+    assert torch.all(ref_weights[:, weights.shape[1] :] == 0)
     torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3))
     assert torch.all(weights[~batch["sentence_mask"]] == 0)
@@ -99,8 +124,10 @@ def test_flat_forward_equals_the_naive_padded_time_distributed_forward(tiny):
 def test_position_embedding_changes_the_weights(tiny):
     tok = load_tokenizer(tiny)
     _, batch = _batch(tok)
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "sentence_source", "sentence_index",
-                                    "sentence_mask", "positions")}
+    inputs = {
+        k: batch[k]
+        for k in ("input_ids", "attention_mask", "sentence_source", "sentence_index", "sentence_mask", "positions")
+    }
     torch.manual_seed(0)
     on = SeaCatNet(load_model("AutoModel", tiny), 2, 8, position_embedding=True).eval()
     off = SeaCatNet(on.encoder, 2, 8, position_embedding=False).eval()
@@ -146,19 +173,21 @@ def test_export_for_serving_round_trip_without_pickles(tiny, tmp_path):
     files = {p.suffix for p in (tmp_path / "export").rglob("*") if p.is_file()}
     assert not files & {".bin", ".pt", ".pth", ".ckpt", ".pkl"}
     from feedback_nlp.serving.seacat import SeaCatPredictor
+
     got = SeaCatPredictor.load(tmp_path / "export").predict(_transcripts())
     assert [r["id"] for r in got] == ["t1", "t2", "t3"]
     for g, w in zip(got, want):
         assert g["label"] == w["label"] and g["main_question"] == w["main_question"]
         assert g["sentence_weights"] == pytest.approx(w["sentence_weights"], abs=1e-5)
         assert sum(g["label_distribution"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert got[0]["main_question"]["rule2"] in ("Hi.", "Where is my package?")   # customer, within +-2
+    assert got[0]["main_question"]["rule2"] in ("Hi.", "Where is my package?")  # customer, within +-2
 
 
 def test_predictor_from_checkpoint_reads_weights_only(tiny, tmp_path):
     import lightning as L
 
     from feedback_nlp.lightning_modules.seacat_serving import load_predictor_from_checkpoint
+
     model = SeaCat(labels=LABELS, pretrained=tiny, max_sentences=8, max_tokens=16)
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
     trainer.strategy.connect(model)
@@ -170,6 +199,7 @@ def test_predictor_from_checkpoint_reads_weights_only(tiny, tmp_path):
 
 def test_unknown_model_task_is_rejected_by_the_predictor(tmp_path):
     from feedback_nlp.lightning_modules.seacat_serving import SeaCatPredictor
+
     (tmp_path / "seacat.json").write_text('{"task": "product_safety", "labels": []}')
     with pytest.raises(ValueError, match="not seacat"):
         SeaCatPredictor.load(tmp_path)
@@ -178,6 +208,7 @@ def test_unknown_model_task_is_rejected_by_the_predictor(tmp_path):
 def test_demo_generator_marks_a_main_question_the_featurizer_recovers():
     from feedback_nlp.datamodules.records import parse_transcript
     from feedback_nlp.demo_data.transcripts import generate_transcripts
+
     for row in generate_transcripts(random.Random(0), 20):
         f = featurize(parse_transcript(row), 64)
         assert row["main_question"] in f.sentences
@@ -191,8 +222,8 @@ def test_example_table_holds_whole_transcripts(tiny):
     model.on_test_epoch_start()
     model.test_step(batch, 0)
     ids = [row[0] for row in model._examples]
-    assert sorted(set(ids)) == ["t1", "t2"] and len(ids) == 4 + 6     # every sentence of both
-    assert sum(row[8] for row in model._examples) == 1                 # t1's annotated question
+    assert sorted(set(ids)) == ["t1", "t2"] and len(ids) == 4 + 6  # every sentence of both
+    assert sum(row[8] for row in model._examples) == 1  # t1's annotated question
     offsets = [row[2] for row in model._examples if row[0] == "t1"]
     assert offsets == [-2, -1, 0, 1]
 
@@ -210,11 +241,11 @@ def test_frozen_encoder_embedding_cache_is_exact_and_skips_seen_sentences(tiny):
     with torch.no_grad():
         want = plain.encode_sentences(ids, mask)
         calls.clear()
-        first = cached.encode_sentences(ids, mask)      # 9 distinct sentences, cache keeps 5
+        first = cached.encode_sentences(ids, mask)  # 9 distinct sentences, cache keeps 5
         second = cached.encode_sentences(ids[-5:], mask[-5:])
     torch.testing.assert_close(first, want, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(second, want[-5:], atol=1e-6, rtol=1e-5)
-    assert len(calls) == 1 and len(cached._cache) == 5   # the 5 most recent were not re-encoded
+    assert len(calls) == 1 and len(cached._cache) == 5  # the 5 most recent were not re-encoded
 
 
 def test_serving_featurization_equals_the_datamodules():
@@ -228,6 +259,7 @@ def test_serving_featurization_equals_the_datamodules():
     from feedback_nlp.demo_data.transcripts import generate_transcripts
     from feedback_nlp.nets import seacat_inputs as nets
     from tests.tiny_models import train_wordpiece
+
     records = [parse_transcript(r) for r in generate_transcripts(random.Random(4), 8)]
     with tempfile.TemporaryDirectory() as tmp:
         tok = train_wordpiece([t.text for r in records for t in r.turns], Path(tmp))

@@ -1,5 +1,6 @@
 """End to end (002 §2-§3): train SeaCat through train.main with a tiny random BERT, then build
 the question repository from its checkpoint and run the universal model on it."""
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,27 @@ def trained(tmp_path_factory):
     data = atomic_write_jsonl(tmp / "transcripts.jsonl", rows)
     tiny = tiny_bert(tmp / "tiny", [turn["text"] for r in rows for turn in r["turns"]])
     import os
+
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
     from feedback_nlp import train
+
     try:
-        metrics = train.main(["--config", str(ROOT / "configs/experiment/seacat_demo.yaml"),
-                              f"model.pretrained={tiny}", f"data.path={data}", f"output_dir={tmp / 'run'}",
-                              "model.freeze_layers=0", "model.max_tokens=24", "data.batch_size=8",
-                              "trainer.max_epochs=1", "trainer.limit_train_batches=3", "model.log_examples=2",
-                              "data.eval_batch_size=3"])
+        metrics = train.main(
+            [
+                "--config",
+                str(ROOT / "configs/experiment/seacat_demo.yaml"),
+                f"model.pretrained={tiny}",
+                f"data.path={data}",
+                f"output_dir={tmp / 'run'}",
+                "model.freeze_layers=0",
+                "model.max_tokens=24",
+                "data.batch_size=8",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=3",
+                "model.log_examples=2",
+                "data.eval_batch_size=3",
+            ]
+        )
     finally:
         os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
         if old is not None:
@@ -41,6 +55,7 @@ def test_train_main_reports_label_and_main_question_metrics(trained):
     """The logged test metrics equal a recomputation from the run's test-set predictions (same
     best checkpoint) and the transcripts' own labels and annotated main questions."""
     import math
+
     tmp, _, metrics, rows = trained
     truth = {r["id"]: r for r in rows}
     preds = [json.loads(x) for x in (tmp / "run" / "predictions.jsonl").read_text().splitlines()]
@@ -52,8 +67,10 @@ def test_train_main_reports_label_and_main_question_metrics(trained):
     annotated = [p for p in preds if truth[p["id"]].get("main_question")]
     assert annotated
     for rule in ("rule1", "rule2"):
+
         def same(picked, gold):  # the demo's annotated main question is one customer sentence
             return picked is not None and " ".join(picked.split()).lower() == " ".join(gold.split()).lower()
+
         want = sum(same(p["main_question"][rule], truth[p["id"]]["main_question"]) for p in annotated) / len(annotated)
         assert metrics[f"test/main_question/{rule}_acc"] == pytest.approx(want, abs=1e-6), rule
     assert "val/loss" in metrics
@@ -80,13 +97,23 @@ def test_repository_from_checkpoint_then_universal_model(trained):
     tmp, data, _, _ = trained
     ckpt = next((tmp / "run" / "checkpoints").glob("last*.ckpt"))
     from feedback_nlp.scripts.build_question_repository import main as build
+
     assert build(["--transcripts", str(data), "--checkpoint", str(ckpt), "--out", str(tmp / "repo.jsonl")]) == 0
     repo = [json.loads(x) for x in (tmp / "repo.jsonl").read_text().splitlines()]
     assert len(repo) == 56 and {"id", "question", "product", "handle_time"} <= set(repo[0])
     from feedback_nlp.scripts.universal_model import main as um
-    metrics = um(["--config", str(ROOT / "configs/experiment/universal_model_demo.yaml"),
-                  f"repository.transcripts={data}", f"repository.seacat_checkpoint={ckpt}",
-                  f"output_dir={tmp / 'um'}", "baseline.n_estimators=5", "retrieval.k=10"])
+
+    metrics = um(
+        [
+            "--config",
+            str(ROOT / "configs/experiment/universal_model_demo.yaml"),
+            f"repository.transcripts={data}",
+            f"repository.seacat_checkpoint={ckpt}",
+            f"output_dir={tmp / 'um'}",
+            "baseline.n_estimators=5",
+            "retrieval.k=10",
+        ]
+    )
     assert {"test/top1", "test/top5", "test/within_5", "rf/top1"} <= set(metrics)
     assert json.loads((tmp / "um" / "metrics.json").read_text()) == pytest.approx(metrics)
     # recomputed from the written per-query predictions: top-1 = predicted product is the true
@@ -95,7 +122,9 @@ def test_repository_from_checkpoint_then_universal_model(trained):
     assert len(preds) == metrics["test/n_queries"]
     top1 = sum(p["product"]["predicted"] == p["product"]["true"] for p in preds) / len(preds)
     timed = [p for p in preds if p["handle_time"]["true"] is not None]
-    within5 = sum(p["handle_time"]["predicted"] is not None and
-                  abs(p["handle_time"]["predicted"] - p["handle_time"]["true"]) <= 5 for p in timed) / len(timed)
+    within5 = sum(
+        p["handle_time"]["predicted"] is not None and abs(p["handle_time"]["predicted"] - p["handle_time"]["true"]) <= 5
+        for p in timed
+    ) / len(timed)
     assert metrics["test/top1"] == pytest.approx(top1) and metrics["test/within_5"] == pytest.approx(within5)
     assert metrics["test/top1"] <= metrics["test/top5"]

@@ -1,4 +1,5 @@
 """SeaCat's ONNX export (dynamic batch/sentence/token axes) against eager PyTorch."""
+
 from __future__ import annotations
 
 import random
@@ -16,6 +17,7 @@ from tests.tiny_models import tiny_bert
 
 def test_onnx_export_matches_eager_on_unseen_batch_shapes(tmp_path):
     import onnxruntime as ort
+
     rows = generate_transcripts(random.Random(3), 12)
     tiny = tiny_bert(tmp_path / "tiny", [t["text"] for r in rows for t in r["turns"]])
     torch.manual_seed(0)
@@ -26,7 +28,7 @@ def test_onnx_export_matches_eager_on_unseen_batch_shapes(tmp_path):
     manifest = model.export_for_serving(tmp_path / "export", onnx_examples=records[:4])
     assert manifest["onnx"]["files"]["seacat.onnx"] <= ONNX_TOLERANCE
     session = ort.InferenceSession(str(tmp_path / "export" / "seacat.onnx"))
-    feats = [featurize(t, 24) for t in records[4:11]]                    # 7 transcripts: a new shape
+    feats = [featurize(t, 24) for t in records[4:11]]  # 7 transcripts: a new shape
     batch = collate_features(feats, model.tokenizer, 32)
     logits, weights = session.run(None, {k: batch[k].numpy() for k in NET_INPUTS})
     with torch.no_grad():
@@ -39,6 +41,7 @@ def test_onnx_export_matches_eager_on_unseen_batch_shapes(tmp_path):
 def test_onnx_backend_predictor_gives_the_torch_rows(tmp_path):
     from feedback_nlp.serving.runtime import RuntimeOptions
     from feedback_nlp.serving.seacat import SeaCatPredictor
+
     rows = generate_transcripts(random.Random(5), 9)
     tiny = tiny_bert(tmp_path / "tiny", [t["text"] for r in rows for t in r["turns"]])
     torch.manual_seed(0)
@@ -46,7 +49,7 @@ def test_onnx_backend_predictor_gives_the_torch_rows(tmp_path):
     with torch.no_grad():
         model.net.key.normal_()
     model.export_for_serving(tmp_path / "export", onnx_examples=[parse_transcript(r) for r in rows[:3]])
-    records = [parse_transcript(r) for r in rows[3:]]                   # 6 transcripts: a new shape
+    records = [parse_transcript(r) for r in rows[3:]]  # 6 transcripts: a new shape
     torch_rows = SeaCatPredictor.load(tmp_path / "export").predict(records)
     onnx_pred = SeaCatPredictor.load(tmp_path / "export", options=RuntimeOptions(backend="onnx"))
     assert onnx_pred.net is None

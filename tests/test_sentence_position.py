@@ -1,4 +1,5 @@
 """002 §2.3, eqs. 2-3: offset indexing from the agent's first sentence and the sinusoidal table."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from feedback_nlp.nets.sentence_position import SentencePositionEmbedding, sinus
 def test_agent_first_index():
     assert agent_first_index(["customer", "customer", "agent", "customer", "agent"]) == 2
     assert agent_first_index(["agent", "customer"]) == 0
-    assert agent_first_index(["customer", "customer"]) == 2   # no agent: after the last sentence
+    assert agent_first_index(["customer", "customer"]) == 2  # no agent: after the last sentence
 
 
 def test_offsets_are_shifted_by_s_so_the_agent_first_sentence_is_s():
@@ -49,4 +50,4 @@ def test_embedding_is_a_fixed_lookup_without_parameters():
     out = pe(positions)
     assert out.shape == (2, 3, 8)
     assert torch.equal(out[1, 1], sinusoidal_table(9, 8)[4])
-    assert "table" not in pe.state_dict()   # derived from settings, not stored in checkpoints
+    assert "table" not in pe.state_dict()  # derived from settings, not stored in checkpoints

@@ -1,5 +1,6 @@
 """Unit behaviour the end-to-end runs cannot pin down: MCML-BERT's label sets (threshold and
 order), the per-task seq2seq losses against HF's own loss, and frozen embeddings staying frozen."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,18 +16,31 @@ TEXTS = ["the box was opened and the cable is missing", "size issue, quality iss
 
 
 def test_label_sets_threshold_is_inclusive_and_most_probable_first():
-    probs = torch.tensor([[0.2, 0.9, 0.5, 0.6],     # three pass (0.5 included), ordered 0.9, 0.6, 0.5
-                          [0.1, 0.2, 0.3, 0.45],    # none pass -> the top label alone
-                          [0.49, 0.51, 0.0, 1.0]])
+    probs = torch.tensor(
+        [
+            [0.2, 0.9, 0.5, 0.6],  # three pass (0.5 included), ordered 0.9, 0.6, 0.5
+            [0.1, 0.2, 0.3, 0.45],  # none pass -> the top label alone
+            [0.49, 0.51, 0.0, 1.0],
+        ]
+    )
     assert predicted_label_sets(probs, LABELS) == [
-        ["quality issue", "missing parts issue", "late delivery"], ["missing parts issue"],
-        ["missing parts issue", "quality issue"]]
+        ["quality issue", "missing parts issue", "late delivery"],
+        ["missing parts issue"],
+        ["missing parts issue", "quality issue"],
+    ]
     assert predicted_label_sets(probs, LABELS, at_least_one=False)[1] == []
-    assert predicted_label_sets(probs, LABELS, threshold=0.95) == [["quality issue"], ["missing parts issue"],
-                                                                   ["missing parts issue"]]
+    assert predicted_label_sets(probs, LABELS, threshold=0.95) == [
+        ["quality issue"],
+        ["missing parts issue"],
+        ["missing parts issue"],
+    ]
     assert predicted_label_sets(probs, LABELS, threshold=0.95, at_least_one=False) == [[], [], ["missing parts issue"]]
-    assert predicted_label_sets(probs, LABELS, threshold=0.0)[1] == ["missing parts issue", "late delivery",
-                                                                      "quality issue", "size issue"]
+    assert predicted_label_sets(probs, LABELS, threshold=0.0)[1] == [
+        "missing parts issue",
+        "late delivery",
+        "quality issue",
+        "size issue",
+    ]
     assert predicted_label_sets(torch.zeros(0, 4), LABELS) == []
 
 
@@ -44,6 +58,7 @@ def batch(tokenizer, sources, targets):
 
 def test_per_row_loss_sums_match_hf_loss_row_by_row(t5_dir):
     from transformers import AutoTokenizer, T5ForConditionalGeneration
+
     model = T5ForConditionalGeneration.from_pretrained(t5_dir).eval()
     tok = AutoTokenizer.from_pretrained(t5_dir)
     targets = ["quality issue", "late delivery, missing parts issue, size issue", "size issue"]
@@ -52,17 +67,20 @@ def test_per_row_loss_sums_match_hf_loss_row_by_row(t5_dir):
     with torch.no_grad():
         mean, row_sum, row_count = seq2seq_loss(model, ids, mask, labels)
         # reference: HF's token-averaged loss of each row alone, and of the whole batch
-        per_row = [float(model(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1], labels=labels[i:i + 1]).loss)
-                   for i in range(len(TEXTS))]
+        per_row = [
+            float(model(input_ids=ids[i : i + 1], attention_mask=mask[i : i + 1], labels=labels[i : i + 1]).loss)
+            for i in range(len(TEXTS))
+        ]
         whole = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
     counts = [int((row != -100).sum()) for row in labels]
     assert row_count.tolist() == counts
-    torch.testing.assert_close(row_sum, torch.tensor([l * c for l, c in zip(per_row, counts)]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(row_sum, torch.tensor([loss * c for loss, c in zip(per_row, counts)]), rtol=1e-4, atol=1e-4)
     assert float(mean) == pytest.approx(whole, rel=1e-4)
 
 
 def test_module_logs_one_loss_per_task_weighted_by_tokens(t5_dir):
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+
     module = MultiLevelIssuesModule(pretrained=t5_dir, optim={"fused": False}).eval()
     logged: dict[str, float] = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))  # no Trainer needed
@@ -71,8 +89,10 @@ def test_module_logs_one_loss_per_task_weighted_by_tokens(t5_dir):
     tasks = ["coarse", "span_infilling", "coarse"]
     with torch.no_grad():
         module.training_step({"input_ids": ids, "attention_mask": mask, "labels": labels, "tasks": tasks}, 0)
-        hf = [float(module.model(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1], labels=labels[i:i + 1]).loss)
-              for i in range(3)]
+        hf = [
+            float(module.model(input_ids=ids[i : i + 1], attention_mask=mask[i : i + 1], labels=labels[i : i + 1]).loss)
+            for i in range(3)
+        ]
     counts = [int((row != -100).sum()) for row in labels]
     assert counts[0] != counts[2]  # a token-weighted and a row-averaged loss differ
     coarse = (hf[0] * counts[0] + hf[2] * counts[2]) / (counts[0] + counts[2])  # token-weighted, not a row mean
@@ -84,6 +104,7 @@ def test_module_logs_one_loss_per_task_weighted_by_tokens(t5_dir):
 @pytest.mark.parametrize("arch", ["t5", "encoder-decoder"])
 def test_freeze_embeddings_keeps_them_fixed_through_an_optimizer_step(t5_dir, tmp_path, arch):
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+
     pretrained = t5_dir if arch == "t5" else tiny_bert(tmp_path / "bert", TEXTS)
     module = MultiLevelIssuesModule(pretrained=pretrained, freeze_embeddings=True, optim={"fused": False, "lr": 1e-2})
     model = module.model

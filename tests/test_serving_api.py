@@ -1,5 +1,6 @@
 """The LitServe API object (serving/api.py) without HTTP: every task kind through setup, a
 dynamic batch of two requests that reuse the same ids, and encode."""
+
 from __future__ import annotations
 
 import random
@@ -30,13 +31,14 @@ def test_seacat_export_through_the_api(tmp_path):
     from feedback_nlp.demo_data.transcripts import generate_transcripts
     from feedback_nlp.lightning_modules.seacat import SeaCat
     from tests.tiny_models import tiny_bert
+
     rows = generate_transcripts(random.Random(1), 6)
     tiny = tiny_bert(tmp_path / "tiny", [t["text"] for r in rows for t in r["turns"]])
     torch.manual_seed(0)
     module = SeaCat(labels=sorted({r["label"] for r in rows}), pretrained=tiny, max_sentences=16, max_tokens=24)
     export = export_module(module.eval(), tmp_path / "export")
     a = [{"id": "x", "turns": rows[0]["turns"]}, {"id": "y", "turns": rows[1]["turns"]}]
-    b = [{"id": "x", "turns": rows[2]["turns"]}]                          # the same id in another request
+    b = [{"id": "x", "turns": rows[2]["turns"]}]  # the same id in another request
     (got_a, got_b), predictor = _serve_two_requests(export, "transcript", [a, b])
     want = predictor.predict(decode_request(a + [{"id": "z", "turns": rows[2]["turns"]}], "transcript"))
     assert [r["id"] for r in got_a] == ["x", "y"] and [r["id"] for r in got_b] == ["x"]
@@ -51,11 +53,17 @@ def test_mcml_export_through_the_api_and_onnx(tmp_path):
     from feedback_nlp.lightning_modules.mcml_bert import McmlBertModule
     from feedback_nlp.serving.runtime import RuntimeOptions
     from tests.tiny_models import tiny_bert
+
     texts = ["the zipper broke", "late delivery and a damaged box", "wrong size", "it smells"]
     tiny = tiny_bert(tmp_path / "tiny", texts)
     torch.manual_seed(0)
-    module = McmlBertModule(labels=["damaged", "delivery", "size", "smell"], pretrained=tiny, pooling="mean",
-                            threshold=0.5, max_source_length=32).eval()
+    module = McmlBertModule(
+        labels=["damaged", "delivery", "size", "smell"],
+        pretrained=tiny,
+        pooling="mean",
+        threshold=0.5,
+        max_source_length=32,
+    ).eval()
     export = export_module(module, tmp_path / "export", onnx=True)
     reqs = [[{"id": str(i), "text": t} for i, t in enumerate(texts[:2])], [{"id": "1", "text": texts[2]}]]
     (got_a, got_b), _ = _serve_two_requests(export, "feedback", reqs)
@@ -66,8 +74,9 @@ def test_mcml_export_through_the_api_and_onnx(tmp_path):
         assert list(row["probabilities"].values()) == pytest.approx(p, abs=1e-5)
         chosen = [lab for lab, v in sorted(row["probabilities"].items(), key=lambda kv: -kv[1]) if v >= 0.5]
         assert row["coarse"] == (chosen or [max(row["probabilities"], key=row["probabilities"].get)])
-    onnx_rows = load_export(export, RuntimeOptions(backend="onnx"))[0].predict(decode_request(
-        [{"id": str(i), "text": t} for i, t in enumerate(texts[:3])], "feedback"))
+    onnx_rows = load_export(export, RuntimeOptions(backend="onnx"))[0].predict(
+        decode_request([{"id": str(i), "text": t} for i, t in enumerate(texts[:3])], "feedback")
+    )
     for row, o in zip(got_a + got_b, onnx_rows):
         assert list(o["probabilities"].values()) == pytest.approx(list(row["probabilities"].values()), abs=1e-5)
 
@@ -78,10 +87,12 @@ def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
     from feedback_nlp.common.export import export_module
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
     from tests.tiny_models import tiny_bert
+
     tiny = tiny_bert(tmp_path / "tiny", ["the zipper broke", "late delivery and a damaged box"])
     torch.manual_seed(0)
-    module = MultiLevelIssuesModule(pretrained=tiny, architecture="encoder-decoder", max_source_length=32,
-                                    max_target_length=6, simcse_model=tiny).eval()
+    module = MultiLevelIssuesModule(
+        pretrained=tiny, architecture="encoder-decoder", max_source_length=32, max_target_length=6, simcse_model=tiny
+    ).eval()
     export = export_module(module, tmp_path / "export", onnx=True)
     manifest = load_export(export)[1]
     files = manifest["onnx"]["files"]
@@ -94,9 +105,10 @@ def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
 def test_mcml_checkpoint_from_before_nets_still_loads(tmp_path):
     from feedback_nlp.lightning_modules.mcml_bert import McmlBertModule
     from tests.tiny_models import tiny_bert
+
     tiny = tiny_bert(tmp_path / "tiny", ["the zipper broke"])
     module = McmlBertModule(labels=["a", "b"], pretrained=tiny)
-    old = {k.removeprefix("net."): v.clone() for k, v in module.state_dict().items()}    # encoder.*, head.*
+    old = {k.removeprefix("net."): v.clone() for k, v in module.state_dict().items()}  # encoder.*, head.*
     ckpt = {"state_dict": old}
     fresh = McmlBertModule(labels=["a", "b"], pretrained=tiny)
     fresh.on_load_checkpoint(ckpt)

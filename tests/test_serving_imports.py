@@ -1,5 +1,6 @@
 """serving/ and nets/ stand apart from training: importable and usable with Lightning blocked,
 and no import cycles among their modules."""
+
 from __future__ import annotations
 
 import ast
@@ -33,7 +34,9 @@ def _modules(folder: str) -> list[str]:
 
 def test_serving_and_nets_import_and_predict_with_lightning_blocked(tmp_path):
     export = safety_export(tmp_path)
-    code = BLOCKER + f'''
+    code = (
+        BLOCKER
+        + f'''
 import importlib, json
 for name in {_modules("serving") + _modules("nets")!r}:
     importlib.import_module(name)
@@ -44,6 +47,7 @@ rows = predictor.predict(decode_request([{{"text": "the heel broke"}}], manifest
 assert not any(m.split(".")[0] == "lightning" for m in sys.modules)
 print(json.dumps(rows))
 '''
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
@@ -51,8 +55,9 @@ print(json.dumps(rows))
 
 
 def test_the_blocker_really_blocks():
-    out = subprocess.run([sys.executable, "-c", BLOCKER + "import lightning"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCKER + "import lightning"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode != 0 and "blocked: lightning" in out.stderr
 
 
@@ -69,8 +74,10 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("folder", ["serving", "nets"])
 def test_no_import_cycles(folder):
-    graph = {m: _imports(ROOT / m.split(".")[1] / f"{m.rsplit('.', 1)[1]}.py")
-             for m in _modules("serving") + _modules("nets")}
+    graph = {
+        m: _imports(ROOT / m.split(".")[1] / f"{m.rsplit('.', 1)[1]}.py")
+        for m in _modules("serving") + _modules("nets")
+    }
     state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:
@@ -85,5 +92,6 @@ def test_no_import_cycles(folder):
     for m in graph:
         if not state.get(m):
             visit(m, [])
-    assert all(not d.startswith(("feedback_nlp.lightning_modules", "feedback_nlp.callbacks"))
-               for m in graph for d in graph[m])
+    assert all(
+        not d.startswith(("feedback_nlp.lightning_modules", "feedback_nlp.callbacks")) for m in graph for d in graph[m]
+    )

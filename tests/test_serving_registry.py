@@ -1,4 +1,5 @@
 """Loading an export: the task registry, weight hashes, and ONNX parity through onnxruntime."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ def export(tmp_path_factory):
 
 def _copy(export, tmp_path):
     import shutil
+
     return shutil.copytree(export, tmp_path / "copy")
 
 
@@ -81,12 +83,11 @@ def test_onnx_file_matches_torch_on_a_new_batch_shape(export):
     records = [TextRecord(str(i), t) for i, t in enumerate(CLAIMS[:7])]
     torch_rows = load_export(export, RuntimeOptions(backend="torch"))[0].predict(records)
     onnx_pred = load_export(export, RuntimeOptions(backend="onnx"))[0]
-    assert onnx_pred.graph is None and onnx_pred.onnx is not None      # really onnxruntime
+    assert onnx_pred.graph is None and onnx_pred.onnx is not None  # really onnxruntime
     onnx_rows = onnx_pred.predict(records)
-    np.testing.assert_allclose([r["probability"] for r in onnx_rows], [r["probability"] for r in torch_rows],
-                               atol=1e-5)
+    np.testing.assert_allclose([r["probability"] for r in onnx_rows], [r["probability"] for r in torch_rows], atol=1e-5)
     assert [r["label"] for r in onnx_rows] == [r["label"] for r in torch_rows]
-    assert len({r["label"] for r in torch_rows}) == 2                   # both decisions occur
+    assert len({r["label"] for r in torch_rows}) == 2  # both decisions occur
 
 
 def test_onnx_backend_needs_a_graph_in_the_export(tmp_path):
@@ -116,28 +117,38 @@ def test_universal_model_is_registered_lazily(tmp_path):
     """The repository predictor comes from another branch: until it is installed, an export of
     it is refused before any worker starts, with the module named."""
     import importlib.util
-    (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "question",
-                                                        "model_version": "x", "weights_sha256": {}}))
+
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"task": "universal_model", "record_kind": "question", "model_version": "x", "weights_sha256": {}})
+    )
     if importlib.util.find_spec("feedback_nlp.universal_model.repository_predictor") is None:
         with pytest.raises(ExportError, match="repository_predictor.load_predictor"):
             preflight(tmp_path, RuntimeOptions())
     with pytest.raises(ExportError, match="record_kind 'claim'"):
-        (tmp_path / "manifest.json").write_text(json.dumps({"task": "universal_model", "record_kind": "claim",
-                                                            "model_version": "x", "weights_sha256": {}}))
+        (tmp_path / "manifest.json").write_text(
+            json.dumps({"task": "universal_model", "record_kind": "claim", "model_version": "x", "weights_sha256": {}})
+        )
         preflight(tmp_path, RuntimeOptions())
 
 
-@pytest.mark.parametrize("change, args, message", [
-    ("tamper", [], "sha256 differs"),
-    ("task", [], "does not know"),
-    (None, ["--port", "80"], "--port must be in 1024..65535"),
-    (None, ["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
-    (None, ["--batch-timeout", "5", "--timeout", "1"], "need 0 <= --batch-timeout < --timeout"),
-    (None, ["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"],
-     "--device"),
-])
+@pytest.mark.parametrize(
+    "change, args, message",
+    [
+        ("tamper", [], "sha256 differs"),
+        ("task", [], "does not know"),
+        (None, ["--port", "80"], "--port must be in 1024..65535"),
+        (None, ["--max-batch-size", "0"], "--max-batch-size must be >= 1"),
+        (None, ["--batch-timeout", "5", "--timeout", "1"], "need 0 <= --batch-timeout < --timeout"),
+        (
+            None,
+            ["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"],
+            "--device",
+        ),
+    ],
+)
 def test_serve_refuses_before_any_worker_starts(export, tmp_path, capsys, change, args, message):
     from feedback_nlp.serving import cli
+
     d = _copy(export, tmp_path)
     if change == "tamper":
         (d / "classifier_head.safetensors").write_bytes(b"0" + (d / "classifier_head.safetensors").read_bytes()[1:])

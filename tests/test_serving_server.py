@@ -1,4 +1,5 @@
 """`serve` end to end on a free loopback port: health, rows vs predict.py, concurrency, 4xx, metrics."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,18 @@ pytestmark = pytest.mark.slow
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve")
     export = safety_export(folder)
-    args = ["--workers-per-device", "2", "--max-batch-size", "4", "--batch-timeout", "0.02",
-            "--max-records", "20", "--max-chars", "200"]
+    args = [
+        "--workers-per-device",
+        "2",
+        "--max-batch-size",
+        "4",
+        "--batch-timeout",
+        "0.02",
+        "--max-records",
+        "20",
+        "--max-chars",
+        "200",
+    ]
     with running_server(export, args, log=folder / "serve.log") as (base, codes):
         yield base, codes, export, folder
 
@@ -34,18 +45,26 @@ def test_health_is_503_until_every_worker_is_loaded_then_200(server):
 
 def test_rows_equal_predict_py_on_the_same_records(server, tmp_path):
     from feedback_nlp import predict
+
     base, _, export, _ = server
-    records = [{"id": "x1", "text": CLAIMS[0], "language": "en"}, {"text": CLAIMS[1]},   # no id: its position
-               {"id": 7, "text": CLAIMS[2], "label": None, "created_at": "2024-01-01"}]  # extra fields ignored
+    records = [
+        {"id": "x1", "text": CLAIMS[0], "language": "en"},
+        {"text": CLAIMS[1]},  # no id: its position
+        {"id": 7, "text": CLAIMS[2], "label": None, "created_at": "2024-01-01"},
+    ]  # extra fields ignored
     status, rows = http("POST", base + "/predict", records)
     assert status == 200
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert predict.main(["--export", str(export), "--input", str(inp), "--output", str(tmp_path / "out.jsonl"),
-                         "--device", "cpu"]) == 0
+    assert (
+        predict.main(
+            ["--export", str(export), "--input", str(inp), "--output", str(tmp_path / "out.jsonl"), "--device", "cpu"]
+        )
+        == 0
+    )
     offline = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["x1", "1", "7"]
-    assert [r["id"] for r in offline] == ["x1", "2", "7"]          # predict.py: a missing id is the line number
+    assert [r["id"] for r in offline] == ["x1", "2", "7"]  # predict.py: a missing id is the line number
     manifest = json.loads((export / "manifest.json").read_text())
     for got, want in zip(rows, offline):
         assert got["probability"] == pytest.approx(want["probability"], abs=1e-6)
@@ -71,24 +90,27 @@ def test_concurrent_clients_each_get_exactly_their_own_rows(server):
         t.start()
     for t in threads:
         t.join()
-    for k, (texts, (status, rows)) in results.items():
+    for _k, (texts, (status, rows)) in results.items():
         assert status == 200, rows
         assert [r["id"] for r in rows] == [str(i) for i, _ in texts]
-        for (i, text), row in zip(texts, rows):
+        for (_i, text), row in zip(texts, rows):
             assert row["probability"] == pytest.approx(prob[str(CLAIMS.index(text))], abs=1e-6)
 
 
-@pytest.mark.parametrize("body, status, index, field", [
-    ([{"id": "a", "text": "fine"}, {"id": "b", "text": ""}], 422, 1, "text"),
-    ([{"id": "a", "text": "fine"}, {"id": "b"}], 422, 1, "text"),
-    ([{"text": "fine", "language": 3}], 422, 0, "language"),
-    ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], 422, 1, "id"),
-    (["just a string"], 422, 0, "<record>"),
-    ({"text": "not a list"}, 422, -1, "<body>"),
-    ([], 422, -1, "<body>"),
-    ([{"text": "x"}] * 21, 413, -1, "<body>"),
-    ([{"text": "fine"}, {"text": "y" * 201}], 413, 1, "text"),
-])
+@pytest.mark.parametrize(
+    "body, status, index, field",
+    [
+        ([{"id": "a", "text": "fine"}, {"id": "b", "text": ""}], 422, 1, "text"),
+        ([{"id": "a", "text": "fine"}, {"id": "b"}], 422, 1, "text"),
+        ([{"text": "fine", "language": 3}], 422, 0, "language"),
+        ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], 422, 1, "id"),
+        (["just a string"], 422, 0, "<record>"),
+        ({"text": "not a list"}, 422, -1, "<body>"),
+        ([], 422, -1, "<body>"),
+        ([{"text": "x"}] * 21, 413, -1, "<body>"),
+        ([{"text": "fine"}, {"text": "y" * 201}], 413, 1, "text"),
+    ],
+)
 def test_bad_requests_get_their_4xx_with_index_and_field(server, body, status, index, field):
     base, _, _, _ = server
     got, detail = http("POST", base + "/predict", body)
@@ -100,8 +122,13 @@ def test_invalid_json_and_form_encoded_bodies_are_not_500(server):
     base, _, _, _ = server
     assert http("POST", base + "/predict", raw=b"[{not json")[0] == 422
     import urllib.request
-    req = urllib.request.Request(base + "/predict", data=json.dumps([{"text": "too small"}]).encode(), method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})   # what curl -d sends
+
+    req = urllib.request.Request(
+        base + "/predict",
+        data=json.dumps([{"text": "too small"}]).encode(),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # what curl -d sends
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200 and json.loads(r.read())[0]["id"] == "0"
 
@@ -115,22 +142,27 @@ def test_metadata_is_the_manifest_and_metrics_count_across_processes(server):
 
     def scrape() -> str:
         import urllib.request
+
         with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
             return r.read().decode()
 
     before = scrape()
     n = 12
-    threads = [threading.Thread(target=http, args=("POST", base + "/predict", [{"text": "too small"}] * 1))
-               for _ in range(n)]
+    threads = [
+        threading.Thread(target=http, args=("POST", base + "/predict", [{"text": "too small"}] * 1)) for _ in range(n)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     after = scrape()
     key = 'feedback_serve_requests_total{endpoint="/predict",status="200"}'
-    assert value(after, key) - value(before, key) == n       # whichever of the 2 API processes answered
-    assert value(after, "feedback_serve_request_latency_seconds_count") - \
-        value(before, "feedback_serve_request_latency_seconds_count") == n
+    assert value(after, key) - value(before, key) == n  # whichever of the 2 API processes answered
+    assert (
+        value(after, "feedback_serve_request_latency_seconds_count")
+        - value(before, "feedback_serve_request_latency_seconds_count")
+        == n
+    )
     assert value(after, "feedback_serve_batch_records_sum") - value(before, "feedback_serve_batch_records_sum") == n
     assert value(after, "feedback_serve_queue_depth") == 0
     assert "feedback_serve_batch_requests_bucket" in after

@@ -1,4 +1,5 @@
 """Sentence & issue shuffling (000 §4.2): per sample, reproducible from (seed, epoch), train only."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,16 +13,23 @@ from feedback_nlp.datamodules.sentences import split_sentences
 from feedback_nlp.datamodules.shuffling import shuffle_sentences, shuffled
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXT = ("I ordered this lamp for my son. Unfortunately, the glass shattered in transit. The remote control "
-        "was missing. Delivery was on time though. I will probably send it back.")
+TEXT = (
+    "I ordered this lamp for my son. Unfortunately, the glass shattered in transit. The remote control "
+    "was missing. Delivery was on time though. I will probably send it back."
+)
 ISSUES = ["glass shattered in transit", "remote control missing", "arrived broken", "feels cheap", "lid is missing"]
 
 
 def test_same_seed_epoch_key_same_order_and_a_permutation():
     a = shuffled(ISSUES, 0, 3, "fb-1")
     assert a == shuffled(ISSUES, 0, 3, "fb-1")
-    assert sorted(a) == sorted(ISSUES) and ISSUES == ["glass shattered in transit", "remote control missing",
-                                                      "arrived broken", "feels cheap", "lid is missing"]
+    assert sorted(a) == sorted(ISSUES) and ISSUES == [
+        "glass shattered in transit",
+        "remote control missing",
+        "arrived broken",
+        "feels cheap",
+        "lid is missing",
+    ]
 
 
 def test_epoch_seed_and_sample_each_change_the_order():
@@ -35,10 +43,17 @@ def test_epoch_seed_and_sample_each_change_the_order():
 
 def test_order_is_the_same_in_another_process():
     """DataLoader workers and DDP ranks are other processes (with another hash seed)."""
-    code = ("from feedback_nlp.datamodules.shuffling import shuffled; "
-            f"print(shuffled({ISSUES!r}, 7, 2, 'fb-42', 'issues'))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()
+    code = (
+        f"from feedback_nlp.datamodules.shuffling import shuffled; print(shuffled({ISSUES!r}, 7, 2, 'fb-42', 'issues'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    ).stdout.strip()
     assert out == str(shuffled(ISSUES, 7, 2, "fb-42", "issues"))
 
 
@@ -55,8 +70,10 @@ def test_single_sentence_text_is_untouched():
 
 
 def _samples(**kw) -> MultiTaskSamples:
-    recs = [Feedback(f"fb-{i}", TEXT, ["damaged item", "missing parts issue", "late delivery"], ISSUES, extra={})
-            for i in range(4)]
+    recs = [
+        Feedback(f"fb-{i}", TEXT, ["damaged item", "missing parts issue", "late delivery"], ISSUES, extra={})
+        for i in range(4)
+    ]
     return MultiTaskSamples(recs, {"coarse": "C: ", "granular": "G: "}, seed=0, **kw)
 
 

@@ -1,4 +1,5 @@
 """SimCSE precision/recall/F1 counting (000 §4.3 eq. 1, App. B, Table 6) on hand-made embeddings."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,14 @@ import math
 import pytest
 import torch
 
-from feedback_nlp.metrics.simcse import (SimCSEScore, issue_simcse_prf, simcse_match_count, simcse_match_counts,
-                            simcse_precision_recall, simcse_scores)
+from feedback_nlp.metrics.simcse import (
+    SimCSEScore,
+    issue_simcse_prf,
+    simcse_match_count,
+    simcse_match_counts,
+    simcse_precision_recall,
+    simcse_scores,
+)
 
 
 def unit(*xs: float) -> list[float]:
@@ -59,8 +66,8 @@ def test_every_matching_pair_counts_even_for_one_issue():
 
 
 def test_threshold_is_strict_and_configurable():
-    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.69, math.sqrt(1 - 0.69 ** 2)]])
-    c = torch.tensor([[0.71, math.sqrt(1 - 0.71 ** 2)]])
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.69, math.sqrt(1 - 0.69**2)]])
+    c = torch.tensor([[0.71, math.sqrt(1 - 0.71**2)]])
     assert simcse_match_count(a, b, 0.7) == 0 and simcse_match_count(a, c, 0.7) == 1
     assert simcse_match_count(a, b, 0.6) == 1
     assert simcse_match_count(a, a, 1.0) == 0  # "> threshold", never ">="
@@ -134,6 +141,7 @@ def test_issue_level_prf_for_label_efficiency():
 
 def test_real_sentence_embedder_scores_identical_issues_as_matches():
     from feedback_nlp.metrics.level_metrics import SentenceEmbedder
+
     embedder = SentenceEmbedder("packaged:all-MiniLM-L6-v2")
     v = embedder(["quality issue", "late delivery", "quality issue"])
     assert v.shape == (3, 384) and torch.allclose(v[0], v[2])

@@ -6,6 +6,7 @@ auto-requeue: SIGUSR1 to both tasks writes the requeue checkpoint and calls `sco
 job id (as SLURM does on requeue), the job continues in the same run dir, from the saved step and
 optimizer state, in the same W&B run, and finishes.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,18 +33,39 @@ JOB = "4242"
 
 def slurm_env(rank: int, port: int, bin_dir, restart: int) -> dict[str, str]:
     env = {k: v for k, v in job_env().items() if not k.startswith(("SLURM_", "TORCHELASTIC_"))}
-    env.update({"SLURM_JOB_ID": JOB, "SLURM_STEP_ID": "0", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
-                "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
-                "SLURM_NODELIST": "localhost", "SLURM_JOB_NAME": "feedback-nlp", "SLURM_RESTART_COUNT": str(restart),
-                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}"})
+    env.update(
+        {
+            "SLURM_JOB_ID": JOB,
+            "SLURM_STEP_ID": "0",
+            "SLURM_NTASKS": "2",
+            "SLURM_NTASKS_PER_NODE": "2",
+            "SLURM_NNODES": "1",
+            "SLURM_NODEID": "0",
+            "SLURM_PROCID": str(rank),
+            "SLURM_LOCALID": str(rank),
+            "SLURM_NODELIST": "localhost",
+            "SLURM_JOB_NAME": "feedback-nlp",
+            "SLURM_RESTART_COUNT": str(restart),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+        }
+    )
     return env
 
 
 def start(overrides, bin_dir, restart, logs):
     port = free_port()
-    return [subprocess.Popen(train_cmd(CONFIG, overrides), cwd=REPO, env=slurm_env(r, port, bin_dir, restart),
-                             stdout=open(logs / f"r{restart}-rank{r}.log", "w"), stderr=subprocess.STDOUT)
-            for r in (0, 1)]
+    return [
+        subprocess.Popen(
+            train_cmd(CONFIG, overrides),
+            cwd=REPO,
+            env=slurm_env(r, port, bin_dir, restart),
+            stdout=open(logs / f"r{restart}-rank{r}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        for r in (0, 1)
+    ]
 
 
 def test_slurm_identity_and_requeue_continue_the_same_run(tmp_path):
@@ -58,14 +80,30 @@ def test_slurm_identity_and_requeue_continue_the_same_run(tmp_path):
     scontrol.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     root = tmp_path / "outputs"
-    base = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=4",
-            "model.max_sentences=8", "model.max_tokens=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-            "trainer.devices=2", "trainer.num_nodes=1", "trainer.strategy=ddp", "logger.wandb.enabled=true",
-            "callbacks.serving_export=null", "callbacks.progress_bar=null", "run_predict=false",
-            f"output_root={root}"]
+    base = [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=4",
+        "model.max_sentences=8",
+        "model.max_tokens=16",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.num_nodes=1",
+        "trainer.strategy=ddp",
+        "logger.wandb.enabled=true",
+        "callbacks.serving_export=null",
+        "callbacks.progress_bar=null",
+        "run_predict=false",
+        f"output_root={root}",
+    ]
     marker = tmp_path / "paused"
-    pause = ["+callbacks.pause.class_path=tests.probes.PauseAtStep", "+callbacks.pause.step=3",
-             f"+callbacks.pause.marker={marker}"]
+    pause = [
+        "+callbacks.pause.class_path=tests.probes.PauseAtStep",
+        "+callbacks.pause.step=3",
+        f"+callbacks.pause.marker={marker}",
+    ]
 
     first = start(base + pause, bin_dir, 0, logs)
     deadline = time.time() + 300
@@ -89,8 +127,12 @@ def test_slurm_identity_and_requeue_continue_the_same_run(tmp_path):
     wandb_id = (run_dir / "wandb_run_id.txt").read_text().strip()
 
     probe = tmp_path / "probe" / "requeued"
-    second = start(base + ["+callbacks.probe.class_path=tests.probes.StartProbe", f"+callbacks.probe.path={probe}"],
-                   bin_dir, 1, logs)
+    second = start(
+        base + ["+callbacks.probe.class_path=tests.probes.StartProbe", f"+callbacks.probe.path={probe}"],
+        bin_dir,
+        1,
+        logs,
+    )
     for r, p in enumerate(second):
         assert p.wait(timeout=400) == 0, (logs / f"r1-rank{r}.log").read_text()[-5000:]
 
@@ -118,11 +160,11 @@ def test_sbatch_template_asks_for_2x8_and_its_overrides_are_valid():
     directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.MULTILINE))
     assert directives["nodes"] == "2" and directives["ntasks-per-node"] == "8" and directives["gpus-per-node"] == "8"
     assert directives["signal"] == "SIGUSR1@90" and "requeue" in text
-    command = text[text.index("srun "):].replace("\\\n", " ").split("\n")[0]
+    command = text[text.index("srun ") :].replace("\\\n", " ").split("\n")[0]
     env = {"SLURM_NTASKS_PER_NODE": "8", "SLURM_NNODES": "2", "CONFIG": "configs/experiment/seacat_demo.yaml"}
     command = re.sub(r"\$\{(\w+)(:-[^}]*)?\}|\$(\w+)", lambda m: env[m.group(1) or m.group(3)], command)
     args = shlex.split(command)
-    overrides = [a for a in args[args.index("--config") + 2:] if a != "$@"]
+    overrides = [a for a in args[args.index("--config") + 2 :] if a != "$@"]
     cfg = load_config(REPO / args[args.index("--config") + 1], overrides)
     assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy) == (8, 2, "ddp")
     assert cfg.callbacks.step_checkpoint.every_n_train_steps == 500

@@ -1,13 +1,20 @@
 """Split properties: disjoint, month boundary, translations follow sources, stable on append."""
-from datetime import datetime, timezone
+
+from datetime import UTC, datetime
 
 from feedback_nlp.datamodules.records import Claim
 from feedback_nlp.datamodules.splits import hash_unit, make_splits, random_split, time_split
 
 
 def claim(i, month, label=1, source=None, day=15):
-    return Claim(id=str(i), text=f"text {i}", language="en",
-                 created_at=datetime(2026, month, day, tzinfo=timezone.utc), label=label, source_id=source)
+    return Claim(
+        id=str(i),
+        text=f"text {i}",
+        language="en",
+        created_at=datetime(2026, month, day, tzinfo=UTC),
+        label=label,
+        source_id=source,
+    )
 
 
 def corpus(n=600):
@@ -63,7 +70,6 @@ def test_random_split_ratio_and_seed():
     assert ids(random_split(recs, seed=6).test) != ids(s.test)
 
 
-
 def test_hash_unit_is_the_documented_sha256_draw_in_every_process():
     """Splits must not move between runs: hash_unit is sha256("seed:key")'s first 8 bytes / 2**64,
     never Python's per-process salted hash(). Rebuilt here, and compared across interpreters
@@ -76,17 +82,26 @@ def test_hash_unit_is_the_documented_sha256_draw_in_every_process():
     keys = ["x", "claim-42", "ü-ñ", ""]
     for seed in (0, 1, 2):
         for key in keys:
-            digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+            digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
             assert hash_unit(key, seed) == int.from_bytes(digest[:8], "big") / 2**64
     assert hash_unit("x", 1) != hash_unit("x", 2)
-    code = "from feedback_nlp.datamodules.splits import hash_unit; print([hash_unit(k, 1) for k in %r])" % keys
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout.strip() for h in (1, 2)}
+    code = f"from feedback_nlp.datamodules.splits import hash_unit; print([hash_unit(k, 1) for k in {keys!r}])"
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout.strip()
+        for h in (1, 2)
+    }
     assert outs == {str([hash_unit(k, 1) for k in keys])}
 
 
 def test_auto_uses_random_for_undated():
     from feedback_nlp.datamodules.records import Feedback
+
     recs = [Feedback(str(i), "t", ["a"], ["b"]) for i in range(50)]
     s = make_splits(recs, "auto", seed=0)
     assert len(s.train) + len(s.dev) + len(s.test) == 50 and s.test_month is None and s.dev

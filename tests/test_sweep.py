@@ -1,5 +1,6 @@
 """Sweeps: configs/sweeps/*.yaml are W&B sweep definitions train.py accepts as the agent passes
 them, and the local Optuna `sweep` runs trials as run dirs, resumes, prunes and reports."""
+
 from __future__ import annotations
 
 import itertools
@@ -28,6 +29,7 @@ def agent_command(spec: dict, params: dict) -> list[str]:
     """The argv a W&B agent runs for one parameter set: wandb's own formatter and macro expansion
     (wandb/wandb_agent.py), with ${env} and ${interpreter} left out."""
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
     sweep_vars = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
     sweep_vars["program"] = [spec["program"]]
     out = []
@@ -58,9 +60,17 @@ def test_sweep_definitions_are_valid_wandb_sweeps(path):
 def test_train_py_accepts_every_agent_command_unchanged(path, capsys):
     spec = sweep.load_sweep(path)
     # bayes: two samples inside each range (drawn floats print with a dot: 2.5e-05, 0.0005) and each value
-    points = grid(spec) if spec["method"] == "grid" else [
-        {k: (p["values"][i % len(p["values"])] if "values" in p else [p["min"] * 2.5, p["max"] / 2][i % 2])
-         for k, p in spec["parameters"].items()} for i in range(2)]
+    points = (
+        grid(spec)
+        if spec["method"] == "grid"
+        else [
+            {
+                k: (p["values"][i % len(p["values"])] if "values" in p else [p["min"] * 2.5, p["max"] / 2][i % 2])
+                for k, p in spec["parameters"].items()
+            }
+            for i in range(2)
+        ]
+    )
     for params in points:
         argv = agent_command(spec, params)
         assert argv[0] == "train.py"
@@ -82,15 +92,36 @@ def tiny_seacat(tmp_path_factory):
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    fixed = [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=8",
-             "model.max_sentences=8", "model.max_tokens=12", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
-             "trainer.accelerator=cpu", "callbacks.serving_export=null", "run_predict=false",
-             "trainer.enable_progress_bar=false"]
-    spec = {"name": "tiny_seacat", "program": "train.py", "method": "grid",
-            "metric": {"name": "test/acc", "goal": "maximize"},
-            "parameters": {"model.head_lr": {"values": [0.05, 0.01, 0.0]}, "seed": {"value": 0}},
-            "command": ["${env}", "${interpreter}", "${program}", "--config",
-                        str(REPO / "configs/experiment/seacat_demo.yaml"), *fixed, "${args_no_hyphens}"]}
+    fixed = [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=8",
+        "model.max_sentences=8",
+        "model.max_tokens=12",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=2",
+        "trainer.accelerator=cpu",
+        "callbacks.serving_export=null",
+        "run_predict=false",
+        "trainer.enable_progress_bar=false",
+    ]
+    spec = {
+        "name": "tiny_seacat",
+        "program": "train.py",
+        "method": "grid",
+        "metric": {"name": "test/acc", "goal": "maximize"},
+        "parameters": {"model.head_lr": {"values": [0.05, 0.01, 0.0]}, "seed": {"value": 0}},
+        "command": [
+            "${env}",
+            "${interpreter}",
+            "${program}",
+            "--config",
+            str(REPO / "configs/experiment/seacat_demo.yaml"),
+            *fixed,
+            "${args_no_hyphens}",
+        ],
+    }
     path = tmp / "tiny_seacat.yaml"
     path.write_text(yaml.safe_dump(spec))
     return tmp, path, spec
@@ -144,8 +175,11 @@ def test_ddp_child_rank_trains_rank_zeros_trial_without_asking_the_study(tiny_se
     monkeypatch.setenv(sweep.TRIAL_ENV, json.dumps(shared))
     monkeypatch.setenv("LOCAL_RANK", "1")  # what Lightning's DDP launcher sets for the rank it starts
     seen = {}
-    monkeypatch.setattr(sweep, "run_trial", lambda config, fixed, params, run_dir, *a: seen.update(
-        params=params, run_dir=run_dir, config=config))
+    monkeypatch.setattr(
+        sweep,
+        "run_trial",
+        lambda config, fixed, params, run_dir, *a: seen.update(params=params, run_dir=run_dir, config=config),
+    )
     assert sweep.run_sweep(path, tmp_path / "study", trials=3) == {"trial": 7, "rank": "child"}
     assert seen["params"] == shared["params"] and str(seen["run_dir"]) == shared["run_dir"]
     assert not (tmp_path / "study").exists()  # no study opened, nothing asked
@@ -153,8 +187,16 @@ def test_ddp_child_rank_trains_rank_zeros_trial_without_asking_the_study(tiny_se
 
 def test_bad_sweep_definitions_name_the_problem(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"method": "grid", "metric": {"name": "test/acc", "goal": "up"},
-                                   "parameters": {"a": {"values": [1]}}, "command": []}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "method": "grid",
+                "metric": {"name": "test/acc", "goal": "up"},
+                "parameters": {"a": {"values": [1]}},
+                "command": [],
+            }
+        )
+    )
     with pytest.raises(SystemExit) as e:
         sweep.main(["--sweep", str(bad)])
     assert e.value.code == 2 and "metric needs a name and goal" in capsys.readouterr().err
@@ -164,17 +206,33 @@ def test_bad_sweep_definitions_name_the_problem(tmp_path, capsys):
 def test_agent_run_joins_the_sweeps_wandb_run(tiny_seacat, tmp_path):
     """train.py as a W&B agent starts it (subprocess, agent env): the offline run has the agent's id."""
     from tests.wandb_offline import read_run
+
     _, _, spec = tiny_seacat
     argv = agent_command({**spec, "program": str(REPO / "train.py")}, {"model.head_lr": 0.01})
     run_dir = tmp_path / "agent_run"
     params = tmp_path / "sweep-params.yaml"
     params.write_text(yaml.safe_dump({"model.head_lr": {"value": 0.01}}))
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SWEEP_ID": "swp123", "WANDB_RUN_ID": "agentrun1",
-           "WANDB_SWEEP_PARAM_PATH": str(params), "WANDB_DIR": str(tmp_path), "WANDB_DATA_DIR": str(tmp_path / "d"),
-           "WANDB_CACHE_DIR": str(tmp_path / "c"), "WANDB_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SWEEP_ID": "swp123",
+        "WANDB_RUN_ID": "agentrun1",
+        "WANDB_SWEEP_PARAM_PATH": str(params),
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_DATA_DIR": str(tmp_path / "d"),
+        "WANDB_CACHE_DIR": str(tmp_path / "c"),
+        "WANDB_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
     env.pop("FEEDBACK_NLP_RUN_DIR", None)
-    proc = subprocess.run([sys.executable, *argv, "logger.wandb.enabled=true", f"output_dir={run_dir}"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, *argv, "logger.wandb.enabled=true", f"output_dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = read_run(run_dir)
     assert run.dir.name.endswith("-agentrun1")
@@ -193,11 +251,32 @@ def test_ddp_trial_runs_rank_zeros_parameters_on_both_ranks(tiny_seacat):
     """A real 2-process CPU DDP trial: Lightning re-runs the sweep command for rank 1, which must
     train rank 0's trial instead of asking the study for another one."""
     from tests.scale_helpers import job_env
+
     tmp, path, _ = tiny_seacat
     out = tmp / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "feedback_nlp.sweep", "--sweep", str(path), "--trials", "1",
-                           "--out", str(out), "--pruner", "none", "trainer.strategy=ddp", "trainer.devices=2"],
-                          cwd=tmp, env=job_env(), capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedback_nlp.sweep",
+            "--sweep",
+            str(path),
+            "--trials",
+            "1",
+            "--out",
+            str(out),
+            "--pruner",
+            "none",
+            "trainer.strategy=ddp",
+            "trainer.devices=2",
+        ],
+        cwd=tmp,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     study = optuna.load_study(study_name="tiny_seacat", storage=f"sqlite:///{out / 'study.db'}")
     (trial,) = study.trials  # rank 1 asked for nothing

@@ -6,6 +6,7 @@ as it finds them, so a pretrained encoder silently trained without dropout until
 TaskModule.on_fit_start switched everything to train mode. A frozen SeaCat encoder is the one
 intended exception.
 """
+
 from __future__ import annotations
 
 import lightning as L
@@ -34,8 +35,16 @@ def test_pretrained_encoder_trains_with_dropout(tmp_path):
     enc = dict(model.tokenizer(["the heel broke off", "too small"], return_tensors="pt", padding=True))
     batch = {**enc, "labels": torch.tensor([1, 0])}
     probe = ModeProbe()
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, callbacks=[probe],
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        callbacks=[probe],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, train_dataloaders=DataLoader([batch, batch], batch_size=None))
     assert probe.eval_modules == [[], []]
     dropouts = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Dropout)]
@@ -44,6 +53,7 @@ def test_pretrained_encoder_trains_with_dropout(tmp_path):
 
 def test_frozen_seacat_encoder_stays_in_eval_mode(tmp_path):
     from feedback_nlp.common.model_factory import load_encoder
+
     encoder = load_encoder(tiny_bert(tmp_path / "bert"))
     encoder.requires_grad_(False)
     net = SeaCatNet(encoder, n_labels=3, max_sentences=8).train()
@@ -56,9 +66,11 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
 
     from feedback_nlp.common.config import ConfigError
     from feedback_nlp.lightning_modules.seacat import SeaCat
+
     bert = tiny_bert(tmp_path / "bert")
-    model = SeaCat(labels=["a", "b"], pretrained=bert, head_lr=1e-2,
-                   optim={"lr": 1e-3, "warmup_steps": 2, "scheduler": "linear"})
+    model = SeaCat(
+        labels=["a", "b"], pretrained=bert, head_lr=1e-2, optim={"lr": 1e-3, "warmup_steps": 2, "scheduler": "linear"}
+    )
     assert (model.optim.weight_decay, model.optim.optimizer) == (0.01, "adamw")  # SeaCat's own defaults
     model._trainer = SimpleNamespace(estimated_stepping_batches=10)
     conf = model.configure_optimizers()
@@ -74,8 +86,9 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
     assert [s[0] for s in seen] == pytest.approx([1e-3 * f for f in factors])
     assert [s[1] for s in seen] == pytest.approx([1e-2 * f for f in factors])
     model._trainer = None
-    assert isinstance(SeaCat(labels=["a", "b"], pretrained=bert, optim={"lr": 1e-3}).configure_optimizers(),
-                      torch.optim.AdamW)  # constant, no warmup: no scheduler at all
+    assert isinstance(
+        SeaCat(labels=["a", "b"], pretrained=bert, optim={"lr": 1e-3}).configure_optimizers(), torch.optim.AdamW
+    )  # constant, no warmup: no scheduler at all
     with pytest.raises(ConfigError, match=r"model.optim.scheduler must be a transformers schedule \(.*cosine"):
         SeaCat(labels=["a", "b"], pretrained=bert, optim={"scheduler": "cosinus"})
     with pytest.raises(ConfigError, match=r"unknown config key 'model.optim.lrr'; did you mean 'model.optim.lr'"):

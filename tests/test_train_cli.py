@@ -1,9 +1,11 @@
 """train.py paths a new user hits first: --print-config, the resume errors, run_test=false, and
 resuming from a .ckpt file through fit (the step count continues)."""
+
 from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 
@@ -27,9 +29,19 @@ def assets(tmp_path_factory):
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    return tmp, [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0", "data.batch_size=8",
-                 "model.max_sentences=8", "model.max_tokens=12", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                 "trainer.limit_val_batches=1", "trainer.accelerator=cpu", "callbacks.serving_export=null"]
+    return tmp, [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=8",
+        "model.max_sentences=8",
+        "model.max_tokens=12",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.accelerator=cpu",
+        "callbacks.serving_export=null",
+    ]
 
 
 def snapshot(root):
@@ -40,13 +52,20 @@ def test_print_config_prints_the_resolved_yaml_and_writes_nothing(tmp_path):
     """Through the command line, started from an unrelated directory."""
     out_root = tmp_path / "outputs"
     overrides = ["data.batch_size=3", "trainer.max_epochs=7", f"output_root={out_root}"]
-    proc = subprocess.run([*train_cmd(CONFIG, overrides), "--print-config"], cwd=tmp_path, env=job_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*train_cmd(CONFIG, overrides), "--print-config"],
+        cwd=tmp_path,
+        env=job_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     header, _, body = proc.stdout.partition("\n")
     assert header == f"# resolved config ({REPO / CONFIG})"
     printed = yaml.safe_load(body)
     from omegaconf import OmegaConf
+
     assert printed == OmegaConf.to_container(load_config(REPO / CONFIG, overrides), resolve=True)
     assert printed["data"]["batch_size"] == 3 and printed["trainer"]["max_epochs"] == 7
     assert printed["model"]["max_tokens"] == printed["data"]["max_tokens"] == 32  # interpolation resolved
@@ -60,10 +79,15 @@ def test_resume_checkpoint_maps_dirs_and_files(tmp_path):
     (tmp_path / "loose.ckpt").write_bytes(b"x")
     assert train.resume_checkpoint(None) == (None, None)
     assert train.resume_checkpoint(str(run)) == (str(run), str(run / "checkpoints" / "last.ckpt"))
-    assert train.resume_checkpoint(str(run / "checkpoints" / "last.ckpt")) == (str(run), str(run / "checkpoints" /
-                                                                                               "last.ckpt"))
+    assert train.resume_checkpoint(str(run / "checkpoints" / "last.ckpt")) == (
+        str(run),
+        str(run / "checkpoints" / "last.ckpt"),
+    )
     assert train.resume_checkpoint(str(tmp_path / "loose.ckpt")) == (None, str(tmp_path / "loose.ckpt"))
-    with pytest.raises(ConfigError, match=f"resume={tmp_path}: no checkpoints/last.ckpt in that run directory"):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"resume={tmp_path}: no checkpoints/last.ckpt (or step.ckpt) in that run directory"),
+    ):
         train.resume_checkpoint(str(tmp_path))
     with pytest.raises(ConfigError, match="no such run directory or checkpoint file"):
         train.resume_checkpoint(str(tmp_path / "nope.ckpt"))
@@ -95,7 +119,7 @@ def test_resume_errors_exit_2_before_any_write(assets, first_run, tmp_path, caps
         target, message = tmp_path / "missing", "no such run directory or checkpoint file"
     elif resume == "empty_dir":
         (tmp_path / "run").mkdir()
-        target, message = tmp_path / "run", "no checkpoints/last.ckpt in that run directory"
+        target, message = tmp_path / "run", "no checkpoints/last.ckpt (or step.ckpt) in that run directory"
     elif resume == "corrupt":
         target = tmp_path / "cut.ckpt"
         target.write_bytes((first_run[0] / "checkpoints" / "last.ckpt").read_bytes()[:200])
@@ -123,13 +147,23 @@ def test_resume_from_a_ckpt_file_continues_fit(assets, first_run, tmp_path):
     assert (first_ckpt["global_step"], first_ckpt["epoch"]) == (2, 0)
     loose = shutil.copy(first_run[0] / "checkpoints" / "last.ckpt", tmp_path / "epoch1.ckpt")
     out = tmp_path / "resumed"
-    metrics = train.main(["--config", str(REPO / CONFIG), *base, "trainer.max_epochs=2", f"resume={loose}",
-                          f"output_dir={out}", "run_predict=false"])
+    metrics = train.main(
+        [
+            "--config",
+            str(REPO / CONFIG),
+            *base,
+            "trainer.max_epochs=2",
+            f"resume={loose}",
+            f"output_dir={out}",
+            "run_predict=false",
+        ]
+    )
     last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["global_step"], last["epoch"]) == (4, 1)
     assert "test/acc" in metrics
     # the new run validated only epoch 2 (index 1): epoch 1 was restored, not re-trained
     import csv
+
     rows = list(csv.DictReader(next((out / "csv").rglob("metrics.csv")).open()))
     assert [r["epoch"] for r in rows if r.get("val/loss")] == ["1"]
     assert not (first_run[0] / "checkpoints" / "epoch1.ckpt").exists()  # the first run is untouched

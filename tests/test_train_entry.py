@@ -1,4 +1,5 @@
 """train.py: resolved config saved, run dir layout, and bad input stops before anything is written."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,22 @@ def assets(tmp_path_factory):
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    return tmp, data, [f"data.path={data}", f"model.pretrained={bert}", "model.freeze_layers=0",
-                       "data.batch_size=8", "model.max_sentences=8", "model.max_tokens=12", "trainer.max_epochs=1",
-                       "trainer.limit_train_batches=2", "trainer.accelerator=cpu", "callbacks.serving_export=null"]
+    return (
+        tmp,
+        data,
+        [
+            f"data.path={data}",
+            f"model.pretrained={bert}",
+            "model.freeze_layers=0",
+            "data.batch_size=8",
+            "model.max_sentences=8",
+            "model.max_tokens=12",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.accelerator=cpu",
+            "callbacks.serving_export=null",
+        ],
+    )
 
 
 def snapshot(root):
@@ -35,7 +49,9 @@ def test_smoke_run_then_bad_input_leaves_earlier_runs_untouched(assets, capsys):
     root = tmp / "outputs"
     got = train.main(["--config", CONFIG, *base, f"output_root={root}"])
     (run_dir,) = list((root / "seacat_demo").iterdir())
-    assert {"config.yaml", "metrics.json", "checkpoints", "predictions.jsonl", "csv"} <= {p.name for p in run_dir.iterdir()}
+    assert {"config.yaml", "metrics.json", "checkpoints", "predictions.jsonl", "csv"} <= {
+        p.name for p in run_dir.iterdir()
+    }
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved == pytest.approx(got) and "test/acc" in saved and all(isinstance(v, float) for v in saved.values())
     assert "max_tokens: 12" in (run_dir / "config.yaml").read_text()  # the resolved config, overrides applied
@@ -55,8 +71,10 @@ def test_smoke_run_then_bad_input_leaves_earlier_runs_untouched(assets, capsys):
     assert snapshot(root) == before  # no new run dir, nothing earlier touched
 
     # a wrong model value, or a hub model that is not cached offline, also stops before any write
-    for override, message in (("model.dropout=high", "'model.dropout' expects float, got str"),
-                              ("model.pretrained=no-such-org/no-such-model", "not in the local Hugging Face cache")):
+    for override, message in (
+        ("model.dropout=high", "'model.dropout' expects float, got str"),
+        ("model.pretrained=no-such-org/no-such-model", "not in the local Hugging Face cache"),
+    ):
         with pytest.raises(SystemExit) as e:
             train.main(["--config", CONFIG, *base, override, f"output_root={root}"])
         assert e.value.code == 2 and message in capsys.readouterr().err, override

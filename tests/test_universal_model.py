@@ -1,5 +1,6 @@
 """002 §3.2-3.3: label voting, medians, Top-N / within-k, the Random Forest baseline and the
 evaluation command on real CLINC150 queries (fixture) and the demo generator's questions."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,7 @@ def test_ranked_labels_backfill_with_the_prior():
 def test_median_plain_and_weighted():
     assert median([3.0, 1.0, 2.0, None]) == 2.0
     assert median([1.0, 2.0, 3.0, 10.0]) == 2.5
-    assert median([1.0, 2.0, 3.0], weights=[1.0, 1.0, 5.0]) == 3.0   # 5 of 7 weight on 3
+    assert median([1.0, 2.0, 3.0], weights=[1.0, 1.0, 5.0]) == 3.0  # 5 of 7 weight on 3
     assert median([None, None]) is None
 
 
@@ -54,22 +55,39 @@ def test_top_n_and_within_k_by_hand():
     ranked = [["a", "b", "c"], ["b", "a", "c"], ["c", "b", "a"], ["a"]]
     truth = ["a", "a", "a", None]
     assert top_n_accuracy(ranked, truth, (1, 2, 3)) == pytest.approx({1: 1 / 3, 2: 2 / 3, 3: 1.0})
-    assert within_k([10.0, 14.0, None, 3.0], [12.0, 8.0, 5.0, None], (3, 5, 7)) == \
-        pytest.approx({3: 1 / 3, 5: 1 / 3, 7: 2 / 3})
+    assert within_k([10.0, 14.0, None, 3.0], [12.0, 8.0, 5.0, None], (3, 5, 7)) == pytest.approx(
+        {3: 1 / 3, 5: 1 / 3, 7: 2 / 3}
+    )
     block = metric_block("test", ranked, truth, [1.0], [2.0], ns=(1,), ks=(3,))
     assert block == pytest.approx({"test/top1": 1 / 3, "test/within_3": 1.0})
 
 
 def _questions() -> list[Question]:
-    return [Question(f"q{i}", text, {"product": p, "handle_time": h}) for i, (text, p, h) in enumerate([
-        ("where is my package", "delivery", 5.0), ("my package is late", "delivery", 7.0),
-        ("package never arrived", "delivery", 6.0), ("refund for my package", "refund", 12.0),
-        ("i want a refund", "refund", 10.0), ("refund not received", "refund", 11.0)])]
+    return [
+        Question(f"q{i}", text, {"product": p, "handle_time": h})
+        for i, (text, p, h) in enumerate(
+            [
+                ("where is my package", "delivery", 5.0),
+                ("my package is late", "delivery", 7.0),
+                ("package never arrived", "delivery", 6.0),
+                ("refund for my package", "refund", 12.0),
+                ("i want a refund", "refund", 10.0),
+                ("refund not received", "refund", 11.0),
+            ]
+        )
+    ]
 
 
 def _bm25_repository(root, questions, categorical, numeric, k, backend="tantivy") -> Repository:
-    updates.export(root, questions, RetrievalSettings(method="bm25", backend=backend, k=k), categorical, numeric,
-                   {"weighting": "count", "backfill_prior": True}, None)
+    updates.export(
+        root,
+        questions,
+        RetrievalSettings(method="bm25", backend=backend, k=k),
+        categorical,
+        numeric,
+        {"weighting": "count", "backfill_prior": True},
+        None,
+    )
     return Repository.open(root)
 
 
@@ -84,8 +102,13 @@ def test_universal_model_mode_median_and_incremental_add(tmp_path):
     assert row["product"]["ranked"] == ["refund", "delivery"]
     # 002 §3.2: a new label value is predicted as soon as its questions are added
     new = tmp_path / "new.jsonl"
-    atomic_write_jsonl(new, [{"id": f"n{i}", "question": f"my kindle screen is frozen {i}", "product": "devices",
-                              "handle_time": 20.0} for i in range(3)])
+    atomic_write_jsonl(
+        new,
+        [
+            {"id": f"n{i}", "question": f"my kindle screen is frozen {i}", "product": "devices", "handle_time": 20.0}
+            for i in range(3)
+        ],
+    )
     updates.add(tmp_path / "r", new)
     um = UniversalModel(Repository.open(tmp_path / "r"), ["product"], ["handle_time"], k=3)
     [row] = um.predict(["kindle screen frozen"])
@@ -96,6 +119,7 @@ def test_universal_model_mode_median_and_incremental_add(tmp_path):
 def test_chunked_querying_gives_the_same_predictions(monkeypatch, tmp_path, backend):
     """Querying runs in chunks (for the progress bar): the chunk size must not matter."""
     import feedback_nlp.universal_model.predict as um_mod
+
     repo, queries = _clinc()
     texts = [q.question for q in queries[:40]]
     um = UniversalModel(_bm25_repository(tmp_path / "r", repo, ["intent"], [], 20, backend), ["intent"], [], k=20)
@@ -123,12 +147,13 @@ def _clinc():
 
 def test_random_forest_ranks_every_class():
     repo, queries = _clinc()
-    rf = RandomForestBaseline(n_estimators=20).fit([q.question for q in repo],
-                                                   {"intent": [q.labels["intent"] for q in repo]}, {})
+    rf = RandomForestBaseline(n_estimators=20).fit(
+        [q.question for q in repo], {"intent": [q.labels["intent"] for q in repo]}, {}
+    )
     ranked = rf.predict([q.question for q in queries])["intent"]
     assert all(len(r) == 20 for r in ranked)
     acc = top_n_accuracy(ranked, [q.labels["intent"] for q in queries], (1, 5))
-    assert acc[1] > 0.5 and acc[5] >= acc[1]      # chance is 0.05
+    assert acc[1] > 0.5 and acc[5] >= acc[1]  # chance is 0.05
 
 
 def test_split_and_subsample_are_seeded_and_nested():
@@ -144,11 +169,13 @@ def test_extract_questions_keeps_the_rule_sentence_with_labels():
     class FakePredictor:
         def predict(self, records, progress=False):
             return [{"main_question": {"rule1": "Hello?", "rule2": f"Where is {t.id}?"}} for t in records]
+
     ts = [Transcript(f"t{i}", [Turn("customer", "x")], "delivery", 4.0 + i) for i in range(2)]
     qs = extract_questions(ts, FakePredictor(), "rule2", "product", progress=False)
     assert [(q.id, q.question, q.labels) for q in qs] == [
         ("q-t0", "Where is t0?", {"product": "delivery", "handle_time": 4.0}),
-        ("q-t1", "Where is t1?", {"product": "delivery", "handle_time": 5.0})]
+        ("q-t1", "Where is t1?", {"product": "delivery", "handle_time": 5.0}),
+    ]
 
 
 @pytest.fixture
@@ -161,10 +188,20 @@ def clinc_files(tmp_path):
 
 def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
     from feedback_nlp.scripts.universal_model import main
+
     repo, queries = clinc_files
-    metrics = main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
-                    "labels.categorical=[intent, domain]", "labels.numeric=[]", f"output_dir={tmp_path / 'run'}",
-                    "baseline.n_estimators=20"])
+    metrics = main(
+        [
+            "--config",
+            CONFIG,
+            f"repository.path={repo}",
+            f"queries.path={queries}",
+            "labels.categorical=[intent, domain]",
+            "labels.numeric=[]",
+            f"output_dir={tmp_path / 'run'}",
+            "baseline.n_estimators=20",
+        ]
+    )
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved == pytest.approx(metrics)
     for key in ("test/top1", "test/top5", "test/top10", "test/top15", "rf/top1", "test/domain/top1"):
@@ -180,11 +217,22 @@ def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
 def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
     from feedback_nlp.demo_data.transcripts import generate_transcripts, questions_from_transcripts
     from feedback_nlp.scripts.universal_model import main
-    path = atomic_write_jsonl(tmp_path / "q.jsonl", questions_from_transcripts(
-        generate_transcripts(random.Random(1), 200)))
-    metrics = main(["--config", CONFIG, f"repository.path={path}", f"output_dir={tmp_path / 'run'}",
-                    "baseline.n_estimators=10", "prediction.weighting=similarity", "retrieval.k=20",
-                    "retrieval.method=bm25"])
+
+    path = atomic_write_jsonl(
+        tmp_path / "q.jsonl", questions_from_transcripts(generate_transcripts(random.Random(1), 200))
+    )
+    metrics = main(
+        [
+            "--config",
+            CONFIG,
+            f"repository.path={path}",
+            f"output_dir={tmp_path / 'run'}",
+            "baseline.n_estimators=10",
+            "prediction.weighting=similarity",
+            "retrieval.k=20",
+            "retrieval.method=bm25",
+        ]
+    )
     for key in ("test/top1", "test/within_3", "test/within_5", "test/within_7", "rf/top1", "rf/within_5"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["test/within_3"] <= metrics["test/within_5"] <= metrics["test/within_7"]
@@ -193,10 +241,23 @@ def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
 
 def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
     from feedback_nlp.scripts.universal_model import main
+
     repo, queries = clinc_files
-    results = main(["scaling", "--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
-                    "labels.categorical=[intent]", "labels.numeric=[]", f"output_dir={tmp_path / 'scale'}",
-                    "baseline.n_estimators=10", "scaling.sizes=[100, 300]", "retrieval.method=bm25"])
+    results = main(
+        [
+            "scaling",
+            "--config",
+            CONFIG,
+            f"repository.path={repo}",
+            f"queries.path={queries}",
+            "labels.categorical=[intent]",
+            "labels.numeric=[]",
+            f"output_dir={tmp_path / 'scale'}",
+            "baseline.n_estimators=10",
+            "scaling.sizes=[100, 300]",
+            "retrieval.method=bm25",
+        ]
+    )
     assert [(r["model"], r["size"]) for r in results] == [("RF", 100), ("RF", 300), ("UM", 100), ("UM", 300)]
     md = (tmp_path / "scale" / "scaling.md").read_text()
     assert "| UM(300) |" in md and "| RF(100) |" in md and "Top-15" in md
@@ -206,17 +267,36 @@ def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
 
 def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files, tmp_path, capsys):
     from feedback_nlp.scripts.universal_model import main
+
     repo, queries = clinc_files
     with pytest.raises(SystemExit) as e:
-        main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}",
-              f"output_dir={tmp_path / 'x'}", "labels.numeric=[]"])
+        main(
+            [
+                "--config",
+                CONFIG,
+                f"repository.path={repo}",
+                f"queries.path={queries}",
+                f"output_dir={tmp_path / 'x'}",
+                "labels.numeric=[]",
+            ]
+        )
     assert e.value.code == 2
     assert "label 'product'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # stopped before a run directory was made
     with pytest.raises(SystemExit) as e:  # an embedder that is not available offline: same
-        main(["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}", f"output_dir={tmp_path / 'y'}",
-              "labels.categorical=[intent]", "labels.numeric=[]", "retrieval.method=dense",
-              "retrieval.embedder=no-such-org/no-such-model"])
+        main(
+            [
+                "--config",
+                CONFIG,
+                f"repository.path={repo}",
+                f"queries.path={queries}",
+                f"output_dir={tmp_path / 'y'}",
+                "labels.categorical=[intent]",
+                "labels.numeric=[]",
+                "retrieval.method=dense",
+                "retrieval.embedder=no-such-org/no-such-model",
+            ]
+        )
     assert e.value.code == 2 and "not in the local Hugging Face cache" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
 
@@ -225,10 +305,20 @@ def test_reference_backend_predicts_like_tantivy(clinc_files, tmp_path):
     """Lucene BM25 (tantivy, k1 = 1.2) and the paper's BM25Okapi (k1 = 1.5) rank alike; on
     CLINC150 their K = 100 accuracies agree within 0.4 points (docs/question_repository.md)."""
     from feedback_nlp.scripts.universal_model import main
+
     repo, queries = clinc_files
-    common = ["--config", CONFIG, f"repository.path={repo}", f"queries.path={queries}", "retrieval.method=bm25",
-              "retrieval.k=100", "prediction.weighting=count", "labels.categorical=[intent]", "labels.numeric=[]",
-              "baseline.enabled=false"]
+    common = [
+        "--config",
+        CONFIG,
+        f"repository.path={repo}",
+        f"queries.path={queries}",
+        "retrieval.method=bm25",
+        "retrieval.k=100",
+        "prediction.weighting=count",
+        "labels.categorical=[intent]",
+        "labels.numeric=[]",
+        "baseline.enabled=false",
+    ]
     ours = main([*common, f"output_dir={tmp_path / 'a'}"])
     ref = main([*common, f"output_dir={tmp_path / 'b'}", "retrieval.backend=reference"])
     for key in ("test/top1", "test/top5", "test/top15"):
@@ -238,29 +328,41 @@ def test_reference_backend_predicts_like_tantivy(clinc_files, tmp_path):
 def test_dense_and_hybrid_retrieval_with_the_packaged_minilm(tmp_path):
     """An exact repository question is its own nearest neighbour, cosine 1, by either method."""
     from feedback_nlp.universal_model.embedder import Embedder
+
     repo, _ = _clinc()
     emb = Embedder("packaged:all-MiniLM-L6-v2")
     for method in ("dense", "hybrid"):
-        updates.export(tmp_path / method, repo[:120], RetrievalSettings(method=method, k=5), ["intent"], [],
-                       {"weighting": "similarity", "backfill_prior": True}, emb)
+        updates.export(
+            tmp_path / method,
+            repo[:120],
+            RetrievalSettings(method=method, k=5),
+            ["intent"],
+            [],
+            {"weighting": "similarity", "backfill_prior": True},
+            emb,
+        )
         r = Repository.open(tmp_path / method, embedder=emb)
         keys, scores = r.search([repo[7].question], 5)[0]
         assert r.question(keys[0]).id == repo[7].id and np.all(np.diff(scores) <= 1e-6)
         if method == "dense":
             assert scores[0] == pytest.approx(1.0, abs=1e-4)
-        else:   # rank 1 in both lists: 2 / (rrf_k + 1)
+        else:  # rank 1 in both lists: 2 / (rrf_k + 1)
             assert scores[0] == pytest.approx(2 / (r.settings.rrf_k + 1))
 
 
-@pytest.mark.parametrize("value,message", [("NaN", "finite number"), ('"slow"', "finite number"),
-                                           ('[1, 2]', "finite number")])
+@pytest.mark.parametrize(
+    "value,message", [("NaN", "finite number"), ('"slow"', "finite number"), ('[1, 2]', "finite number")]
+)
 def test_evaluate_rejects_bad_label_types_before_writing(tmp_path, capsys, value, message):
     """A numeric label of the wrong type stops the evaluate command with file:line:field and
     no run directory (it used to write a full run, or fail in the votes after config.yaml)."""
     from feedback_nlp.scripts.universal_model import main
-    lines = [json.dumps({"id": f"q{i}", "question": f"where is my parcel {i}", "product": "delivery",
-                         "handle_time": 5.0}) for i in range(10)]
-    lines[3] = '{"id": "q3", "question": "refund", "product": "refund", "handle_time": %s}' % value
+
+    lines = [
+        json.dumps({"id": f"q{i}", "question": f"where is my parcel {i}", "product": "delivery", "handle_time": 5.0})
+        for i in range(10)
+    ]
+    lines[3] = f'{{"id": "q3", "question": "refund", "product": "refund", "handle_time": {value}}}'
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(SystemExit) as e:

@@ -4,6 +4,7 @@ Checked against the run's own files: the dataset artifact's sha256 is the data f
 model artifact's alias is the export manifest's model_version, the best-so-far summary equals
 the minimum of the val/loss values in the CSV log, and every plot key has a PNG next to it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,18 +31,33 @@ def wandb_home(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
     from feedback_nlp import train
+
     tmp = wandb_home
     claims = write_claims(tmp / "claims.jsonl")
     bert = tiny_bert(tmp / "bert")
     out = tmp / "run"
-    train.main([
-        "--config", str(Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"), f"output_dir={out}", "logger.wandb.enabled=true",
-        f"model.pretrained={bert}", "model.max_length=16", "model.optim.lr=0.001", f"data.path={claims}",
-        f"data.noisy_negatives.embedding_model={bert}", f"data.noisy_negatives.embedding_cache_dir={tmp / 'cache'}",
-        "data.noisy_negatives.pool_max=null",
-        "data.dev_fraction=0.25", "data.batch_size=16", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-        "logger.wandb.log_model=true"])
+    train.main(
+        [
+            "--config",
+            str(Path(__file__).resolve().parent.parent / "configs/experiment/product_safety_demo.yaml"),
+            f"output_dir={out}",
+            "logger.wandb.enabled=true",
+            f"model.pretrained={bert}",
+            "model.max_length=16",
+            "model.optim.lr=0.001",
+            f"data.path={claims}",
+            f"data.noisy_negatives.embedding_model={bert}",
+            f"data.noisy_negatives.embedding_cache_dir={tmp / 'cache'}",
+            "data.noisy_negatives.pool_max=null",
+            "data.dev_fraction=0.25",
+            "data.batch_size=16",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "logger.wandb.log_model=true",
+        ]
+    )
     import wandb
+
     wandb.teardown()  # the W&B service may still be flushing the run's log when finish() returns
     run = read_run(out)
     manifest = json.loads((out / "export" / "manifest.json").read_text())
@@ -60,8 +76,10 @@ def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
     # log_model=true: Lightning's WandbLogger adds the checkpoints, the best one aliased `best`
     ckpts = [a for a in run.artifacts if a["type"] == "model" and a["name"].startswith("model-")]
     best_ckpt = max((out / "checkpoints").glob("best*.ckpt")).name
-    assert any("best" in a["aliases"] and a["files"] == ["model.ckpt"] and
-               a["metadata"].get("original_filename") == best_ckpt for a in ckpts), ckpts
+    assert any(
+        "best" in a["aliases"] and a["files"] == ["model.ckpt"] and a["metadata"].get("original_filename") == best_ckpt
+        for a in ckpts
+    ), ckpts
     # 2. best-so-far: val/loss (the monitored metric) keeps its minimum and the epoch it came from
     rows = [r for r in csv.DictReader((out / "csv" / "metrics.csv").open()) if r.get("val/loss")]
     losses = [(float(r["val/loss"]), int(r["epoch"])) for r in rows]

@@ -3,14 +3,17 @@
 Why: tests must not download weights, and a 2-layer, 32-dim model fine-tunes in seconds on
 one CPU thread; the tokenizer is trained on the fly from the texts the test will feed it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterable
 
-BASE_WORDS = ("hi hello thanks order item product size smell rash skin burn sharp edge broken heel "
-              "delivery refund return account payment card missing box cable picture quality damaged "
-              "the a is it my i was not no and to of for with this that in on").split()
+BASE_WORDS = (
+    "hi hello thanks order item product size smell rash skin burn sharp edge broken heel "
+    "delivery refund return account payment card missing box cable picture quality damaged "
+    "the a is it my i was not no and to of for with this that in on"
+).split()
 
 
 def train_wordpiece(texts: Iterable[str], out_dir: Path, vocab_size: int = 400):
@@ -23,8 +26,14 @@ def train_wordpiece(texts: Iterable[str], out_dir: Path, vocab_size: int = 400):
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
     tok.train_from_iterator(list(texts) + [" ".join(BASE_WORDS)], trainer=trainer)
-    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                             sep_token="[SEP]", mask_token="[MASK]")
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     fast.save_pretrained(out_dir)
     return fast
 
@@ -38,7 +47,14 @@ def tiny_bert(out_dir: Path, texts: Iterable[str] = (), hidden: int = 32, layers
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = train_wordpiece(texts, out_dir)
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=hidden * 2, max_position_embeddings=256, pad_token_id=tok.pad_token_id)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+    )
     BertModel(cfg).save_pretrained(out_dir, safe_serialization=True)
     return str(out_dir)

@@ -6,6 +6,7 @@ Python reader for this file, so this is the log format itself: a 7-byte header
 (":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of records, each with a 7-byte header
 (crc32, little-endian length, type FULL=1/FIRST=2/MIDDLE=3/LAST=4) and a protobuf `Record`.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,11 @@ def records(path: Path) -> list[Any]:
         if left < HEADER:  # block trailer too small for a header: zero padding
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if length == 0 and kind == 0:
             pos += left
             continue
-        chunk = data[pos + HEADER:pos + HEADER + length]
+        chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
@@ -79,9 +80,16 @@ def read_run(run_dir: Path) -> OfflineRun:
                 _put(run.summary, [i.key] if i.key else list(i.nested_key), json.loads(i.value_json))
         elif kind == "artifact":
             a = rec.artifact
-            run.artifacts.append({"name": a.name, "type": a.type, "aliases": list(a.aliases),
-                                  "digest": a.digest, "metadata": json.loads(a.metadata or "{}"),
-                                  "files": [e.path for e in a.manifest.contents]})
+            run.artifacts.append(
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "aliases": list(a.aliases),
+                    "digest": a.digest,
+                    "metadata": json.loads(a.metadata or "{}"),
+                    "files": [e.path for e in a.manifest.contents],
+                }
+            )
         elif kind == "metric":
             m = rec.metric
             run.metric_defs[m.name or m.glob_name] = m
