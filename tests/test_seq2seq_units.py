@@ -74,7 +74,7 @@ def test_per_row_loss_sums_match_hf_loss_row_by_row(t5_dir):
         whole = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
     counts = [int((row != -100).sum()) for row in labels]
     assert row_count.tolist() == counts
-    torch.testing.assert_close(row_sum, torch.tensor([loss * c for loss, c in zip(per_row, counts)]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(row_sum, torch.tensor([v * c for v, c in zip(per_row, counts)]), rtol=1e-4, atol=1e-4)
     assert float(mean) == pytest.approx(whole, rel=1e-4)
 
 
