@@ -53,10 +53,12 @@ def test_gradient_checkpointing_keeps_the_step(bert):
     plain, ckpt = _pair(bert)
     ckpt.load_state_dict(plain.state_dict())
     Performance(gradient_checkpointing=True).setup(None, ckpt, "fit")
+
     def on(m):
         return (
             m.is_activation_checkpointing if hasattr(m, "is_activation_checkpointing") else m.is_gradient_checkpointing
         )
+
     assert on(ckpt.encoder) and not on(plain.encoder)
     ids, labels = torch.randint(5, 100, (4, 12)), torch.tensor([0, 1, 2, 1])
     (l1, g1), (l2, g2) = _loss_and_grads(plain, ids, labels), _loss_and_grads(ckpt, ids, labels)

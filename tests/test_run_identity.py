@@ -138,10 +138,10 @@ def test_resumable_batch_sampler_skips_once_and_only_in_its_epoch():
 def test_epoch_batch_sampler_resumes_with_the_same_length_groups():
     items = list(range(30))
     lengths = [(i * 7) % 11 for i in items]
+
     def make(at=None):
-        return EpochBatchSampler(
-            EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2, seed=1, resume_at=at
-        )
+        return EpochBatchSampler(EpochRandomSampler(items, 1), 4, lengths=lengths, group_size=2, seed=1, resume_at=at)
+
     full = list(make())
     assert list(make((0, 3))) == full[3:]
 
