@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from feedback_nlp.common.model_factory import PACKAGED_MINILM, set_dropout
+from feedback_nlp.common.vocabulary import ISSUE_LEVELS, TASK_PREFIXES
 from feedback_nlp.datamodules.sentences import split_sentences
 from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.lightning_modules.seq2seq_backbone import (
@@ -30,7 +31,7 @@ from feedback_nlp.metrics.issue_sets import join_issues
 from feedback_nlp.metrics.level_metrics import LevelMetrics, SentenceEmbedder
 from feedback_nlp.nets.seq2seq import generate_issue_sets, generation_kwargs
 
-LEVELS = ("coarse", "granular")
+LEVELS = ISSUE_LEVELS
 __all__ = ["MultiLevelIssuesModule"]
 
 
@@ -75,11 +76,7 @@ class MultiLevelIssuesModule(TaskModule):
             set_dropout(self.model, dropout)
         if freeze_embeddings:
             freeze_word_embeddings(self.model)
-        self.prefixes = {
-            "coarse": "identify high-level issues: ",
-            "granular": "identify fine-grain issues: ",
-            **(prefixes or {}),
-        }
+        self.prefixes = {lvl: TASK_PREFIXES[lvl] for lvl in ISSUE_LEVELS} | dict(prefixes or {})
         self.max_source_length, self.max_target_length = max_source_length, max_target_length
         gen = self.model.generation_config  # exported with the model: serving decodes the same way
         gen.num_beams, gen.length_penalty, gen.max_new_tokens = num_beams, length_penalty, max_target_length

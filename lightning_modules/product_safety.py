@@ -21,12 +21,13 @@ from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
 from feedback_nlp.common.model_factory import load_encoder, load_tokenizer, set_dropout
+from feedback_nlp.common.vocabulary import SAFETY_LABELS
 from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.metrics.safety_kpis import safety_kpis
 from feedback_nlp.nets.safety import ENCODER_INPUTS, cls_logits
 from feedback_nlp.serving import safety as safety_export
 
-DEFAULT_LABELS = ["not_product_safety", "product_safety"]
+DEFAULT_LABELS = list(SAFETY_LABELS)
 EVAL_FIELDS = ("index", "labels", "language", "group", "in_test", "in_traffic", "is_original", "escalated")
 __all__ = ["ENCODER_INPUTS", "ProductSafetyClassifier", "cls_logits"]
 

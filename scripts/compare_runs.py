@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from feedback_nlp.common.io import atomic_write_json, atomic_write_text
+from feedback_nlp.common.vocabulary import ISSUE_LEVELS
 
 COLUMNS = [
-    (lvl, m)
-    for lvl in ("coarse", "granular")
-    for m in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")
+    (lvl, m) for lvl in ISSUE_LEVELS for m in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")
 ]
 TABLE2_KEYS = [f"test/{lvl}/{m}" for lvl, m in COLUMNS]
 

@@ -30,12 +30,13 @@ from typing import Any, Sequence
 from feedback_nlp.common.config import ConfigError, load_config
 from feedback_nlp.common.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from feedback_nlp.common.run_dir import ENV_VAR as RUN_DIR_ENV
+from feedback_nlp.common.vocabulary import ISSUE_LEVELS
 from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.splits import hash_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
-LEVELS = ("coarse", "granular")
+LEVELS = ISSUE_LEVELS
 
 
 def parse_issue(spec: str) -> tuple[str, str]:

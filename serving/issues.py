@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from feedback_nlp.common.vocabulary import ISSUE_LEVELS
 from feedback_nlp.nets.seq2seq import (
     Seq2SeqDecoderInit,
     Seq2SeqDecoderWithPast,
@@ -25,7 +26,7 @@ from feedback_nlp.serving.runtime import RuntimeOptions
 from feedback_nlp.serving.text_batches import chunks
 
 SETTINGS_FILE = "issue_task.json"
-LEVELS = ("coarse", "granular")
+LEVELS = ISSUE_LEVELS
 ENCODER_ONNX, DECODER_ONNX, DECODER_PAST_ONNX = (
     "seq2seq_encoder.onnx",
     "seq2seq_decoder.onnx",

@@ -13,8 +13,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from feedback_nlp.callbacks.plots.figures import new_figure
+from feedback_nlp.common.vocabulary import ISSUE_LEVELS
 
-LEVELS = ("coarse", "granular")
+LEVELS = ISSUE_LEVELS
 LEVEL_METRICS = ("rouge1", "rouge2", "rougeL", "simcse_precision", "simcse_recall", "simcse_f1")
 
 
