@@ -19,9 +19,9 @@ run_dir/scaling.{md,json}: the universal model and the RF at growing repository 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,14 @@ from feedback_nlp.common.config import ConfigError, load_config, to_yaml
 
 
 def _run_dir(cfg: Any, suffix: str = "") -> Path:
-    """output_dir, or outputs/<experiment><suffix>/<UTC time> (single process: no DDP to share it with)."""
-    if cfg.get("output_dir"):
-        path = Path(cfg.output_dir)
-    else:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        path, n = Path("outputs") / f"{cfg.experiment}{suffix}" / stamp, 1
-        while path.exists():
-            n += 1
-            path = path.with_name(f"{stamp}-{n}")
+    """output_dir, or <output_root>/<experiment><suffix>/<run id>: the same run identity as train.py
+    (run_id=, the SLURM/torchrun job id, else a new id); a finished run dir is never reused."""
+    from feedback_nlp.common.run_dir import ENV_VAR, resolve_run_dir
+
+    path, _ = resolve_run_dir(
+        cfg.get("output_dir"), f"{cfg.experiment}{suffix}", cfg.get("output_root", "outputs"), run_id=cfg.get("run_id")
+    )
+    os.environ.pop(ENV_VAR, None)  # one process: no rank inherits it, and a later run in-process must not
     path.mkdir(parents=True, exist_ok=True)
     return path
 
