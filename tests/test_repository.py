@@ -228,3 +228,25 @@ def test_predictor_sees_an_update_after_commit_and_needs_no_lightning(tmp_path, 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_predict_and_the_serving_registry_load_a_repository_like_any_export(tmp_path, clinc, embedder):
+    """predict.py (and so `serve`, through the same registry) scores question records against an
+    exported repository: rows match the repository predictor's, one per record, by id."""
+    from feedback_nlp import predict
+    from feedback_nlp.serving.registry import load_export
+
+    train, test = clinc
+    root = tmp_path / "repo"
+    _export(root, train[:100], embedder)
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"id": q.id, "question": q.question}) + "\n" for q in test[:5]))
+    out = tmp_path / "pred.jsonl"
+    assert predict.main(["--export", str(root), "--input", str(queries), "--output", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    want = load_predictor(root).predict(test[:5])
+    assert [r["id"] for r in rows] == [q.id for q in test[:5]]
+    assert [r["intent"]["prediction"] for r in rows] == [w["intent"]["prediction"] for w in want]
+    assert all(r["model_version"] == want[0]["model_version"] and "predicted_at" in r for r in rows)
+    _, manifest = load_export(root)
+    assert (manifest["task"], manifest["record_kind"]) == ("universal_model", "question")
