@@ -33,6 +33,7 @@ def _run_dir(cfg: Any, suffix: str = "") -> Path:
     (run_id=, the SLURM/torchrun job id, else a new id); a finished run dir is never reused."""
     from feedback_nlp.common.run_dir import ENV_VAR, resolve_run_dir
 
+    os.environ.pop(ENV_VAR, None)  # one process: it never inherits a run dir from a launcher
     path, _ = resolve_run_dir(
         cfg.get("output_dir"), f"{cfg.experiment}{suffix}", cfg.get("output_root", "outputs"), run_id=cfg.get("run_id")
     )

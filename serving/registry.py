@@ -47,6 +47,17 @@ def task_entry(manifest: dict[str, Any], export_dir: str | Path) -> tuple[str, s
     return REGISTRY[task]
 
 
+def _loader(task: str, export_dir: Path) -> Callable[..., Any]:
+    """The registered loader of `task`, imported now; a missing one is an ExportError naming it."""
+    module_name, fn_name, _ = REGISTRY[task]
+    try:
+        return getattr(importlib.import_module(module_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise ExportError(
+            f"{export_dir}: task {task} needs {module_name}.{fn_name}, which this installation lacks ({e})"
+        ) from None
+
+
 def load_export(export_dir: str | Path, options: RuntimeOptions = RuntimeOptions()) -> tuple[Any, dict[str, Any]]:
     """(predictor, manifest) for an export folder, after its weights are checked against the manifest."""
     export_dir = Path(export_dir)
@@ -57,14 +68,7 @@ def load_export(export_dir: str | Path, options: RuntimeOptions = RuntimeOptions
     if manifest["task"] in SELF_VERIFYING:
         if options.backend != "torch":
             raise ExportError(f"task {manifest['task']} has no --backend {options.backend}")
-        try:
-            loader: Callable[..., Any] = getattr(importlib.import_module(module_name), fn_name)
-        except (ImportError, AttributeError) as e:
-            raise ExportError(
-                f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
-                f"which this installation lacks ({e})"
-            ) from None
-        return loader(export_dir), manifest
+        return _loader(manifest["task"], export_dir)(export_dir), manifest
     verify_weights(export_dir, manifest)
     loader = getattr(importlib.import_module(module_name), fn_name)
     return loader(export_dir, manifest, options), manifest
@@ -79,14 +83,7 @@ def preflight(export_dir: str | Path, options: RuntimeOptions) -> dict[str, Any]
     if manifest["task"] not in SELF_VERIFYING:
         verify_weights(export_dir, manifest)
     else:
-        module_name, fn_name, _ = REGISTRY[manifest["task"]]
-        try:
-            getattr(importlib.import_module(module_name), fn_name)
-        except (ImportError, AttributeError) as e:
-            raise ExportError(
-                f"{export_dir}: task {manifest['task']} needs {module_name}.{fn_name}, "
-                f"which this installation lacks ({e})"
-            ) from None
+        _loader(manifest["task"], export_dir)
     if options.backend == "onnx":
         if manifest["task"] in ("multilevel_issues", "universal_model"):
             raise ExportError(f"task {manifest['task']} serves with --backend torch only")

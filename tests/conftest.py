@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
@@ -35,3 +36,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("repo")
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_run_dir(monkeypatch):
+    """Every test starts as a fresh job: a run directory that one in-process run decided
+    (FEEDBACK_NLP_RUN_DIR, what spawned ranks inherit) must never leak into the next test."""
+    monkeypatch.delenv("FEEDBACK_NLP_RUN_DIR", raising=False)

@@ -250,3 +250,13 @@ def test_predict_and_the_serving_registry_load_a_repository_like_any_export(tmp_
     assert all(r["model_version"] == want[0]["model_version"] and "predicted_at" in r for r in rows)
     _, manifest = load_export(root)
     assert (manifest["task"], manifest["record_kind"]) == ("universal_model", "question")
+    # what `serve` checks before starting: the repository's loader exists; no ONNX backend for it
+    from feedback_nlp.serving.manifest import ExportError
+    from feedback_nlp.serving.registry import preflight
+    from feedback_nlp.serving.runtime import RuntimeOptions
+
+    assert preflight(root, RuntimeOptions())["model_version"] == manifest["model_version"]
+    with pytest.raises(ExportError, match="task universal_model serves with --backend torch only"):
+        preflight(root, RuntimeOptions(backend="onnx"))
+    with pytest.raises(ExportError, match="task universal_model has no --backend onnx"):
+        load_export(root, RuntimeOptions(backend="onnx"))
