@@ -38,8 +38,19 @@ settings.register_profile(
 settings.load_profile("repo")
 
 
+RUN_DIR_VAR = "FEEDBACK_NLP_RUN_DIR"  # what ranks a launcher spawns inherit (common/run_dir.py)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Every test starts as a fresh job, module-scoped fixtures included: a run directory that an
+    earlier in-process run decided must never become the next run's."""
+    os.environ.pop(RUN_DIR_VAR, None)
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_run_dir(monkeypatch):
-    """Every test starts as a fresh job: a run directory that one in-process run decided
-    (FEEDBACK_NLP_RUN_DIR, what spawned ranks inherit) must never leak into the next test."""
-    monkeypatch.delenv("FEEDBACK_NLP_RUN_DIR", raising=False)
+    # setenv first, so teardown removes whatever the test itself left (delenv of an absent
+    # variable records nothing to undo)
+    monkeypatch.setenv(RUN_DIR_VAR, "")
+    monkeypatch.delenv(RUN_DIR_VAR)
