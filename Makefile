@@ -42,7 +42,9 @@ test: setup
 
 # One run in random order, started from a scratch directory so no test can lean on the working
 # directory. Replay an order with `make test-random SEED=N` (the seed is printed first).
-SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+ifndef SEED
+SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
 test-random: setup
 	@echo "random order: --randomly-seed=$(SEED)"
 	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(abspath $(PY)) -m pytest -q -p randomly --randomly-seed=$(SEED) \

@@ -57,7 +57,8 @@ def test_sweep_definitions_are_valid_wandb_sweeps(path):
 
 
 @pytest.mark.parametrize("path", TRAIN_SWEEPS, ids=[p.stem for p in TRAIN_SWEEPS])
-def test_train_py_accepts_every_agent_command_unchanged(path, capsys):
+def test_train_py_accepts_every_agent_command_unchanged(path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # a W&B agent runs its command (relative config path) from the repository root
     spec = sweep.load_sweep(path)
     # bayes: two samples inside each range (drawn floats print with a dot: 2.5e-05, 0.0005) and each value
     points = (
