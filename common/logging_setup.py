@@ -20,7 +20,7 @@ from feedback_nlp.common.io import atomic_write_text
 WANDB_ID_FILE = "wandb_run_id.txt"
 # keys of the `logger.wandb` section read here, not passed to wandb.init
 LINEAGE_KEYS = ("log_datasets", "log_export")
-OFFLINE_MODES = ("offline", "disabled", "dryrun")
+OFFLINE_MODES = ("offline", "disabled")
 
 
 class LoggerSetupError(ValueError):
@@ -44,7 +44,8 @@ def wandb_mode(cfg: DictConfig | dict) -> str:
     wb = cfg.get("wandb") or {}
     if os.environ.get("WANDB_DISABLED", "").lower() in ("1", "true", "yes"):
         return "disabled"
-    return (os.environ.get("WANDB_MODE") or wb.get("mode") or "online").lower()
+    mode = (os.environ.get("WANDB_MODE") or wb.get("mode") or "online").lower()
+    return "offline" if mode == "dryrun" else mode
 
 
 def check_logger(cfg: DictConfig | dict | None) -> None:
@@ -80,6 +81,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, full_config: DictConfig, is_ra
         for key in LINEAGE_KEYS:
             opts.pop(key, None)
         opts = {k: v for k, v in opts.items() if v is not None or k in ("entity", "group", "name")}
+        opts["mode"] = wandb_mode(cfg)  # explicit: wandb caches the environment of its first setup in a process
         # under a W&B sweep agent the run id is the agent's (WANDB_RUN_ID), so the run joins its sweep
         agent_id = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
         run_id = (agent_id or wandb_run_id(run_dir)) if is_rank_zero else None

@@ -25,7 +25,10 @@ def wandb_home(tmp_path, monkeypatch):
         monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    return tmp_path
+    import wandb
+    wandb.teardown()  # settings W&B cached from an earlier test's environment must not leak in
+    yield tmp_path
+    wandb.teardown()
 
 
 @pytest.mark.slow
