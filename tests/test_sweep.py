@@ -241,8 +241,9 @@ def test_agent_run_joins_the_sweeps_wandb_run(tiny_seacat, tmp_path):
     logged = {k: v for h in run.history for k, v in h.items()}  # the 002 heatmap went to W&B as well
     assert logged["plots/seacat/attention_heatmap"]["_type"] == "image-file"
     assert (run_dir / "plots" / "attention_heatmap.png").is_file()
-    assert run.summary["best/val/acc"] == pytest.approx(json.loads((run_dir / "best_metrics.json").read_text())
-                                                        ["val/acc"]["value"])
+    assert run.summary["best/val/acc"] == pytest.approx(
+        json.loads((run_dir / "best_metrics.json").read_text())["val/acc"]["value"]
+    )
 
 
 @pytest.mark.parametrize("value", [1e-05, 2.5e-05, 0.5, 3, True, False, None, "original+NN", "true", "1,2"])

@@ -26,6 +26,7 @@ def wandb_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     import wandb
+
     wandb.teardown()  # settings W&B cached from an earlier test's environment must not leak in
     yield tmp_path
     wandb.teardown()
