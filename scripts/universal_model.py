@@ -86,6 +86,9 @@ def evaluate(cfg: Any) -> dict[str, float]:
         load_repository_and_queries,
     )
 
+    from feedback_nlp.common import wandb_job
+
+    wandb_job.check(cfg)  # a W&B logger without a login stops here, before any work
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
     check_labels(cfg, repo, queries)
     check_models(cfg)
@@ -110,7 +113,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
         table,
     )
     atomic_write_text(run_dir / "metrics.md", md)
-    _plots(run_dir)
+    _log_job(cfg, run_dir, "universal_model", metrics, ["model", *[c for c, _ in cols]], table)
     print(md + f"\nmetrics: {run_dir / 'metrics.json'}", flush=True)
     return metrics
 
@@ -125,6 +128,9 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     )
     from feedback_nlp.universal_model.question_repository import subsample
 
+    from feedback_nlp.common import wandb_job
+
+    wandb_job.check(cfg)
     repo, queries = load_repository_and_queries(cfg)
     check_labels(cfg, repo, queries)
     check_models(cfg)
@@ -155,7 +161,8 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     )
     atomic_write_text(run_dir / "scaling.md", md)
     atomic_write_json(run_dir / "scaling.json", results)
-    _plots(run_dir)
+    summary = {f"{r['model']}@{r['size']}/{k}": v for r in results for k, v in r["metrics"].items()}
+    _log_job(cfg, run_dir, "universal_model_scaling", summary, ["model", *[c for c, _ in cols]], rows)
     print(md + f"\nscaling: {run_dir / 'scaling.json'}", flush=True)
     return results
 
@@ -230,12 +237,27 @@ def repository_command(command: str, argv: list[str]) -> Any:
 COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats")
 
 
-def _plots(run_dir: Path) -> None:
-    """002 Table 1 as pictures: Top-k against k and against repository size (run_dir/plots/)."""
+def _log_job(
+    cfg: Any, run_dir: Path, job_type: str, summary: dict[str, Any], header: list[str], rows: list[list[str]]
+) -> None:
+    """002 Table 1 as pictures (Top-k against k and against repository size, run_dir/plots/), then
+    the metrics, the table, the figures and the repository/query files to W&B with `logger=wandb`."""
     from feedback_nlp.callbacks.plots.universal import plot_run
+    from feedback_nlp.common import wandb_job
 
-    for path in plot_run(run_dir):
+    paths = plot_run(run_dir)
+    for path in paths:
         print(f"plot: {path}", flush=True)
+    data = {"train_path": cfg.repository.get("path"), "test_path": cfg.queries.get("path")}
+    wandb_job.log_job(
+        cfg,
+        run_dir,
+        job_type,
+        summary,
+        images={f"universal_model/{p.stem}": p for p in paths},
+        tables={"universal_model/table1": (header, rows)},
+        data=data,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> Any:

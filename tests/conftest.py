@@ -54,3 +54,17 @@ def _no_inherited_run_dir(monkeypatch):
     # variable records nothing to undo)
     monkeypatch.setenv(RUN_DIR_VAR, "")
     monkeypatch.delenv(RUN_DIR_VAR)
+
+
+@pytest.fixture()
+def wandb_home(tmp_path, monkeypatch):
+    """Keep W&B's staging/cache/settings inside the test's tmp dir."""
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+
+    wandb.teardown()  # settings W&B cached from an earlier test's environment must not leak in
+    yield tmp_path
+    wandb.teardown()

@@ -194,11 +194,19 @@ def test_label_efficiency_end_to_end(tmp_path):
     assert len(list((tmp_path / "le" / "runs").iterdir())) == 2
 
 
-def test_label_efficiency_relative_f1_with_stub_training(tmp_path, monkeypatch):
+def test_label_efficiency_relative_f1_with_stub_training(wandb_home, monkeypatch):
     """train.main replaced by a stub whose predictions depend on how many training samples carry
     the issue, so every SimCSE P/R/F1 and relative F1 is known by hand (identical strings have
-    cosine 1 > 0.7; a feedback with no generated issue is not "predicted")."""
+    cosine 1 > 0.7; a feedback with no generated issue is not "predicted"). With logger=wandb
+    (offline) the study's table, curve and values are in its W&B run, read back from the log."""
+    import hashlib
+
+    import wandb
+
     from feedback_nlp import train
+    from tests.wandb_offline import read_run
+
+    tmp_path = wandb_home
 
     issue = "late delivery"
     rows = [
@@ -240,9 +248,11 @@ def test_label_efficiency_relative_f1_with_stub_training(tmp_path, monkeypatch):
             "0.5,0",
             "--out",
             str(tmp_path / "le"),
+            "logger=wandb",
             f"data.path={data}",
         ]
     )
+    wandb.teardown()
     assert report["fractions"] == [1.0, 0.5, 0.0] and len(calls) == 3 and calls[0] > calls[1] > calls[2] == 0
     test_rows = [json.loads(x) for x in (tmp_path / "le" / "data" / "test.jsonl").read_text().splitlines()]
     gold = sum(issue in r["coarse"] for r in test_rows)
@@ -257,3 +267,12 @@ def test_label_efficiency_relative_f1_with_stub_training(tmp_path, monkeypatch):
     assert row["0.5"]["train_samples_with_issue"] == round(0.5 * row["1"]["train_samples_with_issue"])
     md = (tmp_path / "le" / "label_efficiency.md").read_text()
     assert f"| L-Coarse - {issue} | 100.0% | {100.0 / f1_full:.1f}% | 0.0% |" in md
+    run = read_run(tmp_path / "le")
+    name = f"L-Coarse - {issue}"
+    assert run.summary[f"label_efficiency/{name}/0.5"] == pytest.approx(100.0 / f1_full)
+    assert run.summary[f"label_efficiency/{name}/0"] == 0.0
+    logged = {k: v for h in run.history for k, v in h.items()}
+    png = (tmp_path / "le" / "label_efficiency.png").read_bytes()
+    assert logged["multilevel/label_efficiency"]["sha256"] == hashlib.sha256(png).hexdigest()
+    assert logged["multilevel/label_efficiency_table"]["_type"] == "table-file"
+    assert {a["name"] for a in run.artifacts if a["type"] == "dataset"} == {"dev.jsonl", "test.jsonl"}

@@ -370,3 +370,46 @@ def test_evaluate_rejects_bad_label_types_before_writing(tmp_path, capsys, value
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"{path}:4: field 'handle_time'" in err and message in err
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_command_logs_results_figures_and_files_to_wandb(clinc_files, wandb_home):
+    """logger=wandb, offline: the W&B run holds what the run dir holds (read back from its log)."""
+    import hashlib
+
+    import wandb
+
+    from feedback_nlp.scripts.universal_model import main
+    from tests.wandb_offline import read_run
+
+    repo, queries = clinc_files
+    out = wandb_home / "run"
+    metrics = main(
+        [
+            "--config",
+            CONFIG,
+            "logger=wandb",
+            f"repository.path={repo}",
+            f"queries.path={queries}",
+            "labels.categorical=[intent]",
+            "labels.numeric=[]",
+            f"output_dir={out}",
+            "baseline.n_estimators=10",
+            "retrieval.method=bm25",
+        ]
+    )
+    wandb.teardown()
+    run = read_run(out)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert run.summary["test/top1"] == pytest.approx(saved["test/top1"]) == pytest.approx(metrics["test/top1"])
+    assert run.summary["rf/top1"] == pytest.approx(saved["rf/top1"])
+    assert run.config["retrieval"]["method"] == "bm25" and run.config["logger"]["wandb"]["enabled"] is True
+    logged = {k: v for h in run.history for k, v in h.items()}
+    png = (out / "plots" / "topk_vs_k.png").read_bytes()
+    assert logged["universal_model/topk_vs_k"]["sha256"] == hashlib.sha256(png).hexdigest()
+    assert logged["universal_model/table1"]["_type"] == "table-file"
+    datasets = {a["name"]: a for a in run.artifacts if a["type"] == "dataset"}
+    for path in (repo, queries):
+        sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        assert datasets[Path(path).name]["metadata"]["sha256"] == sha
+        assert f"sha256-{sha[:16]}" in datasets[Path(path).name]["aliases"]
+    assert (out / "wandb_run_id.txt").read_text().strip() == run.dir.name.rsplit("-", 1)[-1]

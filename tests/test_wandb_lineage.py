@@ -18,20 +18,6 @@ from tests.test_product_safety_data import tiny_bert, write_claims
 from tests.wandb_offline import read_run
 
 
-@pytest.fixture()
-def wandb_home(tmp_path, monkeypatch):
-    """Keep W&B's staging/cache/settings inside the test's tmp dir."""
-    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb_home" / var.lower()))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    import wandb
-
-    wandb.teardown()  # settings W&B cached from an earlier test's environment must not leak in
-    yield tmp_path
-    wandb.teardown()
-
-
 @pytest.mark.slow
 def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
     from feedback_nlp import train

@@ -85,3 +85,57 @@ def test_every_experiment_config_has_an_early_stopping_switch(path, tmp_path):
     assert not any(isinstance(c, EarlyStopping) for c in build_callbacks(off.callbacks, tmp_path))
     if path.stem.startswith("multilevel_issues") or path.stem.startswith("product_safety"):
         assert load_config(path).callbacks.early_stopping.enabled is True  # on by default there
+
+
+def test_universal_model_with_wandb_but_no_login_stops_before_reading_data(no_login, capsys):
+    from feedback_nlp.scripts.universal_model import main
+
+    out = no_login / "um"
+    with pytest.raises(SystemExit) as e:
+        main(
+            [
+                "--config",
+                str(REPO / "configs/experiment/universal_model_demo.yaml"),
+                "logger=wandb",
+                f"repository.path={no_login / 'missing.jsonl'}",
+                f"output_dir={out}",
+            ]
+        )
+    assert e.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "no W&B login" in err and "logger=csv" in err and "missing.jsonl" not in err
+
+
+def test_sync_lineage_names_what_is_missing(no_login, capsys):
+    from feedback_nlp.scripts import sync_lineage
+
+    assert sync_lineage.main([str(no_login)]) == 2
+    assert f"{no_login}: no offline W&B run" in capsys.readouterr().err
+    run = no_login / "run"
+    (run / "wandb" / "offline-run-20260101_000000-abc").mkdir(parents=True)
+    (run / "wandb_run_id.txt").write_text("abc\n")
+    assert sync_lineage.main([str(run)]) == 2  # an offline run, but nobody logged in: nothing synced
+    assert "no W&B login" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("WANDB_API_KEY"), reason="needs a W&B server: set WANDB_API_KEY")
+def test_sync_lineage_declares_offline_datasets_as_inputs(tmp_path, monkeypatch):
+    """Online contract: an offline run's dataset artifacts become the synced run's inputs."""
+    import wandb
+
+    from feedback_nlp.callbacks.lineage import log_datasets
+    from feedback_nlp.common.logging_setup import wandb_run_id
+    from feedback_nlp.scripts import sync_lineage
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "1", "text": "a"}\n')
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run = wandb.init(dir=str(run_dir), id=wandb_run_id(run_dir), project="feedback-nlp-tests", mode="offline")
+    refs = log_datasets(run, {"train_path": str(data)})
+    run.finish()
+    assert sync_lineage.main([str(run_dir), "--project", "feedback-nlp-tests"]) == 0
+    api = wandb.Api()
+    synced = api.run(f"{api.default_entity}/feedback-nlp-tests/{wandb_run_id(run_dir)}")
+    used = {f"{a.name.split(':')[0]}:{alias}" for a in synced.used_artifacts() for alias in a.aliases}
+    assert set(refs) <= used

@@ -93,6 +93,9 @@ def read_run(run_dir: Path) -> OfflineRun:
         elif kind == "metric":
             m = rec.metric
             run.metric_defs[m.name or m.glob_name] = m
+        elif kind == "run":  # the config given to wandb.init
+            for i in rec.run.config.update:
+                run.config[i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
         elif kind == "config":
             for i in rec.config.update:
                 run.config[i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
