@@ -37,8 +37,10 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # Deterministic file order (-p no:randomly) with line coverage per module (pyproject [tool.coverage]).
+# Tests run on every core (pytest-xdist, one torch thread each); TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= auto
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:randomly --cov --cov-report=term
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:randomly -n $(TEST_WORKERS) --dist worksteal --cov --cov-report=term
 
 # One run in random order, started from a scratch directory so no test can lean on the working
 # directory. Replay an order with `make test-random SEED=N` (the seed is printed first).
@@ -51,7 +53,7 @@ test-random: setup
 		-c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) $(CURDIR)/tests
 
 test-fast: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
 # numba is the reference's (bm25s) fast backend: installed for the benchmarks only.

@@ -77,7 +77,7 @@ def top1(repo: Repository, queries: list[Question], label: str, method: str, k: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--embedders", default="packaged:all-MiniLM-L6-v2", help="comma-separated; the first is the reference")
+    p.add_argument("--embedders", default="packaged:all-MiniLM-L6-v2", help="comma-separated; first = reference")
     p.add_argument("--repository", type=Path, default=Path("data/clinc150/train.jsonl"))
     p.add_argument("--queries", type=Path, default=Path("data/clinc150/test.jsonl"))
     p.add_argument("--label", default="intent")

@@ -15,10 +15,10 @@ from typing import Any
 
 from feedback_nlp.common.logging_setup import (
     check_logger,
+    job_run_id,
     lineage_options,
     wandb_enabled,
     wandb_init_options,
-    job_run_id,
 )
 
 

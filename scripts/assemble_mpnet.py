@@ -62,7 +62,7 @@ def download(folder: Path) -> None:
 def join_parts(wheels: dict[str, Path], out_zip: Path) -> None:
     """Each wheel holds one `input/all-mpnet-base-v2.zip.00N`; their concatenation is the zip."""
     with out_zip.open("wb") as out:
-        for i, (package, wheel) in enumerate(wheels.items(), start=1):
+        for i, wheel in enumerate(wheels.values(), start=1):
             with zipfile.ZipFile(wheel) as whl:
                 names = [n for n in whl.namelist() if n.endswith(f"{FOLDER}.zip.{i:03d}")]
                 if len(names) != 1:

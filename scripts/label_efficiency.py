@@ -101,11 +101,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     issues = [parse_issue(s) for s in a.issue]
 
     from feedback_nlp import train
+    from feedback_nlp.common import wandb_job
     from feedback_nlp.common.instantiate import instantiate
     from feedback_nlp.metrics.level_metrics import SentenceEmbedder
     from feedback_nlp.metrics.simcse import issue_simcse_prf
-
-    from feedback_nlp.common import wandb_job
 
     cfg = load_config(a.config, a.overrides)
     wandb_job.check(cfg)  # a W&B logger without a login stops here, before any training

@@ -26,7 +26,7 @@ def offline_runs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "wandb").glob("offline-run-*"))
 
 
-def declare_inputs(api: Any, path: str) -> list[str]:
+def declare_inputs(api: Any, path: str) -> list[str]:  # pragma: no cover - needs a W&B server (see the test)
     """Mark every `lineage/inputs` artifact of run `entity/project/id` as its input; returns the refs."""
     run = api.run(path)
     entity, project = run.entity, run.project
@@ -52,17 +52,24 @@ def main(argv: list[str] | None = None) -> int:
     if not wandb.login(prompt=False, verify=False):
         print("error: no W&B login: run `wandb login` or set WANDB_API_KEY, then sync", file=sys.stderr)
         return 2
-    sync = [sys.executable, "-m", "wandb", "sync", "--project", a.project]
-    if a.entity:
-        sync += ["--entity", a.entity]
+    return sync_and_declare(a.run_dir, runs, a.project, a.entity, id_file.read_text().strip())
+
+
+def sync_and_declare(
+    run_dir: Path, runs: list[Path], project: str, entity: str | None, run_id: str
+) -> int:  # pragma: no cover - needs a W&B server: tests/test_wandb_setup.py runs it where WANDB_API_KEY is set
+    import wandb
+
+    sync = [sys.executable, "-m", "wandb", "sync", "--project", project]
+    if entity:
+        sync += ["--entity", entity]
     result = subprocess.run([*sync, *map(str, runs)], check=False)
     if result.returncode:
         print(f"error: wandb sync exited with {result.returncode}", file=sys.stderr)
         return result.returncode
     api = wandb.Api()
-    entity = a.entity or api.default_entity
-    refs = declare_inputs(api, f"{entity}/{a.project}/{id_file.read_text().strip()}")
-    print(f"{a.run_dir}: synced; inputs declared: {', '.join(refs) or 'none'}")
+    refs = declare_inputs(api, f"{entity or api.default_entity}/{project}/{run_id}")
+    print(f"{run_dir}: synced; inputs declared: {', '.join(refs) or 'none'}")
     return 0
 
 

@@ -74,6 +74,7 @@ def check_models(cfg: Any) -> None:
 
 
 def evaluate(cfg: Any) -> dict[str, float]:
+    from feedback_nlp.common import wandb_job
     from feedback_nlp.common.io import (
         atomic_write_json,
         atomic_write_jsonl,
@@ -85,8 +86,6 @@ def evaluate(cfg: Any) -> dict[str, float]:
         evaluate_um,
         load_repository_and_queries,
     )
-
-    from feedback_nlp.common import wandb_job
 
     wandb_job.check(cfg)  # a W&B logger without a login stops here, before any work
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
@@ -119,6 +118,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
 
 
 def scaling(cfg: Any) -> list[dict[str, Any]]:
+    from feedback_nlp.common import wandb_job
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
     from feedback_nlp.universal_model.evaluation import (
         check_labels,
@@ -127,8 +127,6 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
         load_repository_and_queries,
     )
     from feedback_nlp.universal_model.question_repository import subsample
-
-    from feedback_nlp.common import wandb_job
 
     wandb_job.check(cfg)
     repo, queries = load_repository_and_queries(cfg)

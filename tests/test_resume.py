@@ -23,7 +23,7 @@ CONFIG = "configs/experiment/seacat_demo.yaml"
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
-    rows = generate_transcripts(random.Random(5), 160)
+    rows = generate_transcripts(random.Random(5), 72)
     data = tmp / "transcripts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
@@ -34,7 +34,7 @@ def assets(tmp_path_factory):
         "data.batch_size=4",
         "model.max_sentences=12",
         "model.max_tokens=16",
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=2",
         "trainer.accelerator=cpu",
         "model.dropout=0.2",
         "run_predict=false",
@@ -49,25 +49,32 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(assets):
     run_train(CONFIG, base + [f"output_dir={tmp / 'straight'}"])
     expected = metrics(tmp / "straight")
 
-    crashed = tmp / "crashed"
+    # killed at a known point, whatever the machine's speed: a probe stops the job after the first
+    # step of epoch 1, so epoch 0's last.ckpt is the newest restart point (no step checkpoints here)
+    steps_per_epoch = torch.load(tmp / "straight" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 2
+    crashed, marker = tmp / "crashed", tmp / "paused"
+    pause = [
+        "+callbacks.pause.class_path=tests.probes.PauseAtStep",
+        f"+callbacks.pause.step={steps_per_epoch + 1}",
+        f"+callbacks.pause.marker={marker}",
+    ]
     proc = subprocess.Popen(
-        train_cmd(CONFIG, base + [f"output_dir={crashed}"]),
+        train_cmd(CONFIG, base + pause + [f"output_dir={crashed}"]),
         cwd=REPO,
         env=job_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    last = crashed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and time.time() - last.stat().st_mtime > 0.3:  # epoch 0 done, epoch 1 running
-            break
+    paused = marker.with_name("paused.rank0")
+    deadline = time.monotonic() + 600  # a hang guard only: the kill point is the probe's
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the job finished before it could be killed"
+    assert proc.wait() == -signal.SIGKILL and paused.exists(), "the job never reached epoch 1"
     assert not (crashed / "metrics.json").exists()
+    last = crashed / "checkpoints" / "last.ckpt"
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    assert saved["epoch"] < 2, "killed after the last epoch: nothing left to resume"
+    assert saved["epoch"] == 0 and saved["global_step"] == steps_per_epoch  # the epoch-end restart point
 
     probe = tmp / "probe" / "resumed"
     run_train(
