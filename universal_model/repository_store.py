@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from feedback_nlp.common.io import atomic_write_json
+from feedback_nlp.serving.manifest import sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "feedback-nlp/question-repository"
@@ -36,14 +36,6 @@ SKIP = (".tantivy-writer.lock", ".tantivy-meta.lock")
 
 class RepositoryError(ValueError):
     """A repository folder that is missing, damaged or used against its settings."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def hash_tree(root: Path, gen_dir: Path) -> dict[str, str]:
