@@ -205,7 +205,6 @@ def constructor_keys(cfg: DictConfig, key: str) -> tuple[str, list[str]]:
     be a known key when the configured class takes `field_map`, without a `+`.
     """
     import importlib
-    import inspect
 
     parts = key.split(".")
     for depth in range(len(parts) - 1, 0, -1):
@@ -215,12 +214,14 @@ def constructor_keys(cfg: DictConfig, key: str) -> tuple[str, list[str]]:
         path = path or IMPLICIT_CLASSES.get(section)
         if not isinstance(path, str):
             continue
+        from feedback_nlp.common.signature import constructor_params
+
         module, _, name = path.rpartition(".")
         try:
-            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            params, _ = constructor_params(getattr(importlib.import_module(module), name))
         except Exception:  # an unimportable class_path is reported when the section is built
             return section, []
-        return section, [f"{section}.{p}" for p in params if p != "self"]
+        return section, [f"{section}.{p}" for p in params]
     return "", []
 
 

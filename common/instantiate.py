@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from feedback_nlp.common.config import ConfigError, closest
+from feedback_nlp.common.signature import constructor_params
 
 
 def import_object(path: str) -> Any:
@@ -23,10 +24,6 @@ def import_object(path: str) -> Any:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
         raise ConfigError(f"cannot import class_path '{path}': {e}") from e
-
-
-def _accepts_var_kwargs(sig: inspect.Signature) -> bool:
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
 
 
 _PRIMITIVES = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
@@ -60,44 +57,35 @@ def _check_annotation(where: str, name: str, annotation: Any, value: Any) -> Non
 
 
 def check_kwargs(cls: Any, kwargs: Mapping[str, Any], where: str) -> None:
-    sig = inspect.signature(cls)
-    params = {k: p for k, p in sig.parameters.items() if k != "self"}
-    if not _accepts_var_kwargs(sig):
+    params, open_ended = constructor_params(cls)
+    if not open_ended:
         for key in kwargs:
             if key not in params:
                 hint = closest(key, params)
                 raise ConfigError(
-                    f"unknown config key '{where}.{key}' for {cls.__name__}"
+                    f"unknown config key '{where}.{key}' for {getattr(cls, '__name__', cls)}"
                     + (f"; did you mean '{where}.{hint}'?" if hint else "")
                 )
     for key, value in kwargs.items():
         if key in params:
-            _check_annotation(
-                where,
-                key,
-                params[key].annotation if not isinstance(params[key].annotation, str) else _eval_annotation(cls, key),
-                value,
-            )
-    missing = [
-        k
-        for k, p in params.items()
-        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in kwargs
-    ]
+            param, owner = params[key]
+            annotation = param.annotation if not isinstance(param.annotation, str) else _eval_annotation(owner, key)
+            _check_annotation(where, key, annotation, value)
+    missing = [k for k, (p, _) in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
     if missing:
         raise ConfigError(f"config section '{where}' is missing required key(s): {', '.join(missing)}")
 
 
-def _eval_annotation(cls: Any, key: str) -> Any:
+def _eval_annotation(function: Any, key: str) -> Any:
     try:
-        target = cls.__init__ if inspect.isclass(cls) else cls
-        return typing.get_type_hints(target).get(key, inspect.Parameter.empty)
+        return typing.get_type_hints(function).get(key, inspect.Parameter.empty)
     except Exception:
         return inspect.Parameter.empty
 
 
 def accepted(cls: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The subset of `extra` that `cls` takes as constructor parameters."""
-    params = inspect.signature(cls).parameters
+    params, _ = constructor_params(cls)
     return {k: v for k, v in extra.items() if k in params}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
@@ -74,19 +74,6 @@ class ClaimsDataModule(RecordDataModule):
 
     def __init__(
         self,
-        path: str | None = None,
-        train_path: str | None = None,
-        dev_path: str | None = None,
-        test_path: str | None = None,
-        field_map: Mapping[str, str] | None = None,
-        split: str = "auto",
-        dev_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        test_month: str | None = None,
-        seed: int = 0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = 0,
         variant: str = "original+NN+PC",
         max_length: int = 128,
         test_months: int = 1,
@@ -97,26 +84,9 @@ class ClaimsDataModule(RecordDataModule):
         noisy_negatives: NoisyNegatives | None = None,
         parallel_corpus: ParallelCorpus | None = None,
         progress: bool = True,
-        pin_memory: bool | None = None,
-        pad_to_multiple_of: int | None = None,
+        **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(
-            path=path,
-            train_path=train_path,
-            dev_path=dev_path,
-            test_path=test_path,
-            field_map=field_map,
-            split=split,
-            dev_fraction=dev_fraction,
-            test_fraction=test_fraction,
-            test_month=test_month,
-            seed=seed,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            pad_to_multiple_of=pad_to_multiple_of,
-        )
+        super().__init__(**base)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
         self.variant, self.max_length, self.test_months = variant, max_length, test_months

@@ -209,19 +209,6 @@ class FeedbackDataModule(RecordDataModule):
 
     def __init__(
         self,
-        path: str | None = None,
-        train_path: str | None = None,
-        dev_path: str | None = None,
-        test_path: str | None = None,
-        field_map: Mapping[str, str] | None = None,
-        split: str = "auto",
-        dev_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        test_month: str | None = None,
-        seed: int = 0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = 0,
         prefixes: Mapping[str, str] | None = None,
         max_source_length: int = 512,
         max_target_length: int = 64,
@@ -236,26 +223,9 @@ class FeedbackDataModule(RecordDataModule):
         group_by_length: bool = True,
         length_group_size: int = 50,
         target_format: str = "seq2seq",
-        pin_memory: bool | None = None,
-        pad_to_multiple_of: int | None = None,
+        **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(
-            path=path,
-            train_path=train_path,
-            dev_path=dev_path,
-            test_path=test_path,
-            field_map=field_map,
-            split=split,
-            dev_fraction=dev_fraction,
-            test_fraction=test_fraction,
-            test_month=test_month,
-            seed=seed,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            pad_to_multiple_of=pad_to_multiple_of,
-        )
+        super().__init__(**base)
         unknown = set(prefixes or {}) - set(DEFAULT_PREFIXES)
         if unknown:
             raise ValueError(f"data.prefixes has unknown task(s) {sorted(unknown)}; known: {sorted(DEFAULT_PREFIXES)}")

@@ -12,7 +12,7 @@ masked out of the attention either way.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from feedback_nlp.datamodules.base import RecordDataModule
 
@@ -42,43 +42,13 @@ class TranscriptsDataModule(RecordDataModule):
 
     def __init__(
         self,
-        path: str | None = None,
-        train_path: str | None = None,
-        dev_path: str | None = None,
-        test_path: str | None = None,
-        field_map: Mapping[str, str] | None = None,
-        split: str = "auto",
-        dev_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        test_month: str | None = None,
-        seed: int = 0,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int | None = 0,
         max_sentences: int = 64,
         max_tokens: int = 128,
         dedupe_sentences: bool = True,
         predict_split: str = "test",
-        pin_memory: bool | None = None,
-        pad_to_multiple_of: int | None = None,
+        **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(
-            path=path,
-            train_path=train_path,
-            dev_path=dev_path,
-            test_path=test_path,
-            field_map=field_map,
-            split=split,
-            dev_fraction=dev_fraction,
-            test_fraction=test_fraction,
-            test_month=test_month,
-            seed=seed,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            pad_to_multiple_of=pad_to_multiple_of,
-        )
+        super().__init__(**{"batch_size": 16, **base})  # this task's default batch
         if max_sentences < 1 or max_tokens < 2:
             raise ValueError(f"max_sentences must be >= 1 and max_tokens >= 2, got {max_sentences}, {max_tokens}")
         if predict_split not in ("train", "dev", "test", "traffic"):

@@ -195,3 +195,50 @@ def test_exponent_floats_from_the_command_line_are_floats(root):
     assert cfg.lr == 1e-05 and cfg.eps == 0.002
     with pytest.raises(ConfigError, match="'trainer.max_epochs' expects int, got float"):
         load_config(root / "exp.yaml", ["trainer.max_epochs=1e3"], root=root)
+
+
+def test_subclass_settings_taken_as_base_kwargs_are_still_checked():
+    """The DataModules take the shared settings as **base: keys, types and overrides of the base's
+    parameters are checked as if each subclass listed them."""
+    from feedback_nlp.common.instantiate import check_kwargs
+    from feedback_nlp.common.signature import constructor_params
+    from feedback_nlp.datamodules.base import RecordDataModule
+    from feedback_nlp.datamodules.claims import ClaimsDataModule
+    from feedback_nlp.datamodules.transcripts import TranscriptsDataModule
+
+    params, open_ended = constructor_params(TranscriptsDataModule)
+    base, _ = constructor_params(RecordDataModule)
+    assert not open_ended and set(base) < set(params) and "max_sentences" in params
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.batch_sise'.*did you mean 'data.batch_size'"):
+        check_kwargs(ClaimsDataModule, {"batch_sise": 8}, "data")
+    with pytest.raises(ConfigError, match=r"'data.dev_fraction' expects float, got str"):
+        check_kwargs(TranscriptsDataModule, {"dev_fraction": "a tenth"}, "data")
+    check_kwargs(ClaimsDataModule, {"seed": 3, "variant": "original"}, "data")  # base and own keys pass
+    assert TranscriptsDataModule().batch_size == 16 and TranscriptsDataModule(batch_size=4).batch_size == 4
+    cfg = load_config(str(ROOT / "configs/experiment/seacat_demo.yaml"), ["data.test_fraction=0.3"])
+    assert cfg.data.test_fraction == 0.3  # a base parameter, overridden without '+'
+
+
+def test_constructor_params_of_functions_plain_classes_and_open_chains():
+    from feedback_nlp.common.signature import constructor_params
+
+    def build(a: int, b: str = "x", **rest):
+        return a, b, rest
+
+    class Plain:
+        pass
+
+    class Open:
+        def __init__(self, a: int = 1, **anything):
+            self.a = a
+
+    class Child(Open):
+        def __init__(self, c: int = 2, **base):
+            super().__init__(**base)
+
+    params, open_ended = constructor_params(build)
+    assert list(params) == ["a", "b"] and open_ended
+    assert constructor_params(Plain) == ({}, False)
+    params, open_ended = constructor_params(Child)
+    assert list(params) == ["c", "a"] and open_ended  # Open's **anything takes any key
+    assert params["a"][1] is Open.__init__  # annotations are read from the declaring __init__
