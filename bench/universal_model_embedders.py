@@ -15,7 +15,6 @@ difference and its embedding time as a ratio against it, measured in the same ru
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -23,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from feedback_nlp.datamodules.errors import DataValidationError
 from feedback_nlp.datamodules.records import Question
 from feedback_nlp.universal_model.embedder import Embedder
+from feedback_nlp.universal_model.label_schema import check_labels, line_numbers
 from feedback_nlp.universal_model.predict import UniversalModel
+from feedback_nlp.universal_model.question_repository import load_questions
 from feedback_nlp.universal_model.repository import Repository
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
 from feedback_nlp.universal_model.updates import export
@@ -52,20 +54,11 @@ class MemoEmbedder:
         todo = list(dict.fromkeys(t for t in texts if t not in self.memo))
         if todo:
             t0 = time.perf_counter()
-            for text, vec in zip(todo, self.real.encode(todo)):
+            for text, vec in zip(todo, self.real.encode(todo, progress=len(todo) > 1000)):
                 self.memo[text] = vec
             self.seconds += time.perf_counter() - t0
             self.embedded += len(todo)
         return np.stack([self.memo[t] for t in texts]) if len(texts) else np.zeros((0, self.dim), np.float32)
-
-
-def read_questions(path: Path, label: str) -> list[Question]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            out.append(Question(str(r["id"]), r["question"], {label: r[label]}))
-    return out
 
 
 def top1(repo: Repository, queries: list[Question], label: str, method: str, k: int, weighting: str) -> float:
@@ -82,7 +75,16 @@ def main() -> None:
     p.add_argument("--queries", type=Path, default=Path("data/clinc150/test.jsonl"))
     p.add_argument("--label", default="intent")
     a = p.parse_args()
-    repo_qs, queries = read_questions(a.repository, a.label), read_questions(a.queries, a.label)
+    try:  # bad input: one file:line:field message before anything is embedded
+        repo_qs, queries = load_questions(a.repository), load_questions(a.queries)
+        for path, qs in ((a.repository, repo_qs), (a.queries, queries)):
+            check_labels(qs, [a.label], [], path)
+            unlabelled = [q.id for q in qs if q.labels.get(a.label) is None]
+            if unlabelled:  # a question without the label can neither vote nor be scored
+                line = line_numbers(path).get(unlabelled[0], 0)
+                raise SystemExit(f"error: {path}:{line}: field {a.label!r}: missing ({len(unlabelled)} question(s))")
+    except DataValidationError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"repository {a.repository} ({len(repo_qs)}), queries {a.queries} ({len(queries)}), label {a.label}")
     results: list[tuple[str, float, dict[str, float]]] = []
     for name in a.embedders.split(","):

@@ -25,6 +25,8 @@ from typing import Any, Iterable
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from feedback_nlp.common.signature import constructor_params
+
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -214,8 +216,6 @@ def constructor_keys(cfg: DictConfig, key: str) -> tuple[str, list[str]]:
         path = path or IMPLICIT_CLASSES.get(section)
         if not isinstance(path, str):
             continue
-        from feedback_nlp.common.signature import constructor_params
-
         module, _, name = path.rpartition(".")
         try:
             params, _ = constructor_params(getattr(importlib.import_module(module), name))

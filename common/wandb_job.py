@@ -4,7 +4,7 @@ Why: users compare every experiment in W&B, not only the ones that train. These 
 their results (metrics.json, markdown tables, PNG figures) to the run directory first; with
 `logger=wandb` the same results, figures and input files then go to one W&B run whose id is
 kept in the run directory (as for training jobs), so a re-run of the same dir continues it.
-The login check runs before any work, like train.py's.
+The login check (`logging_setup.check_logger`) is the caller's, before any work, as in train.py.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from feedback_nlp.common.logging_setup import (
-    check_logger,
     job_run_id,
     lineage_options,
     wandb_enabled,
     wandb_init_options,
 )
-
-
-def check(cfg: Any) -> None:
-    """Call before any work: a W&B logger without a login fails now, with the fixes named."""
-    check_logger(cfg.get("logger"))
 
 
 def log_job(

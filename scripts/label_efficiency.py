@@ -103,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from feedback_nlp import train
     from feedback_nlp.common import wandb_job
     from feedback_nlp.common.instantiate import instantiate
+    from feedback_nlp.common.logging_setup import check_logger
     from feedback_nlp.metrics.level_metrics import SentenceEmbedder
     from feedback_nlp.metrics.simcse import issue_simcse_prf
 
     cfg = load_config(a.config, a.overrides)
-    wandb_job.check(cfg)  # a W&B logger without a login stops here, before any training
+    check_logger(cfg.get("logger"))  # a W&B logger without a login stops here, before any training
     dm = instantiate(cfg.data, "data")
     splits = dm.validate()
     out = Path(a.out)

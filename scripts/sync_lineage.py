@@ -21,6 +21,20 @@ from typing import Any
 
 from feedback_nlp.common.logging_setup import WANDB_ID_FILE
 
+DEFAULT_PROJECT = "feedback-nlp"  # configs/logger/wandb.yaml
+
+
+def run_wandb_settings(run_dir: Path) -> dict[str, Any]:
+    """The `logger.wandb` section the run was started with (its config.yaml), so the sync goes to
+    the project and entity the run named, not to a default."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return ((cfg.get("logger") or {}).get("wandb") or {}) if isinstance(cfg, dict) else {}
+
 
 def offline_runs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "wandb").glob("offline-run-*"))
@@ -39,20 +53,24 @@ def declare_inputs(api: Any, path: str) -> list[str]:  # pragma: no cover - need
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run directory with wandb/offline-run-* inside")
-    p.add_argument("--entity", default=None, help="W&B entity (default: the login's)")
-    p.add_argument("--project", default="feedback-nlp")
+    p.add_argument(
+        "--entity", default=None, help="W&B entity (default: the run's logger.wandb.entity, else the login's)"
+    )
+    p.add_argument("--project", default=None, help="W&B project (default: the run's logger.wandb.project)")
     a = p.parse_args(argv)
     runs = offline_runs(a.run_dir)
     id_file = a.run_dir / WANDB_ID_FILE
     if not runs or not id_file.is_file():
         print(f"error: {a.run_dir}: no offline W&B run (wandb/offline-run-*) and {WANDB_ID_FILE}", file=sys.stderr)
         return 2
+    wb = run_wandb_settings(a.run_dir)
+    project, entity = a.project or wb.get("project") or DEFAULT_PROJECT, a.entity or wb.get("entity")
     import wandb
 
     if not wandb.login(prompt=False, verify=False):
         print("error: no W&B login: run `wandb login` or set WANDB_API_KEY, then sync", file=sys.stderr)
         return 2
-    return sync_and_declare(a.run_dir, runs, a.project, a.entity, id_file.read_text().strip())
+    return sync_and_declare(a.run_dir, runs, project, entity, id_file.read_text().strip())
 
 
 def sync_and_declare(

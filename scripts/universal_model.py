@@ -74,12 +74,12 @@ def check_models(cfg: Any) -> None:
 
 
 def evaluate(cfg: Any) -> dict[str, float]:
-    from feedback_nlp.common import wandb_job
     from feedback_nlp.common.io import (
         atomic_write_json,
         atomic_write_jsonl,
         atomic_write_text,
     )
+    from feedback_nlp.common.logging_setup import check_logger
     from feedback_nlp.universal_model.evaluation import (
         check_labels,
         evaluate_rf,
@@ -87,7 +87,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
         load_repository_and_queries,
     )
 
-    wandb_job.check(cfg)  # a W&B logger without a login stops here, before any work
+    check_logger(cfg.get("logger"))  # a W&B logger without a login stops here, before any work
     repo, queries = load_repository_and_queries(cfg)  # bad input stops here, before any run dir exists
     check_labels(cfg, repo, queries)
     check_models(cfg)
@@ -101,6 +101,7 @@ def evaluate(cfg: Any) -> dict[str, float]:
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_jsonl(run_dir / "predictions.jsonl", rows)
     cols = table1_columns(cfg)
+    header = ["model", *[c for c, _ in cols]]
     table = [
         [name, *[_pct(metrics.get(f"{p}/{s}")) for _, s in cols]]
         for name, p in [(f"UM ({cfg.retrieval.method}, K={cfg.retrieval.k})", "test"), ("RF (TF-IDF)", "rf")]
@@ -108,18 +109,18 @@ def evaluate(cfg: Any) -> dict[str, float]:
     ]
     md = _table(
         f"{cfg.experiment}: {len(repo)} repository questions, {len(queries)} queries",
-        ["model", *[c for c, _ in cols]],
+        header,
         table,
     )
     atomic_write_text(run_dir / "metrics.md", md)
-    _log_job(cfg, run_dir, "universal_model", metrics, ["model", *[c for c, _ in cols]], table)
+    _log_job(cfg, run_dir, "universal_model", metrics, header, table)
     print(md + f"\nmetrics: {run_dir / 'metrics.json'}", flush=True)
     return metrics
 
 
 def scaling(cfg: Any) -> list[dict[str, Any]]:
-    from feedback_nlp.common import wandb_job
     from feedback_nlp.common.io import atomic_write_json, atomic_write_text
+    from feedback_nlp.common.logging_setup import check_logger
     from feedback_nlp.universal_model.evaluation import (
         check_labels,
         evaluate_rf,
@@ -128,7 +129,7 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     )
     from feedback_nlp.universal_model.question_repository import subsample
 
-    wandb_job.check(cfg)
+    check_logger(cfg.get("logger"))
     repo, queries = load_repository_and_queries(cfg)
     check_labels(cfg, repo, queries)
     check_models(cfg)
@@ -144,6 +145,7 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
         um, _ = evaluate_um(cfg, part, queries, "test")
         results.append({"model": "UM", "size": size, "metrics": um})
     cols = table1_columns(cfg)
+    header = ["model", *[c for c, _ in cols]]
     results.sort(key=lambda r: (r["model"] != "RF", r["size"]))
     rows = [
         [
@@ -154,13 +156,13 @@ def scaling(cfg: Any) -> list[dict[str, Any]]:
     ]
     md = _table(
         f"{cfg.experiment}: repository-size scaling, {len(queries)} queries (002 Table 1)",
-        ["model", *[c for c, _ in cols]],
+        header,
         rows,
     )
     atomic_write_text(run_dir / "scaling.md", md)
     atomic_write_json(run_dir / "scaling.json", results)
     summary = {f"{r['model']}@{r['size']}/{k}": v for r in results for k, v in r["metrics"].items()}
-    _log_job(cfg, run_dir, "universal_model_scaling", summary, ["model", *[c for c, _ in cols]], rows)
+    _log_job(cfg, run_dir, "universal_model_scaling", summary, header, rows)
     print(md + f"\nscaling: {run_dir / 'scaling.json'}", flush=True)
     return results
 
@@ -246,7 +248,11 @@ def _log_job(
     paths = plot_run(run_dir)
     for path in paths:
         print(f"plot: {path}", flush=True)
-    data = {"train_path": cfg.repository.get("path"), "test_path": cfg.queries.get("path")}
+    # the files the repository and the queries came from (questions, or SeaCat-tagged transcripts)
+    data = {
+        "train_path": cfg.repository.get("transcripts") or cfg.repository.get("path"),
+        "test_path": cfg.queries.get("path"),
+    }
     wandb_job.log_job(
         cfg,
         run_dir,

@@ -116,6 +116,9 @@ def test_sync_lineage_names_what_is_missing(no_login, capsys):
     (run / "wandb_run_id.txt").write_text("abc\n")
     assert sync_lineage.main([str(run)]) == 2  # an offline run, but nobody logged in: nothing synced
     assert "no W&B login" in capsys.readouterr().err
+    assert sync_lineage.run_wandb_settings(run) == {}  # no config.yaml: the defaults
+    (run / "config.yaml").write_text("logger:\n  wandb:\n    project: ablations\n    entity: team\n")
+    assert sync_lineage.run_wandb_settings(run) == {"project": "ablations", "entity": "team"}
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("WANDB_API_KEY"), reason="needs a W&B server: set WANDB_API_KEY")
@@ -134,7 +137,8 @@ def test_sync_lineage_declares_offline_datasets_as_inputs(tmp_path, monkeypatch)
     run = wandb.init(dir=str(run_dir), id=wandb_run_id(run_dir), project="feedback-nlp-tests", mode="offline")
     refs = log_datasets(run, {"train_path": str(data)})
     run.finish()
-    assert sync_lineage.main([str(run_dir), "--project", "feedback-nlp-tests"]) == 0
+    (run_dir / "config.yaml").write_text("logger:\n  wandb:\n    project: feedback-nlp-tests\n")
+    assert sync_lineage.main([str(run_dir)]) == 0  # the project comes from the run's config.yaml
     api = wandb.Api()
     synced = api.run(f"{api.default_entity}/feedback-nlp-tests/{wandb_run_id(run_dir)}")
     used = {f"{a.name.split(':')[0]}:{alias}" for a in synced.used_artifacts() for alias in a.aliases}
