@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/feedback-nlp
 STAMP := $(VENV)/.installed
 # One torch thread per process and no network: see README "This machine".
 export HF_HUB_OFFLINE ?= 1
@@ -24,10 +25,10 @@ demo-data: setup
 	$(PY) -m feedback_nlp.demo_data.generate --out data/demo --seed 0
 
 demo: demo-data
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/multilevel_issues_demo.yaml
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/product_safety_demo.yaml
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) train.py --config configs/experiment/seacat_demo.yaml
-	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m feedback_nlp.scripts.universal_model --config configs/experiment/universal_model_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(CLI) train --config configs/experiment/multilevel_issues_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(CLI) train --config configs/experiment/product_safety_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(CLI) train --config configs/experiment/seacat_demo.yaml
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(CLI) repo evaluate --config configs/experiment/universal_model_demo.yaml
 
 # The habits that keep the code one way: ruff lint + format (pyproject [tool.ruff]) and mypy on
 # the production packages (serving/, nets/). .ci/run runs this before the tests.
@@ -70,7 +71,7 @@ bench: setup
 	$(PY) -m bench.gpu
 
 # Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its
-# five PyPI parts, each pinned by sha256 (scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2
+# five PyPI parts, each pinned by sha256 (feedback_nlp/scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2
 embedder-mpnet: setup
 	$(PY) -m feedback_nlp.scripts.assemble_mpnet --out models/all-mpnet-base-v2
 

@@ -1,6 +1,8 @@
-"""Thin entry point, same as the `train` console script: see feedback_nlp/train.py."""
+"""`python train.py ...` is `feedback-nlp train ...`: the design card's entry point (feedback_nlp/cli/train.py)."""
 
-from feedback_nlp.train import cli
+import sys
+
+from feedback_nlp.cli.main import main
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    raise SystemExit(main(["train", *sys.argv[1:]]))

@@ -72,9 +72,9 @@ def real_tokens(batch: dict[str, Any]) -> int:
 
 # --- the two tasks: (LightningModule, DataModule, nn.Module for HF, train items, collate) --------------
 def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
-    from feedback_nlp.common.io import atomic_write_jsonl
-    from feedback_nlp.datamodules.feedback import FeedbackDataModule, Seq2SeqCollator
-    from feedback_nlp.demo_data.feedback import generate_feedback
+    from feedback_nlp.core.io import atomic_write_jsonl
+    from feedback_nlp.datamodules.multilevel_issues import MultilevelIssuesDataModule, Seq2SeqCollator
+    from feedback_nlp.demo_data.multilevel_issues import generate_feedback
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
 
     data = a.seq2seq_data or str(
@@ -82,7 +82,7 @@ def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
             Path(tempfile.mkdtemp()) / "feedback.jsonl", generate_feedback(random.Random(0), a.n_records)
         )
     )
-    dm = FeedbackDataModule(
+    dm = MultilevelIssuesDataModule(
         train_path=data,
         dev_path=data,
         batch_size=a.batch_size,
@@ -127,15 +127,15 @@ class _SafetyForHF(torch.nn.Module):
 
 
 def safety_task(a: argparse.Namespace) -> dict[str, Any]:
-    from feedback_nlp.common.io import atomic_write_jsonl
-    from feedback_nlp.datamodules.claims import ClaimsDataModule
-    from feedback_nlp.demo_data.claims import generate_claims
+    from feedback_nlp.core.io import atomic_write_jsonl
+    from feedback_nlp.datamodules.product_safety import ProductSafetyDataModule
+    from feedback_nlp.demo_data.product_safety import generate_claims
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
 
     data = a.safety_data or str(
         atomic_write_jsonl(Path(tempfile.mkdtemp()) / "claims.jsonl", generate_claims(random.Random(0), a.n_records))
     )
-    dm = ClaimsDataModule(
+    dm = ProductSafetyDataModule(
         path=data,
         variant="original",
         batch_size=a.batch_size,

@@ -94,7 +94,7 @@ def phase(args: argparse.Namespace) -> dict:
         import random
 
         from feedback_nlp.datamodules.noisy_negatives import embed_texts
-        from feedback_nlp.demo_data.claims import generate_claims
+        from feedback_nlp.demo_data.product_safety import generate_claims
 
         texts = [
             c["text"]

@@ -6,7 +6,7 @@ real-sentence batching vs the naive padded time-distributed implementation.
 
 Naive (the paper's formulation, TF TimeDistributed): every transcript zero-padded to
 64 x 128, the encoder runs on all B x 64 sentences of 128 tokens, padded ones included.
-Ours (datamodules/transcripts.py + SeaCatNet): only the real sentences, deduplicated, as one
+Ours (datamodules/seacat.py + SeaCatNet): only the real sentences, deduplicated, as one
 flat batch padded to its longest sentence, scattered back into the 64-sentence grid. Both do
 forward + cross-entropy + backward + AdamW step on the same weights and the same transcripts
 (the demo generator's chats: realistic sentence counts and lengths), and the bench checks
@@ -23,13 +23,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from feedback_nlp.datamodules.records import parse_transcript
-from feedback_nlp.datamodules.transcripts import collate_features, featurize
+from feedback_nlp.core.records import parse_transcript
+from feedback_nlp.datamodules.seacat import collate_features, featurize
 from feedback_nlp.lightning_modules.seacat import NET_INPUTS, SeaCatNet
 
 
 def build_encoder(name: str):
-    from feedback_nlp.common.model_factory import load_model, load_tokenizer
+    from feedback_nlp.core.model_factory import load_model, load_tokenizer
 
     tok = load_tokenizer("packaged:all-MiniLM-L6-v2")
     if name == "minilm":
@@ -91,12 +91,12 @@ def main() -> None:
 
     torch.manual_seed(a.seed)
     if a.transcripts:
-        from feedback_nlp.datamodules.records import load_records
+        from feedback_nlp.core.records import load_records
 
         records = load_records(a.transcripts, "transcript")
         records = [records[i % len(records)] for i in range(a.batch_size)]
     else:
-        from feedback_nlp.demo_data.transcripts import generate_transcripts
+        from feedback_nlp.demo_data.seacat import generate_transcripts
 
         records = [parse_transcript(r) for r in generate_transcripts(random.Random(a.seed), a.batch_size)]
     feats = [featurize(t, a.max_sentences) for t in records]

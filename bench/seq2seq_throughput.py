@@ -11,7 +11,7 @@ the same batch size, AdamW and gradient clipping 1.0:
   (not timed), `DataCollatorForSeq2Seq` dynamic padding, random batches (its default sampler);
 - `plain`: a bare PyTorch loop over OUR DataLoader (tokenize in collate, dynamic padding,
   length-grouped batches) and our loss (`seq2seq_loss`);
-- `lightning`: `MultiLevelIssuesModule` + `FeedbackDataModule` under `L.Trainer` (logging on,
+- `lightning`: `MultiLevelIssuesModule` + `MultilevelIssuesDataModule` under `L.Trainer` (logging on,
   no checkpoints) — the same batches and loss as `plain`.
 All three use fused AdamW (HF's default `optim`; ours via `configure_optimizers`). The first
 --warmup steps of each are not timed; --repeats interleaved rounds replay the same batches and
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from feedback_nlp.datamodules.feedback import FeedbackDataModule, Seq2SeqCollator
+from feedback_nlp.datamodules.multilevel_issues import MultilevelIssuesDataModule, Seq2SeqCollator
 from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
 from feedback_nlp.lightning_modules.seq2seq_backbone import seq2seq_loss
 
@@ -38,15 +38,15 @@ from feedback_nlp.lightning_modules.seq2seq_backbone import seq2seq_loss
 def feedback_file(path: str | None, n: int, seed: int) -> str:
     if path:
         return path
-    from feedback_nlp.common.io import atomic_write_jsonl
-    from feedback_nlp.demo_data.feedback import generate_feedback
+    from feedback_nlp.core.io import atomic_write_jsonl
+    from feedback_nlp.demo_data.multilevel_issues import generate_feedback
 
     out = Path(tempfile.mkdtemp()) / "feedback.jsonl"
     return str(atomic_write_jsonl(out, generate_feedback(random.Random(seed), n)))
 
 
-def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, FeedbackDataModule]:
-    dm = FeedbackDataModule(
+def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, MultilevelIssuesDataModule]:
+    dm = MultilevelIssuesDataModule(
         train_path=data,
         dev_path=data,
         batch_size=a.batch_size,

@@ -51,9 +51,9 @@ TEXTS = [
 def build_export(folder: Path) -> Path:
     import torch
 
-    from feedback_nlp.common.export import export_module
-    from feedback_nlp.common.model_factory import PACKAGED_MINILM
+    from feedback_nlp.core.model_factory import PACKAGED_MINILM
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+    from feedback_nlp.training.export import export_module
 
     torch.manual_seed(0)
     module = ProductSafetyClassifier(pretrained=PACKAGED_MINILM, max_length=128).eval()
@@ -71,7 +71,7 @@ def server(export: Path, args: Sequence[str], log: Path) -> Iterator[int]:
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "feedback_nlp.serve", "--export", str(export), "--port", str(port), *args],
+            [sys.executable, "-m", "feedback_nlp.cli.serve", "--export", str(export), "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

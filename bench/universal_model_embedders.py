@@ -1,6 +1,6 @@
 """Benchmark: the universal model's Top-1 and embedding cost per embedder, on CLINC150.
 
-    python scripts/clinc150_to_questions.py          # ../shared/data/clinc150 -> data/clinc150
+    python -m feedback_nlp.scripts.clinc150_to_questions          # ../shared/data/clinc150 -> data/clinc150
     make embedder-mpnet                              # optional: models/all-mpnet-base-v2 (~440 MB)
     python -m bench.universal_model_embedders --embedders packaged:all-MiniLM-L6-v2,models/all-mpnet-base-v2
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.records import Question
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import Question
 from feedback_nlp.universal_model.embedder import Embedder
 from feedback_nlp.universal_model.label_schema import check_labels, line_numbers
 from feedback_nlp.universal_model.predict import UniversalModel

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.universal_model_corpus import grow, load_texts
-from feedback_nlp.datamodules.records import Question
+from feedback_nlp.core.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository_store import read_manifest, size_on_disk
 from feedback_nlp.universal_model.retrieval import RetrievalSettings

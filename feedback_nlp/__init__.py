@@ -6,4 +6,4 @@ not gain generic top-level names such as `common` or `metrics`. pyproject.toml m
 top-level folder to `feedback_nlp.<folder>`; this folder holds only the command-line entries.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -38,7 +38,7 @@ settings.register_profile(
 settings.load_profile("repo")
 
 
-RUN_DIR_VAR = "FEEDBACK_NLP_RUN_DIR"  # what ranks a launcher spawns inherit (common/run_dir.py)
+RUN_DIR_VAR = "FEEDBACK_NLP_RUN_DIR"  # what ranks a launcher spawns inherit (feedback_nlp/training/run_dir.py)
 
 
 @pytest.hookimpl(tryfirst=True)

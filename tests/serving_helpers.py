@@ -40,8 +40,8 @@ def safety_export(folder: Path, onnx: bool = False, threshold: float | None = No
     and none is a tie that a 1e-7 difference (ONNX vs torch) could flip."""
     import torch
 
-    from feedback_nlp.common.export import export_module
     from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
+    from feedback_nlp.training.export import export_module
     from tests.tiny_models import tiny_bert
 
     bert = tiny_bert(folder / "bert", CLAIMS)
@@ -92,7 +92,7 @@ def running_server(
         [
             sys.executable,
             "-m",
-            "feedback_nlp.serve",
+            "feedback_nlp.cli.serve",
             "--export",
             str(export),
             "--device",

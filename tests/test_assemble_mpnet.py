@@ -1,4 +1,4 @@
-"""scripts/assemble_mpnet.py on five synthetic parts: the pinned sha256s are checked, the parts
+"""feedback_nlp/scripts/assemble_mpnet.py on five synthetic parts: the pinned sha256s are checked, the parts
 join into the zip, the folder appears in one rename; a changed part is refused, nothing written.
 
 The real parts are ~400 MB (make embedder-mpnet); here the pins are replaced by the digests of

@@ -1,4 +1,4 @@
-"""ClaimsDataModule's other inputs (001 §3.1): translations from a separate parallel-corpus file
+"""ProductSafetyDataModule's other inputs (001 §3.1): translations from a separate parallel-corpus file
 (data.parallel_corpus.path), unlabeled traffic from its own file (data.noisy_negatives.unlabeled_path),
 and machine translation by a Hugging Face model (a data.parallel_corpus.translator section).
 Reference: the same claims given as one file."""
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.datamodules.claims import ClaimsDataModule
 from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
 from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpus
+from feedback_nlp.datamodules.product_safety import ProductSafetyDataModule
 from tests.test_product_safety_data import FR, NEG, POS, tiny_bert, write_claims
 
 
@@ -87,7 +87,7 @@ def split_files(tmp_path_factory):
 
 
 def dm(files, path, nn=None, pc=None):
-    return ClaimsDataModule(
+    return ProductSafetyDataModule(
         path=path,
         split="time",
         variant="original+NN+PC",
@@ -156,7 +156,7 @@ def test_hf_translator_translates_train_and_dev_into_each_language(split_files, 
     # test claims are not machine-translated unless translate_test: evaluation stays comparable
     assert not any(x["id"].count("#") for x in hf.eval_items())
     # a second run reads every translation from the cache and never loads the model
-    import feedback_nlp.common.model_factory as factory
+    import feedback_nlp.core.model_factory as factory
 
     monkeypatch.setattr(factory, "load_model", lambda *a, **k: pytest.fail("cached translations must not load"))
     again = dm(
@@ -174,8 +174,8 @@ def test_hf_translator_translates_train_and_dev_into_each_language(split_files, 
 def test_hf_translator_needs_model_and_languages():
     """Built from config: the translator section names its own class and keys."""
 
-    from feedback_nlp.common.config import ConfigError, load_config
-    from feedback_nlp.common.instantiate import instantiate
+    from feedback_nlp.core.config import ConfigError, load_config
+    from feedback_nlp.core.instantiate import instantiate
 
     with pytest.raises(ValueError, match="data.parallel_corpus.translator needs data.parallel_corpus.languages"):
         ParallelCorpus(translator=HFTranslator("some-model"))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.common.config import ConfigError, load_config
-from feedback_nlp.common.instantiate import instantiate
+from feedback_nlp.core.config import ConfigError, load_config
+from feedback_nlp.core.instantiate import instantiate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "configs/experiment/multilevel_issues_demo.yaml"
@@ -101,7 +101,7 @@ def test_instantiate_checks_constructor_keys(monkeypatch):
 
 
 def test_repo_experiments_compose():
-    from feedback_nlp.common.instantiate import import_object
+    from feedback_nlp.core.instantiate import import_object
 
     paths = sorted((ROOT / "configs/experiment").glob("*.yaml"))
     assert paths
@@ -200,27 +200,27 @@ def test_exponent_floats_from_the_command_line_are_floats(root):
 def test_subclass_settings_taken_as_base_kwargs_are_still_checked():
     """The DataModules take the shared settings as **base: keys, types and overrides of the base's
     parameters are checked as if each subclass listed them."""
-    from feedback_nlp.common.instantiate import check_kwargs
-    from feedback_nlp.common.signature import constructor_params
+    from feedback_nlp.core.instantiate import check_kwargs
+    from feedback_nlp.core.signature import constructor_params
     from feedback_nlp.datamodules.base import RecordDataModule
-    from feedback_nlp.datamodules.claims import ClaimsDataModule
-    from feedback_nlp.datamodules.transcripts import TranscriptsDataModule
+    from feedback_nlp.datamodules.product_safety import ProductSafetyDataModule
+    from feedback_nlp.datamodules.seacat import SeaCatDataModule
 
-    params, open_ended = constructor_params(TranscriptsDataModule)
+    params, open_ended = constructor_params(SeaCatDataModule)
     base, _ = constructor_params(RecordDataModule)
     assert not open_ended and set(base) < set(params) and "max_sentences" in params
     with pytest.raises(ConfigError, match=r"unknown config key 'data.batch_sise'.*did you mean 'data.batch_size'"):
-        check_kwargs(ClaimsDataModule, {"batch_sise": 8}, "data")
+        check_kwargs(ProductSafetyDataModule, {"batch_sise": 8}, "data")
     with pytest.raises(ConfigError, match=r"'data.dev_fraction' expects float, got str"):
-        check_kwargs(TranscriptsDataModule, {"dev_fraction": "a tenth"}, "data")
-    check_kwargs(ClaimsDataModule, {"seed": 3, "variant": "original"}, "data")  # base and own keys pass
-    assert TranscriptsDataModule().batch_size == 16 and TranscriptsDataModule(batch_size=4).batch_size == 4
+        check_kwargs(SeaCatDataModule, {"dev_fraction": "a tenth"}, "data")
+    check_kwargs(ProductSafetyDataModule, {"seed": 3, "variant": "original"}, "data")  # base and own keys pass
+    assert SeaCatDataModule().batch_size == 16 and SeaCatDataModule(batch_size=4).batch_size == 4
     cfg = load_config(str(ROOT / "configs/experiment/seacat_demo.yaml"), ["data.test_fraction=0.3"])
     assert cfg.data.test_fraction == 0.3  # a base parameter, overridden without '+'
 
 
 def test_constructor_params_of_functions_plain_classes_and_open_chains():
-    from feedback_nlp.common.signature import constructor_params
+    from feedback_nlp.core.signature import constructor_params
 
     def build(a: int, b: str = "x", **rest):
         return a, b, rest

@@ -1,10 +1,10 @@
-"""CPSC SaferProducts export -> claim records (scripts/cpsc_to_claims.py), on a hand-written fixture."""
+"""CPSC SaferProducts export -> claim records (feedback_nlp/scripts/cpsc_to_claims.py), on a hand-written fixture."""
 
 import json
 
 import pytest
 
-from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.core.records import load_records
 from feedback_nlp.scripts.cpsc_to_claims import (
     SEVERITY_LABEL,
     CPSCFormatError,

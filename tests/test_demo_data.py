@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.datamodules.records import load_records
-from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.core.records import load_records
+from feedback_nlp.core.sentences import split_sentences
 from feedback_nlp.datamodules.splits import make_splits
 from feedback_nlp.demo_data.generate import FILES, main
 from feedback_nlp.demo_data.vocab import COARSE_OF, TAXONOMY

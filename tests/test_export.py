@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from feedback_nlp import export as export_cli
+from feedback_nlp.cli import export as export_cli
 from tests.serving_helpers import CLAIMS
 
 CB_KEY = (

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from feedback_nlp.callbacks.performance import Performance, hf_backbones, transformer_layer_classes
+from feedback_nlp.callbacks.performance import Performance
+from feedback_nlp.training.backbones import hf_backbones, transformer_layer_classes
 from tests.tiny_models import tiny_bert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,8 +89,8 @@ def test_fsdp_piece_wraps_the_models_transformer_layers(bert, tmp_path):
     from omegaconf import OmegaConf
     from transformers.models.bert.modeling_bert import BertLayer
 
-    from feedback_nlp.common.config import load_config
-    from feedback_nlp.common.strategy import build_strategy
+    from feedback_nlp.core.config import load_config
+    from feedback_nlp.training.strategy import build_strategy
 
     exp = tmp_path / "fsdp.yaml"
     exp.write_text("defaults: [trainer/gpu_8x_fsdp, logger/csv, callbacks/default]\nexperiment: fsdp\n")
@@ -110,8 +111,8 @@ def test_fsdp_piece_wraps_the_models_transformer_layers(bert, tmp_path):
 def test_collators_pad_to_a_multiple_of_8(bert):
     from transformers import AutoTokenizer
 
-    from feedback_nlp.datamodules.feedback import MultiLabelCollator, Seq2SeqCollator
-    from feedback_nlp.datamodules.transcripts import TranscriptFeatures, collate_features
+    from feedback_nlp.datamodules.multilevel_issues import MultiLabelCollator, Seq2SeqCollator
+    from feedback_nlp.datamodules.seacat import TranscriptFeatures, collate_features
 
     tok = AutoTokenizer.from_pretrained(bert)
     texts = ["the item is broken", "refund my order please and thanks for the box"]
@@ -144,9 +145,9 @@ def test_collators_pad_to_a_multiple_of_8(bert):
 
 
 def test_dataloader_defaults_follow_the_device():
-    from feedback_nlp.datamodules.transcripts import TranscriptsDataModule
+    from feedback_nlp.datamodules.seacat import SeaCatDataModule
 
-    dm = TranscriptsDataModule(path="unused.jsonl", num_workers=None)
+    dm = SeaCatDataModule(path="unused.jsonl", num_workers=None)
     cpu = dm.loader_options()
     assert (cpu["num_workers"], cpu["pin_memory"], cpu["persistent_workers"]) == (0, False, False)
 

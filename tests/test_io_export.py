@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from feedback_nlp.common import io as io_mod
-from feedback_nlp.common.export import (
+from feedback_nlp.core import io as io_mod
+from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from feedback_nlp.serving.registry import load_export
+from feedback_nlp.training.export import (
     ExportError,
     export_module,
     model_version,
@@ -20,8 +22,6 @@ from feedback_nlp.common.export import (
     update_metrics,
     verify_weights,
 )
-from feedback_nlp.common.io import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from feedback_nlp.serving.registry import load_export
 
 LOADED: list[Path] = []
 

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from feedback_nlp.common.model_factory import (
+from feedback_nlp.core.model_factory import (
     PACKAGED_MINILM,
     ModelNotAvailableError,
     load_encoder,

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from torch.utils.data import DistributedSampler
 
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.issue_sets import dedupe_issues, join_issues, parse_issues
+from feedback_nlp.core.records import Feedback
 from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, length_grouped_batches
-from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.feedback import (
-    FeedbackDataModule,
+from feedback_nlp.datamodules.multilevel_issues import (
     FeedbackEvalCollator,
+    MultilevelIssuesDataModule,
     MultiTaskSamples,
     Seq2SeqCollator,
     label_strip_id,
 )
-from feedback_nlp.datamodules.records import Feedback
 from feedback_nlp.datamodules.span_infilling import make_span_infilling, random_spans_mask, sentinel_tokens
-from feedback_nlp.metrics.issue_sets import dedupe_issues, join_issues, parse_issues
 from tests.tiny_models import train_wordpiece
 
 PREFIXES = {
@@ -196,7 +196,7 @@ def test_datamodule_task_info_and_loaders(tmp_path, bert_tok):
     rows = [{"id": r.id, "text": r.text, "coarse": r.coarse, "granular": r.granular, **r.extra} for r in records(6)]
     train = _write(tmp_path / "train.jsonl", rows[:4])
     test = _write(tmp_path / "test.jsonl", rows[4:])
-    dm = FeedbackDataModule(
+    dm = MultilevelIssuesDataModule(
         train_path=str(train),
         dev_path=str(test),
         test_path=str(test),
@@ -222,7 +222,7 @@ def test_bad_feedback_file_fails_before_training(tmp_path):
         '{"id": "1", "text": "ok", "coarse": ["a"], "granular": ["b"]}\n{"id": "2", "text": "x", "coarse": "a"}\n'
     )
     with pytest.raises(DataValidationError, match="bad.jsonl:2"):
-        FeedbackDataModule(path=str(bad)).validate()
+        MultilevelIssuesDataModule(path=str(bad)).validate()
 
 
 def test_grouping_keys_are_source_token_counts(bert_tok):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.common.io import atomic_write_jsonl
-from feedback_nlp.demo_data.feedback import generate_feedback
+from feedback_nlp.core.io import atomic_write_jsonl
+from feedback_nlp.demo_data.multilevel_issues import generate_feedback
 from tests.tiny_models import train_wordpiece
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def tiny_t5(out_dir: Path, texts: list[str]) -> str:
 
 
 def run_train(args: list[str]) -> dict[str, float]:
-    from feedback_nlp import train
+    from feedback_nlp.cli import train
 
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
     try:
@@ -60,7 +60,7 @@ def reference_level_metrics(predicted: list[list[str]], annotated: list[list[str
     import numpy as np
     from rouge_score import rouge_scorer
 
-    from feedback_nlp.common.model_factory import PACKAGED_MINILM, load_sentence_transformer
+    from feedback_nlp.core.model_factory import PACKAGED_MINILM, load_sentence_transformer
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=False)
     joined = [(", ".join(p), ", ".join(a)) for p, a in zip(predicted, annotated)]
@@ -140,7 +140,7 @@ def test_metrics_per_level_and_copy_baseline(t5_run, data):
     """The logged test metrics equal an independent recomputation from the run's own test-set
     predictions (same best checkpoint, same beam search), and the copy-the-input baseline's
     equal the recomputation with each feedback's own text as its prediction."""
-    from feedback_nlp.datamodules.sentences import split_sentences
+    from feedback_nlp.core.sentences import split_sentences
 
     run_dir, metrics, _ = t5_run
     test_rows = data[3][30:]
@@ -171,9 +171,9 @@ def test_predictions_and_generation_table(t5_run, data):
 def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
     import torch
 
-    from feedback_nlp.datamodules.records import load_records
+    from feedback_nlp.core.records import load_records
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
-    from feedback_nlp.serving.issues import load as load_issues
+    from feedback_nlp.serving.multilevel_issues import load as load_issues
     from feedback_nlp.serving.runtime import RuntimeOptions
 
     run_dir, _, _ = t5_run
@@ -204,7 +204,7 @@ def test_export_and_predict_from_the_folder_alone(t5_run, data, tmp_path):
 
 def test_run_export_serves_through_predict_py(t5_run, data, tmp_path):
     """The run's own export (ServingExport callback) + the generic predict.py: no Lightning, no pickles."""
-    from feedback_nlp import predict
+    from feedback_nlp.cli import predict
 
     run_dir, _, _ = t5_run
     manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
@@ -295,7 +295,7 @@ def test_mcml_bert_baseline_goes_through_the_same_metrics(data, tmp_path):
     for name, value in want.items():
         assert metrics[f"test/coarse/{name}"] == pytest.approx(value, abs=1e-4), name
     # the baseline exports and predicts like the others (declared exporter, issue 13 item 4)
-    from feedback_nlp import predict
+    from feedback_nlp.cli import predict
 
     export = tmp_path / "run" / "export"
     manifest = json.loads((export / "manifest.json").read_text())

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.common.io import atomic_write_jsonl
-from feedback_nlp.datamodules.records import Feedback
-from feedback_nlp.demo_data.feedback import generate_feedback
+from feedback_nlp.core.io import atomic_write_jsonl
+from feedback_nlp.core.records import Feedback
+from feedback_nlp.demo_data.multilevel_issues import generate_feedback
 from feedback_nlp.scripts import audit, compare_runs, label_efficiency
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +203,7 @@ def test_label_efficiency_relative_f1_with_stub_training(wandb_home, monkeypatch
 
     import wandb
 
-    from feedback_nlp import train
+    from feedback_nlp.cli import train
     from tests.wandb_offline import read_run
 
     tmp_path = wandb_home

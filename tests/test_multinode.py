@@ -19,7 +19,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO, free_port, job_env, metrics, only_run_dir
 from tests.test_scale import single_process_test
 from tests.tiny_models import tiny_bert
@@ -117,7 +117,7 @@ def test_two_nodes_one_run(tmp_path):
 
     # predictions: each rank predicted a part; the file has every test record once, by id
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    from feedback_nlp.common.instantiate import instantiate
+    from feedback_nlp.core.instantiate import instantiate
 
     dm = instantiate(cfg.data, "data")
     test_ids = sorted(

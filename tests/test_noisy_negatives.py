@@ -101,7 +101,7 @@ def test_embed_texts_caches_by_model_and_text(tmp_path, monkeypatch):
     shards = list(tmp_path.rglob("shard-*.npz"))
     assert len(shards) == 1  # one shard holding the 2 distinct texts
 
-    import feedback_nlp.common.model_factory as factory
+    import feedback_nlp.core.model_factory as factory
 
     class ModelLoaded(Exception):
         pass

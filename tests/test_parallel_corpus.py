@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from feedback_nlp.core.records import Claim, Feedback
 from feedback_nlp.datamodules.parallel_corpus import HFTranslator, ParallelCorpusTranslator, augment, make_translation
-from feedback_nlp.datamodules.records import Claim, Feedback
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -130,7 +130,7 @@ def test_hf_translator_runs_offline_and_caches(tiny_seq2seq, tmp_path, monkeypat
     assert {t.source_id: t.label for t in out} == {"a": 1, "b": 0, "c": 1}
     assert all(t.extra["translated_by"] == tiny_seq2seq for t in out)
 
-    import feedback_nlp.common.model_factory as factory
+    import feedback_nlp.core.model_factory as factory
 
     monkeypatch.setattr(factory, "load_model", lambda *a, **k: pytest.fail("cached translations must not load"))
     again = HFTranslator(tiny_seq2seq, codes, style="forced_bos", cache_dir=str(tmp_path)).translate(src, ["en", "fr"])

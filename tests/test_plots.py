@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from feedback_nlp.callbacks.plots import PaperPlots, multilevel, product_safety, seacat, universal
+from feedback_nlp.callbacks.plots import PaperPlots, product_safety, seacat
+from feedback_nlp.callbacks.plots import multilevel_issues as multilevel
+from feedback_nlp.callbacks.plots import universal_model as universal
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -51,7 +53,7 @@ def test_product_safety_figures_mark_the_operating_point():
     assert set(figs) == {"pr_curve", "confusion_matrix", "recall_volume_vs_threshold", "per_language"}
     ax = figs["pr_curve"].axes[0]
     marker = next(line for line in ax.get_lines() if line.get_label().startswith("test @"))
-    from feedback_nlp.metrics.safety_kpis import precision_recall_at
+    from feedback_nlp.metrics.product_safety import precision_recall_at
 
     want = precision_recall_at(probs[:30], labels[:30], 0.55)
     assert (marker.get_xdata()[0], marker.get_ydata()[0]) == pytest.approx((want["recall"], want["precision"]))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from feedback_nlp import predict
+from feedback_nlp.cli import predict
 from tests.serving_helpers import CLAIMS, safety_export
 
 
@@ -75,7 +75,7 @@ def test_bad_lines_stop_before_any_output_or_are_skipped(export, tmp_path, capsy
 
 
 def test_a_failure_mid_stream_leaves_the_old_output_and_no_temp_file(export, tmp_path, monkeypatch):
-    from feedback_nlp.serving import safety
+    from feedback_nlp.serving import product_safety as safety
 
     out = tmp_path / "out.jsonl"
     out.write_text("previous results\n")
@@ -88,7 +88,7 @@ def test_a_failure_mid_stream_leaves_the_old_output_and_no_temp_file(export, tmp
             raise RuntimeError("device lost")
         return [{"id": r.id, "probability": 0.5} for r in records]
 
-    monkeypatch.setattr(safety.SafetyPredictor, "predict", failing)
+    monkeypatch.setattr(safety.ProductSafetyPredictor, "predict", failing)
     with pytest.raises(RuntimeError, match="device lost"):
         predict.main(
             ["--export", str(export), "--input", str(inp), "--output", str(out), "--batch-size", "4", "--device", "cpu"]

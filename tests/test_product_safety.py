@@ -10,7 +10,7 @@ import torch
 
 from feedback_nlp.callbacks.recall_threshold import RecallThreshold
 from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
-from feedback_nlp.serving.safety import SafetyPredictor
+from feedback_nlp.serving.product_safety import ProductSafetyPredictor
 from tests.test_product_safety_data import tiny_bert, write_claims
 
 KPI_KEYS = (
@@ -70,8 +70,8 @@ def test_recall_threshold_callback_on_hand_computed_dev_scores(bert):
 def test_per_language_kpis_go_to_a_wandb_table(bert, capsys, monkeypatch):
     """The table reaches the job's W&B run (tests/test_wandb_lineage.py reads it back from a real
     offline run; here only its columns and rows)."""
-    from feedback_nlp.common import logging_setup
-    from feedback_nlp.metrics.safety_kpis import safety_kpis
+    from feedback_nlp.metrics.product_safety import safety_kpis
+    from feedback_nlp.training import logging_setup
 
     logged = {}
     run = SimpleNamespace(log=logged.update)
@@ -110,7 +110,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
-    from feedback_nlp.common.export import model_version, weight_hashes
+    from feedback_nlp.training.export import model_version, weight_hashes
 
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)
@@ -118,7 +118,7 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     assert info["threshold"] == pytest.approx(0.5001) and info["labels"][1] == "product_safety"
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))  # safetensors only
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
-    pred = SafetyPredictor.load(tmp_path)
+    pred = ProductSafetyPredictor.load(tmp_path)
     from feedback_nlp.serving.records import TextRecord
 
     rows = pred.predict([TextRecord(str(i), t, "en") for i, t in enumerate(texts)])
@@ -146,7 +146,7 @@ def test_onnx_export_matches_eager(bert, tmp_path):
 def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     from pathlib import Path
 
-    from feedback_nlp import train
+    from feedback_nlp.cli import train
 
     claims = write_claims(tmp_path / "claims.jsonl")
     out = tmp_path / "run"
@@ -177,7 +177,7 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert saved["test/fairness_groups"] == 4  # the 4 test claims with a French version
     assert any(k.startswith("test/lang/fr/") for k in saved)  # per-language KPIs include the translations
     # the best checkpoint's threshold is the one test and predict used
-    from feedback_nlp.export import best_checkpoint
+    from feedback_nlp.cli.export import best_checkpoint
 
     best = best_checkpoint(out)  # the one ModelCheckpoint recorded
     ckpt_threshold = torch.load(best, weights_only=True)["product_safety"]["threshold"]
@@ -188,7 +188,7 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
     assert {p["model_version"] for p in preds} == {manifest["model_version"]}
     assert manifest["threshold"] == pytest.approx(ckpt_threshold) and manifest["record_kind"] == "claim"
     # serving from the export reproduces the run's predictions
-    from feedback_nlp.datamodules.records import load_records
+    from feedback_nlp.core.records import load_records
 
     by_id = {r.id: r for r in load_records(claims, "claim")}
     from feedback_nlp.serving.registry import load_export

@@ -1,4 +1,4 @@
-"""ClaimsDataModule (001 §3.1, §4.1, Table 2): time splits, the three training variants, eval items.
+"""ProductSafetyDataModule (001 §3.1, §4.1, Table 2): time splits, the three training variants, eval items.
 
 Also holds the small fixtures (a hand-made claims file, a tiny random BERT) that
 tests/test_product_safety.py reuses.
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.datamodules.claims import ClaimsDataModule, window_time_split
-from feedback_nlp.datamodules.errors import DataValidationError
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import load_records
 from feedback_nlp.datamodules.noisy_negatives import NoisyNegatives
-from feedback_nlp.datamodules.records import load_records
+from feedback_nlp.datamodules.product_safety import ProductSafetyDataModule, window_time_split
 from feedback_nlp.datamodules.splits import hash_unit
 
 POS = [
@@ -105,7 +105,7 @@ def files(tmp_path_factory):
 
 
 def make_dm(files, variant, nn=None, **kw):
-    return ClaimsDataModule(
+    return ProductSafetyDataModule(
         path=files["claims"],
         split="time",
         variant=variant,
@@ -160,12 +160,12 @@ def test_noisy_negatives_come_from_the_pre_test_pool(files):
 
 def test_nn_purity_when_the_pool_knows_its_hidden_labels(tmp_path, files):
     rows = [json.loads(x) for x in Path(files["claims"]).read_text().splitlines()]
-    for r in rows:  # as scripts/cpsc_to_claims.py --unlabeled-fraction does
+    for r in rows:  # as feedback_nlp/scripts/cpsc_to_claims.py --unlabeled-fraction does
         if r["label"] is None and not r["escalated"]:
             r["true_label"] = int(r["id"].endswith("-5"))  # the 6th traffic comment per month is a safety case
     p = tmp_path / "hidden.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dm = ClaimsDataModule(
+    dm = ProductSafetyDataModule(
         path=str(p),
         split="time",
         variant="original+NN",
@@ -205,13 +205,13 @@ def test_missing_class_in_train_is_a_data_error(tmp_path, files):
     p = tmp_path / "pos.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in only_pos))
     with pytest.raises(DataValidationError, match="train split needs labeled positives"):
-        ClaimsDataModule(path=str(p), split="time", variant="original").validate()
+        ProductSafetyDataModule(path=str(p), split="time", variant="original").validate()
     with pytest.raises(ValueError, match="variant"):
-        ClaimsDataModule(path=str(p), variant="original+PC")
+        ProductSafetyDataModule(path=str(p), variant="original+PC")
 
 
 def test_batches_and_predict_file(files, tmp_path):
-    from feedback_nlp.common.model_factory import load_tokenizer
+    from feedback_nlp.core.model_factory import load_tokenizer
 
     dm = make_dm(files, "original", predict_path=files["claims"], max_length=8)
     dm.connect(tokenizer=load_tokenizer(files["bert"]))

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.records import Claim, Feedback, Transcript, load_records
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import Claim, Feedback, Transcript, load_records
 
 
 def write(tmp_path, lines, name="in.jsonl"):

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.records import PARSERS, load_records, read_records
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import PARSERS, load_records, read_records
 
 VALID = {
     "feedback": {

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feedback_nlp.datamodules.errors import DataValidationError
-from feedback_nlp.datamodules.records import Question
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import Question
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.repository import Repository
 from feedback_nlp.universal_model.repository_predictor import load_predictor
@@ -233,7 +233,7 @@ def test_predictor_sees_an_update_after_commit_and_needs_no_lightning(tmp_path, 
 def test_predict_and_the_serving_registry_load_a_repository_like_any_export(tmp_path, clinc, embedder):
     """predict.py (and so `serve`, through the same registry) scores question records against an
     exported repository: rows match the repository predictor's, one per record, by id."""
-    from feedback_nlp import predict
+    from feedback_nlp.cli import predict
     from feedback_nlp.serving.registry import load_export
 
     train, test = clinc

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from feedback_nlp import train
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.cli import train
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.probes import optimizer_fingerprint
 from tests.scale_helpers import REPO, job_env, metrics, run_train, train_cmd
 from tests.tiny_models import tiny_bert

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from feedback_nlp.callbacks.prediction_writer import merge_rows
-from feedback_nlp.common.run_dir import (
+from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, ResumableBatchSampler
+from feedback_nlp.training.run_dir import (
     ENV_VAR,
     RunDirError,
     identity_from_env,
@@ -19,7 +20,6 @@ from feedback_nlp.common.run_dir import (
     new_wandb_run_id,
     resolve_run_dir,
 )
-from feedback_nlp.datamodules.batching import EpochBatchSampler, EpochRandomSampler, ResumableBatchSampler
 from tests.scale_helpers import free_port
 
 
@@ -74,7 +74,7 @@ def test_wandb_ids_are_fresh_and_wandb_safe():
 
 BROADCAST = """
 import json, sys
-from feedback_nlp.common.run_dir import agree_run_identity
+from feedback_nlp.training.run_dir import agree_run_identity
 import torch.distributed as dist
 identity = agree_run_identity(None, "cpu")
 print(json.dumps([dist.get_rank(), identity.run_id, identity.source]))
@@ -159,8 +159,8 @@ def test_merge_rows_drops_padding_repeats_and_orders_by_id():
 def test_bad_run_settings_stop_before_anything_is_written(tmp_path, capsys):
     import random
 
-    from feedback_nlp import train
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.cli import train
+    from feedback_nlp.demo_data.seacat import generate_transcripts
     from tests.tiny_models import tiny_bert
 
     rows = generate_transcripts(random.Random(3), 40)

@@ -1,11 +1,11 @@
-"""001 §4.2 KPIs against hand-computed values (metrics/safety_kpis.py)."""
+"""001 §4.2 KPIs against hand-computed values (feedback_nlp/metrics/product_safety.py)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from feedback_nlp.metrics.safety_kpis import (
+from feedback_nlp.metrics.product_safety import (
     fairness_std,
     per_language,
     precision_recall_at,

@@ -17,10 +17,10 @@ import lightning as L
 import pytest
 from omegaconf import OmegaConf
 
-from feedback_nlp.common.instantiate import import_object, instantiate
-from feedback_nlp.demo_data.claims import generate_claims
-from feedback_nlp.demo_data.feedback import generate_feedback
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.core.instantiate import import_object, instantiate
+from feedback_nlp.demo_data.multilevel_issues import generate_feedback
+from feedback_nlp.demo_data.product_safety import generate_claims
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO, metrics, only_run_dir, run_train
 from tests.tiny_models import tiny_bert
 
@@ -34,7 +34,7 @@ def write_jsonl(path, rows):
 
 def even_test(rows, kind, split=None):
     """Drop one test record if needed so 2 ranks split the test set without padding."""
-    from feedback_nlp.datamodules.records import PARSERS
+    from feedback_nlp.core.records import PARSERS
     from feedback_nlp.datamodules.splits import time_split
 
     split = (split or time_split)([PARSERS[kind](r) for r in rows])
@@ -211,7 +211,7 @@ def test_ddp_two_processes(case, assets):
     for k in shared:
         assert ddp[k] == pytest.approx(single[k], abs=1e-5), k
 
-    # the export serves: predict.py on the training file, every line stamped with the model version
+    # the export serves: `feedback-nlp predict` on the training file, every line stamped with the model version
     out = run_dir / "served.jsonl"
     data_file = {
         "product_safety": assets["claims"],
@@ -221,7 +221,9 @@ def test_ddp_two_processes(case, assets):
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "predict.py"),
+            "-m",
+            "feedback_nlp",
+            "predict",
             "--export",
             str(run_dir / "export"),
             "--input",

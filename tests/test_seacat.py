@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from feedback_nlp.common.model_factory import load_model, load_tokenizer
-from feedback_nlp.datamodules.records import Transcript, Turn
-from feedback_nlp.datamodules.transcripts import collate_features, featurize
+from feedback_nlp.core.model_factory import load_model, load_tokenizer
+from feedback_nlp.core.records import Transcript, Turn
+from feedback_nlp.datamodules.seacat import collate_features, featurize
 from feedback_nlp.lightning_modules.seacat import SeaCat, SeaCatNet, freeze_lower_layers
 from feedback_nlp.nets.sentence_position import sinusoidal_table
 from tests.tiny_models import tiny_bert
@@ -206,8 +206,8 @@ def test_unknown_model_task_is_rejected_by_the_predictor(tmp_path):
 
 
 def test_demo_generator_marks_a_main_question_the_featurizer_recovers():
-    from feedback_nlp.datamodules.records import parse_transcript
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.core.records import parse_transcript
+    from feedback_nlp.demo_data.seacat import generate_transcripts
 
     for row in generate_transcripts(random.Random(0), 20):
         f = featurize(parse_transcript(row), 64)
@@ -249,15 +249,15 @@ def test_frozen_encoder_embedding_cache_is_exact_and_skips_seen_sentences(tiny):
 
 
 def test_serving_featurization_equals_the_datamodules():
-    """nets/seacat_inputs.py (what serving uses, Lightning-free) builds exactly the DataModule's
+    """datamodules/seacat_inputs.py (what serving uses, Lightning-free) builds exactly the DataModule's
     tensors; the DataModule keeps its own copy until it imports these functions."""
     import tempfile
     from pathlib import Path
 
-    from feedback_nlp.datamodules import transcripts as dm
-    from feedback_nlp.datamodules.records import parse_transcript
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
-    from feedback_nlp.nets import seacat_inputs as nets
+    from feedback_nlp.core.records import parse_transcript
+    from feedback_nlp.datamodules import seacat as dm
+    from feedback_nlp.datamodules import seacat_inputs as nets
+    from feedback_nlp.demo_data.seacat import generate_transcripts
     from tests.tiny_models import train_wordpiece
 
     records = [parse_transcript(r) for r in generate_transcripts(random.Random(4), 8)]

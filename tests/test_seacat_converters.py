@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.common.io import atomic_write_jsonl
-from feedback_nlp.datamodules.records import load_records
-from feedback_nlp.datamodules.transcripts import agent_first_index
+from feedback_nlp.core.io import atomic_write_jsonl
+from feedback_nlp.core.records import load_records
+from feedback_nlp.datamodules.seacat import agent_first_index
 from feedback_nlp.scripts.abcd_to_transcripts import convert as abcd_convert
 from feedback_nlp.scripts.clinc150_to_questions import convert as clinc_convert
 from feedback_nlp.scripts.dstc11_to_questions import to_questions, to_transcripts

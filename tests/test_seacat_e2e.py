@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_nlp.common.io import atomic_write_jsonl
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.core.io import atomic_write_jsonl
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.tiny_models import tiny_bert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     import os
 
     old = os.environ.pop("FEEDBACK_NLP_RUN_DIR", None)
-    from feedback_nlp import train
+    from feedback_nlp.cli import train
 
     try:
         metrics = train.main(
@@ -101,7 +101,7 @@ def test_repository_from_checkpoint_then_universal_model(trained):
     assert build(["--transcripts", str(data), "--checkpoint", str(ckpt), "--out", str(tmp / "repo.jsonl")]) == 0
     repo = [json.loads(x) for x in (tmp / "repo.jsonl").read_text().splitlines()]
     assert len(repo) == 56 and {"id", "question", "product", "handle_time"} <= set(repo[0])
-    from feedback_nlp.scripts.universal_model import main as um
+    from feedback_nlp.cli.repo import main as um
 
     metrics = um(
         [

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import torch
 
-from feedback_nlp.datamodules.records import parse_transcript
-from feedback_nlp.datamodules.transcripts import collate_features, featurize
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.core.records import parse_transcript
+from feedback_nlp.datamodules.seacat import collate_features, featurize
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from feedback_nlp.lightning_modules.seacat import NET_INPUTS, SeaCat
 from feedback_nlp.lightning_modules.seacat_serving import ONNX_TOLERANCE
 from tests.tiny_models import tiny_bert

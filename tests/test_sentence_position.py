@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from feedback_nlp.datamodules.transcripts import agent_first_index, offset_positions
+from feedback_nlp.datamodules.seacat import agent_first_index, offset_positions
 from feedback_nlp.nets.sentence_position import SentencePositionEmbedding, sinusoidal_table
 
 

@@ -3,7 +3,7 @@ expectations)."""
 
 import pytest
 
-from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.core.sentences import split_sentences
 
 
 def test_splits_on_terminators_and_newlines():

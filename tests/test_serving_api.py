@@ -1,4 +1,4 @@
-"""The LitServe API object (serving/api.py) without HTTP: every task kind through setup, a
+"""The LitServe API object (feedback_nlp/serving/api.py) without HTTP: every task kind through setup, a
 dynamic batch of two requests that reuse the same ids, and encode."""
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ def _serve_two_requests(export, kind, requests):
 
 
 def test_seacat_export_through_the_api(tmp_path):
-    from feedback_nlp.common.export import export_module
-    from feedback_nlp.demo_data.transcripts import generate_transcripts
+    from feedback_nlp.demo_data.seacat import generate_transcripts
     from feedback_nlp.lightning_modules.seacat import SeaCat
+    from feedback_nlp.training.export import export_module
     from tests.tiny_models import tiny_bert
 
     rows = generate_transcripts(random.Random(1), 6)
@@ -49,9 +49,9 @@ def test_seacat_export_through_the_api(tmp_path):
 
 
 def test_mcml_export_through_the_api_and_onnx(tmp_path):
-    from feedback_nlp.common.export import export_module
     from feedback_nlp.lightning_modules.mcml_bert import McmlBertModule
     from feedback_nlp.serving.runtime import RuntimeOptions
+    from feedback_nlp.training.export import export_module
     from tests.tiny_models import tiny_bert
 
     texts = ["the zipper broke", "late delivery and a damaged box", "wrong size", "it smells"]
@@ -84,8 +84,8 @@ def test_mcml_export_through_the_api_and_onnx(tmp_path):
 def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
     """The offline default (BERT warm-started on both sides): the three seq2seq graphs export and
     pass the exporter's parity check on a second batch shape and cache length; the export serves."""
-    from feedback_nlp.common.export import export_module
     from feedback_nlp.lightning_modules.multilevel_issues import MultiLevelIssuesModule
+    from feedback_nlp.training.export import export_module
     from tests.tiny_models import tiny_bert
 
     tiny = tiny_bert(tmp_path / "tiny", ["the zipper broke", "late delivery and a damaged box"])

@@ -21,7 +21,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric", "torchmetrics"):
             raise ImportError(f"blocked: {name}")
         if name.startswith(("feedback_nlp.lightning_modules", "feedback_nlp.datamodules.base",
-                            "feedback_nlp.callbacks", "feedback_nlp.common.config")):
+                            "feedback_nlp.callbacks", "feedback_nlp.core.config")):
             raise ImportError(f"blocked training code: {name}")
         return None
 sys.meta_path.insert(0, Block())

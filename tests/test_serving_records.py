@@ -1,4 +1,4 @@
-"""The input contract shared by serve and predict.py (serving/records.py), on hand-made records."""
+"""The input contract shared by serve and predict.py (feedback_nlp/serving/records.py), on hand-made records."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_the_manifests_predictor_string_is_never_imported(export, tmp_path):
     d = _copy(export, tmp_path)
     _edit_manifest(d, predictor="tests.no_such_module_would_run_code.load_predictor")
     predictor, manifest = load_export(d)
-    assert type(predictor).__name__ == "SafetyPredictor"
+    assert type(predictor).__name__ == "ProductSafetyPredictor"
     assert "tests.no_such_module_would_run_code" not in sys.modules
 
 
@@ -147,7 +147,7 @@ def test_universal_model_is_registered_lazily(tmp_path):
     ],
 )
 def test_serve_refuses_before_any_worker_starts(export, tmp_path, capsys, change, args, message):
-    from feedback_nlp.serving import cli
+    from feedback_nlp.cli import serve as cli
 
     d = _copy(export, tmp_path)
     if change == "tamper":

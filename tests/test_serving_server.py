@@ -44,7 +44,7 @@ def test_health_is_503_until_every_worker_is_loaded_then_200(server):
 
 
 def test_rows_equal_predict_py_on_the_same_records(server, tmp_path):
-    from feedback_nlp import predict
+    from feedback_nlp.cli import predict
 
     base, _, export, _ = server
     records = [

@@ -7,9 +7,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from feedback_nlp.datamodules.feedback import MultiTaskSamples
-from feedback_nlp.datamodules.records import Feedback
-from feedback_nlp.datamodules.sentences import split_sentences
+from feedback_nlp.core.records import Feedback
+from feedback_nlp.core.sentences import split_sentences
+from feedback_nlp.datamodules.multilevel_issues import MultiTaskSamples
 from feedback_nlp.datamodules.shuffling import shuffle_sentences, shuffled
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -140,7 +140,7 @@ def test_issue_level_prf_for_label_efficiency():
 
 
 def test_real_sentence_embedder_scores_identical_issues_as_matches():
-    from feedback_nlp.metrics.level_metrics import SentenceEmbedder
+    from feedback_nlp.metrics.multilevel_issues import SentenceEmbedder
 
     embedder = SentenceEmbedder("packaged:all-MiniLM-L6-v2")
     v = embedder(["quality issue", "late delivery", "quality issue"])

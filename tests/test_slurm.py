@@ -21,7 +21,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.probes import optimizer_fingerprint
 from tests.scale_helpers import REPO, free_port, job_env, train_cmd
 from tests.tiny_models import tiny_bert
@@ -154,9 +154,9 @@ def test_sbatch_template_asks_for_2x8_and_its_overrides_are_valid():
     import re
     import shlex
 
-    from feedback_nlp.common.config import load_config
+    from feedback_nlp.core.config import load_config
 
-    text = (REPO / "scripts/slurm/train_2x8gpu.sbatch").read_text()
+    text = (REPO / "jobs/slurm/train_2x8gpu.sbatch").read_text()
     directives = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", text, re.MULTILINE))
     assert directives["nodes"] == "2" and directives["ntasks-per-node"] == "8" and directives["gpus-per-node"] == "8"
     assert directives["signal"] == "SIGUSR1@90" and "requeue" in text

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from feedback_nlp.datamodules.records import Claim
+from feedback_nlp.core.records import Claim
 from feedback_nlp.datamodules.splits import hash_unit, make_splits, random_split, time_split
 
 
@@ -100,7 +100,7 @@ def test_hash_unit_is_the_documented_sha256_draw_in_every_process():
 
 
 def test_auto_uses_random_for_undated():
-    from feedback_nlp.datamodules.records import Feedback
+    from feedback_nlp.core.records import Feedback
 
     recs = [Feedback(str(i), "t", ["a"], ["b"]) for i in range(50)]
     s = make_splits(recs, "auto", seed=0)

@@ -15,9 +15,9 @@ import optuna
 import pytest
 import yaml
 
-from feedback_nlp import sweep, train
-from feedback_nlp.common.config import load_config
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.cli import sweep, train
+from feedback_nlp.core.config import load_config
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO
 from tests.tiny_models import tiny_bert
 
@@ -49,7 +49,10 @@ def grid(spec: dict) -> list[dict]:
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_sweep_definitions_are_valid_wandb_sweeps(path):
     spec = sweep.load_sweep(path)
-    assert spec["program"] in ("train.py", "scripts/label_efficiency.py") and (REPO / spec["program"]).is_file()
+    assert (
+        spec["program"] in ("train.py", "feedback_nlp/scripts/label_efficiency.py")
+        and (REPO / spec["program"]).is_file()
+    )
     assert any(m in spec["command"] for m in ("${args_no_hyphens}", "${args}"))
     if spec["method"] == "grid":
         assert len(grid(spec)) >= 2  # an ablation compares at least two settings
@@ -265,7 +268,7 @@ def test_ddp_trial_runs_rank_zeros_parameters_on_both_ranks(tiny_seacat):
         [
             sys.executable,
             "-m",
-            "feedback_nlp.sweep",
+            "feedback_nlp.cli.sweep",
             "--sweep",
             str(path),
             "--trials",

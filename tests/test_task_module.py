@@ -52,7 +52,7 @@ def test_pretrained_encoder_trains_with_dropout(tmp_path):
 
 
 def test_frozen_seacat_encoder_stays_in_eval_mode(tmp_path):
-    from feedback_nlp.common.model_factory import load_encoder
+    from feedback_nlp.core.model_factory import load_encoder
 
     encoder = load_encoder(tiny_bert(tmp_path / "bert"))
     encoder.requires_grad_(False)
@@ -64,7 +64,7 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
     """model.optim: transformers' linear schedule (warmup step/W, then (total-step)/(total-W)), per group lr."""
     from types import SimpleNamespace
 
-    from feedback_nlp.common.config import ConfigError
+    from feedback_nlp.core.config import ConfigError
     from feedback_nlp.lightning_modules.seacat import SeaCat
 
     bert = tiny_bert(tmp_path / "bert")

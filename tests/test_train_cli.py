@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from feedback_nlp import train
-from feedback_nlp.common.config import ConfigError, load_config
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.cli import train
+from feedback_nlp.core.config import ConfigError, load_config
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO, job_env, train_cmd
 from tests.tiny_models import tiny_bert
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from feedback_nlp import train
-from feedback_nlp.demo_data.transcripts import generate_transcripts
+from feedback_nlp.cli import train
+from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO
 from tests.tiny_models import tiny_bert
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feedback_nlp.common.io import atomic_write_jsonl
-from feedback_nlp.datamodules.records import Question, Transcript, Turn
+from feedback_nlp.core.io import atomic_write_jsonl
+from feedback_nlp.core.records import Question, Transcript, Turn
 from feedback_nlp.universal_model import updates
 from feedback_nlp.universal_model.baselines import RandomForestBaseline
 from feedback_nlp.universal_model.metrics import metric_block, top_n_accuracy, within_k
@@ -187,7 +187,7 @@ def clinc_files(tmp_path):
 
 
 def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     repo, queries = clinc_files
     metrics = main(
@@ -215,8 +215,8 @@ def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
 
 
 def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
-    from feedback_nlp.demo_data.transcripts import generate_transcripts, questions_from_transcripts
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
+    from feedback_nlp.demo_data.seacat import generate_transcripts, questions_from_transcripts
 
     path = atomic_write_jsonl(
         tmp_path / "q.jsonl", questions_from_transcripts(generate_transcripts(random.Random(1), 200))
@@ -240,7 +240,7 @@ def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
 
 
 def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     repo, queries = clinc_files
     results = main(
@@ -266,7 +266,7 @@ def test_scaling_command_writes_markdown_and_json(clinc_files, tmp_path):
 
 
 def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files, tmp_path, capsys):
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     repo, queries = clinc_files
     with pytest.raises(SystemExit) as e:
@@ -304,7 +304,7 @@ def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files,
 def test_reference_backend_predicts_like_tantivy(clinc_files, tmp_path):
     """Lucene BM25 (tantivy, k1 = 1.2) and the paper's BM25Okapi (k1 = 1.5) rank alike; on
     CLINC150 their K = 100 accuracies agree within 0.4 points (docs/question_repository.md)."""
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     repo, queries = clinc_files
     common = [
@@ -356,7 +356,7 @@ def test_dense_and_hybrid_retrieval_with_the_packaged_minilm(tmp_path):
 def test_evaluate_rejects_bad_label_types_before_writing(tmp_path, capsys, value, message):
     """A numeric label of the wrong type stops the evaluate command with file:line:field and
     no run directory (it used to write a full run, or fail in the votes after config.yaml)."""
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     lines = [
         json.dumps({"id": f"q{i}", "question": f"where is my parcel {i}", "product": "delivery", "handle_time": 5.0})
@@ -378,7 +378,7 @@ def test_evaluate_command_logs_results_figures_and_files_to_wandb(clinc_files, w
 
     import wandb
 
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
     from tests.wandb_offline import read_run
 
     repo, queries = clinc_files

@@ -20,7 +20,7 @@ from tests.wandb_offline import read_run
 
 @pytest.mark.slow
 def test_product_safety_run_logs_lineage_best_summaries_and_plots(wandb_home):
-    from feedback_nlp import train
+    from feedback_nlp.cli import train
 
     tmp = wandb_home
     claims = write_claims(tmp / "claims.jsonl")

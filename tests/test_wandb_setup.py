@@ -7,9 +7,9 @@ from __future__ import annotations
 import lightning as L
 import pytest
 
-from feedback_nlp import train
-from feedback_nlp.common.callbacks_setup import build_callbacks
-from feedback_nlp.common.config import load_config
+from feedback_nlp.cli import train
+from feedback_nlp.core.config import load_config
+from feedback_nlp.training.callbacks_setup import build_callbacks
 from tests.scale_helpers import REPO
 
 
@@ -48,7 +48,7 @@ def test_missing_wandb_login_stops_before_data_and_model(no_login, capsys):
 
 @pytest.mark.parametrize("mode", ["offline", "disabled"])
 def test_offline_or_disabled_wandb_needs_no_login(no_login, monkeypatch, mode):
-    from feedback_nlp.common.logging_setup import check_logger
+    from feedback_nlp.training.logging_setup import check_logger
 
     monkeypatch.setenv("WANDB_MODE", mode)
     check_logger({"wandb": {"enabled": True}})  # no error
@@ -88,7 +88,7 @@ def test_every_experiment_config_has_an_early_stopping_switch(path, tmp_path):
 
 
 def test_universal_model_with_wandb_but_no_login_stops_before_reading_data(no_login, capsys):
-    from feedback_nlp.scripts.universal_model import main
+    from feedback_nlp.cli.repo import main
 
     out = no_login / "um"
     with pytest.raises(SystemExit) as e:
@@ -126,9 +126,9 @@ def test_sync_lineage_declares_offline_datasets_as_inputs(tmp_path, monkeypatch)
     """Online contract: an offline run's dataset artifacts become the synced run's inputs."""
     import wandb
 
-    from feedback_nlp.callbacks.lineage import log_datasets
-    from feedback_nlp.common.logging_setup import wandb_run_id
     from feedback_nlp.scripts import sync_lineage
+    from feedback_nlp.training.lineage import log_datasets
+    from feedback_nlp.training.logging_setup import wandb_run_id
 
     data = tmp_path / "train.jsonl"
     data.write_text('{"id": "1", "text": "a"}\n')

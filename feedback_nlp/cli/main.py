@@ -1,0 +1,63 @@
+"""`feedback-nlp`: one command, one subcommand per job.
+
+Why one command: `export`, `train`, `serve`, `predict` and `sweep` are generic names on a user's
+PATH (`export` is even a shell builtin), and a single entry keeps the help, the exit codes and
+the error format in one place. Subcommands are imported only when run, so `--help` answers
+without loading torch or Lightning.
+
+Exit codes: 0 success, 2 bad input or arguments (one `error:` line on stderr), never a traceback
+for input a user can fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, function taking argv and returning the exit code, one-line summary)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("feedback_nlp.cli.train", "cli", "train, test and predict one experiment from a config"),
+    "predict": ("feedback_nlp.cli.predict", "main", "score a JSONL file with an export (any task)"),
+    "export": ("feedback_nlp.cli.export", "main", "write a serving export from a run directory"),
+    "serve": ("feedback_nlp.cli.serve", "main", "serve an export over HTTP (LitServe)"),
+    "sweep": ("feedback_nlp.cli.sweep", "cli", "run a W&B sweep YAML locally on Optuna"),
+    "repo": ("feedback_nlp.cli.repo", "cli", "question repository: evaluate, export, add, delete, stats"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    return (
+        "usage: feedback-nlp <command> [options]\n\n"
+        "commands:\n" + "\n".join(lines) + "\n\n"
+        "`feedback-nlp <command> --help` lists a command's options; config-driven commands\n"
+        "(train, repo) list every config key with `--config FILE --list-keys`.\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(), end="")
+        return 0 if args else 2
+    if args[0] == "--version":
+        from feedback_nlp import __version__
+
+        print(f"feedback-nlp {__version__}")
+        return 0
+    name = args[0]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (commands: {', '.join(COMMANDS)})"
+        print(f"error: unknown command '{name}'{hint}", file=sys.stderr)
+        return 2
+    module, function, _ = COMMANDS[name]
+    code = getattr(importlib.import_module(module), function)(args[1:])
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

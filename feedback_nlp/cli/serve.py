@@ -1,0 +1,168 @@
+"""`serve`: an export folder behind HTTP (LitServe), with dynamic batching and Prometheus metrics.
+
+    serve --export DIR [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
+          [--max-batch-size 8] [--batch-timeout 0.01] [--workers-per-device 1]
+          [--host 127.0.0.1] [--port 8000] [--max-records 256] [--max-chars 20000]
+
+Endpoints: POST /predict (a JSON list of records -> one row per record, matched by `id`),
+GET /health (503 until the model is loaded and warmed up, then 200), GET /metadata (the
+manifest), GET /metrics (Prometheus). Everything that can be checked before the workers start
+(flags, manifest, task, weight hashes, backend files) is, with a clear error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from feedback_nlp.serving.runtime import BACKENDS, DEVICES, DTYPES
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="feedback-nlp serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--export", required=True, type=Path, help="export folder (manifest.json + weights)")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+    p.add_argument("--dtype", default="fp32", choices=DTYPES)
+    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--max-batch-size", type=int, default=8, help="requests merged into one model call (1: off)")
+    p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds to wait to fill a batch")
+    p.add_argument("--batch-size", type=int, default=64, help="records per forward pass inside a model call")
+    p.add_argument("--workers-per-device", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "0.0.0.0", "::"))
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-records", type=int, default=256, help="records per request (over: 413)")
+    p.add_argument("--max-chars", type=int, default=20000, help="characters per text (over: 413)")
+    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait (then 504)")
+    p.add_argument("--metrics-dir", default=None, help="prometheus multiprocess directory (default: a temp dir)")
+    p.add_argument("--log-level", default="warning")
+    return p
+
+
+class UsageError(ValueError):
+    pass
+
+
+def check_args(a: argparse.Namespace) -> None:
+    positive = {
+        "--max-batch-size": a.max_batch_size,
+        "--batch-size": a.batch_size,
+        "--workers-per-device": a.workers_per_device,
+        "--max-records": a.max_records,
+        "--max-chars": a.max_chars,
+        "--max-body-bytes": a.max_body_bytes,
+    }
+    for flag, v in positive.items():
+        if v < 1:
+            raise UsageError(f"{flag} must be >= 1, got {v}")
+    if a.batch_timeout < 0 or a.timeout <= 0 or a.batch_timeout >= a.timeout:
+        raise UsageError(f"need 0 <= --batch-timeout < --timeout, got {a.batch_timeout} and {a.timeout}")
+    if not 1024 <= a.port <= 65535:
+        raise UsageError(f"--port must be in 1024..65535, got {a.port}")
+
+
+def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The LitServer for the flags, after every check that needs no model."""
+    from feedback_nlp.serving.registry import preflight
+    from feedback_nlp.serving.runtime import resolve
+
+    options = resolve(a.device, a.dtype, a.backend, a.batch_size)
+    manifest = preflight(a.export, options)
+
+    from feedback_nlp.serving import metrics as metrics_mod
+
+    metrics_mod.enable(a.metrics_dir)  # before prometheus_client is imported anywhere
+    import tempfile
+
+    import litserve as ls
+    from fastapi import Response
+    from fastapi.responses import JSONResponse
+
+    from feedback_nlp.serving.api import RecordsAPI, worker_threads
+    from feedback_nlp.serving.middleware import ServingMiddleware
+    from feedback_nlp.serving.records import Limits
+
+    device = options.device.split(":")[0]
+    ready_dir = tempfile.mkdtemp(prefix="feedback-serve-ready-")
+    n_devices = torch_device_count() if device == "cuda" else 1
+    api = RecordsAPI(
+        a.export.resolve(),
+        manifest["record_kind"],
+        manifest["model_version"],
+        device,
+        a.dtype,
+        a.backend,
+        a.batch_size,
+        a.max_batch_size,
+        a.batch_timeout,
+        worker_threads(device, a.workers_per_device),
+        ready_dir,
+        a.workers_per_device * n_devices,
+    )
+    limits = Limits(a.max_records, a.max_chars)
+    devices: Any = "auto" if device == "cuda" else 1  # every visible GPU; one CPU "device"
+    server = ls.LitServer(
+        api,
+        accelerator=device,
+        devices=devices,
+        workers_per_device=a.workers_per_device,
+        timeout=a.timeout,
+        model_metadata={"task": manifest["task"], "model_version": manifest["model_version"]},
+        middlewares=[
+            (ServingMiddleware, {"kind": manifest["record_kind"], "limits": limits, "max_body_bytes": a.max_body_bytes})
+        ],
+    )
+
+    async def metadata() -> JSONResponse:
+        return JSONResponse(manifest)
+
+    async def prometheus() -> Response:
+        body, content_type = metrics_mod.exposition()
+        return Response(content=body, media_type=content_type)
+
+    server.app.add_api_route("/metadata", metadata, methods=["GET"])
+    server.app.add_api_route("/metrics", prometheus, methods=["GET"])
+    return server, manifest
+
+
+def torch_device_count() -> int:
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # LitServe's graceful shutdown path (process managers send SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    from feedback_nlp.core.model_factory import ModelNotAvailableError
+    from feedback_nlp.serving.manifest import ExportError
+    from feedback_nlp.serving.runtime import RuntimeOptionError
+
+    try:
+        check_args(a)
+        server, manifest = build(a)
+    except (UsageError, RuntimeOptionError, ExportError, ModelNotAvailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"serving {manifest['task']} model {manifest['model_version']} from {a.export} on "
+        f"http://{a.host}:{a.port} (POST /predict, GET /health /metadata /metrics)",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _sigterm)
+    server.run(host=a.host, port=a.port, generate_client_file=False, log_level=a.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

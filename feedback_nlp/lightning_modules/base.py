@@ -1,0 +1,167 @@
+"""What every task LightningModule shares: its task name in checkpoints and the optimizer.
+
+Why: resume and export must refuse a checkpoint from another task, so the task name travels
+in every checkpoint; and the optimizer/scheduler settings are one config section,
+`model.optim` (optimizer, lr, weight decay, fused kernel, any `transformers.get_scheduler`
+schedule with warmup), not arguments repeated in every task. Kept to one shallow base class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+import torch
+
+from feedback_nlp.core.config import ConfigError, check_type, closest
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """The `model.optim` section. `scheduler` is any name `transformers.get_scheduler` takes
+    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up."""
+
+    optimizer: str = "adamw"
+    lr: float = 3e-5
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    warmup_steps: int = 0
+    fused: bool = False
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any] | None, **task_defaults: Any) -> OptimSettings:
+        """Task defaults, then the config section; an unknown key or a wrong type is a ConfigError
+        naming `model.optim.<key>`, an unknown optimizer or schedule names the choices."""
+        from transformers.trainer_utils import SchedulerType
+
+        base = dataclasses.replace(cls(), **task_defaults)
+        fields = [f.name for f in dataclasses.fields(cls)]
+        values = {}
+        for key, value in dict(section or {}).items():
+            if key not in fields:
+                hint = closest(key, fields)
+                raise ConfigError(
+                    f"unknown config key 'model.optim.{key}'"
+                    + (f"; did you mean 'model.optim.{hint}'?" if hint else "")
+                )
+            values[key] = check_type(f"model.optim.{key}", getattr(base, key), value)
+        out = dataclasses.replace(base, **values)
+        if out.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"model.optim.optimizer must be one of {sorted(OPTIMIZERS)}, got {out.optimizer!r}")
+        schedules = sorted(s.value for s in SchedulerType)
+        if out.scheduler not in schedules:
+            raise ConfigError(
+                f"model.optim.scheduler must be a transformers schedule ({', '.join(schedules)}), got {out.scheduler!r}"
+            )
+        return out
+
+
+class TaskContractError(ValueError):
+    """A task module that does not declare what it reads, how it tokenizes or how it exports."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskContract:
+    """What a task module states about itself, checked when the run starts (not discovered later).
+
+    Why: finding the tokenizer with getattr and the exporter with hasattr let a module that lacked
+    one (the MCML baseline) train to the end and silently export nothing.
+    """
+
+    task: str  # the serving registry's name for its exports
+    record_kind: str  # what predict.py / the server decode for it
+    tokenizer: Any  # handed to the DataModule's `connect`
+    exporter: Callable[[Path], dict[str, Any]]  # writes the serving folder's files
+
+
+class TaskModule(L.LightningModule):
+    task: str = ""
+    record_kind: str = ""  # claim | feedback | transcript | question (feedback_nlp/serving/records.py)
+
+    def contract(self) -> TaskContract:
+        """The declared contract, or TaskContractError naming what is missing."""
+        from feedback_nlp.serving.records import RECORD_KINDS
+        from feedback_nlp.serving.registry import known_tasks
+
+        name = type(self).__name__
+        if self.task not in known_tasks():
+            raise TaskContractError(f"{name}.task = {self.task!r} is not a served task ({', '.join(known_tasks())})")
+        if self.record_kind not in RECORD_KINDS:
+            raise TaskContractError(
+                f"{name}.record_kind = {self.record_kind!r}; expected one of {', '.join(RECORD_KINDS)}"
+            )
+        tokenizer = self.__dict__.get("tokenizer", getattr(self, "tokenizer", None))
+        if tokenizer is None:
+            raise TaskContractError(f"{name} declares no tokenizer (self.tokenizer) for its DataModule")
+        if type(self).export_for_serving is TaskModule.export_for_serving:
+            raise TaskContractError(f"{name} declares no exporter (export_for_serving)")
+        return TaskContract(self.task, self.record_kind, tokenizer, self.export_for_serving)
+
+    def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
+        """Write the serving folder's weights and settings; return the manifest fields."""
+        raise NotImplementedError
+
+    def __init__(self, optim: Mapping[str, Any] | None = None, **task_defaults: Any):
+        """`optim`: the `model.optim` section; `task_defaults`: the task's own defaults under it."""
+        super().__init__()
+        self.optim = OptimSettings.from_section(optim, **task_defaults)
+
+    def on_fit_start(self) -> None:
+        """Train mode for every submodule before the first step.
+
+        Why: `from_pretrained` returns a model in eval mode and Lightning keeps module modes as it
+        finds them, so a pretrained encoder would be fine-tuned with its dropout off. A module that
+        must stay in eval mode while training (a frozen encoder) says so in its own `train()`.
+        """
+        self.train()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["task"] = self.task
+        # RNG state, so a resumed job draws the same dropout masks as an uninterrupted one
+        checkpoint["rng_torch"] = torch.get_rng_state()
+        checkpoint["rng_python"] = random.getstate()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.trainer_attached() and self.trainer.state.fn == "fit":
+            if "rng_torch" in checkpoint:
+                torch.set_rng_state(checkpoint["rng_torch"])
+            if "rng_python" in checkpoint:
+                random.setstate(_as_tuple(checkpoint["rng_python"]))
+
+    def trainer_attached(self) -> bool:
+        return self._trainer is not None
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; a task overrides this to give new parameters their own lr."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def configure_optimizers(self) -> Any:
+        """Adam/AdamW over `param_groups()`, then transformers' schedule (the same schedules HF
+        Trainer users know, warmup included). `fused`: torch's fused kernel on CPU/CUDA, one pass
+        over all parameters instead of a Python loop per tensor (a large share of a small model's
+        CPU step)."""
+        from transformers import get_scheduler
+
+        s = self.optim
+        groups = [g for g in self.param_groups() if g["params"]]
+        params = [p for g in groups for p in g["params"]]
+        fused = s.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        opt = OPTIMIZERS[s.optimizer](
+            groups, lr=s.lr, weight_decay=s.weight_decay, **({"fused": True} if fused else {})
+        )
+        if s.scheduler == "constant" and not s.warmup_steps:
+            return opt
+        name = "constant_with_warmup" if s.scheduler == "constant" else s.scheduler
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        sched = get_scheduler(name, opt, num_warmup_steps=s.warmup_steps, num_training_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,229 @@
+"""One multi-task seq2seq model for L-Coarse and L-Granular product issues (paper 000).
+
+Why: 000 §3.2 generates both issue levels with a single fine-tuned encoder-decoder, steered by a
+task prefix, instead of one classifier per level; §4.3 scores each level with ROUGE-1/2 and
+SimCSE precision/recall; Appendix C fixes beam width 2 and length penalty 2.5 for decoding.
+This module only wires those pieces: the backbone comes from `seq2seq_backbone`, samples from
+`datamodules/multilevel_issues.py`, the math from `metrics/`, decoding from `nets/multilevel_issues.py`.
+Serving:
+`export_for_serving` writes a self-contained HF folder (format: feedback_nlp/serving/multilevel_issues.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from feedback_nlp.core.issue_sets import join_issues
+from feedback_nlp.core.model_factory import PACKAGED_MINILM, set_dropout
+from feedback_nlp.core.sentences import split_sentences
+from feedback_nlp.core.vocabulary import ISSUE_LEVELS, TASK_PREFIXES
+from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.lightning_modules.seq2seq_backbone import (
+    add_tokens,
+    build_seq2seq,
+    freeze_word_embeddings,
+    new_parameter_names,
+    seq2seq_loss,
+)
+from feedback_nlp.metrics.multilevel_issues import LevelMetrics, SentenceEmbedder
+from feedback_nlp.nets.multilevel_issues import generate_issue_sets, generation_kwargs
+
+LEVELS = ISSUE_LEVELS
+__all__ = ["MultiLevelIssuesModule"]
+
+
+class MultiLevelIssuesModule(TaskModule):
+    """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule."""
+
+    task = "multilevel_issues"
+    record_kind = "feedback"  # what predict.py reads for this export
+
+    def __init__(
+        self,
+        pretrained: str = PACKAGED_MINILM,
+        architecture: str = "auto",
+        encoder_layers: int | None = None,
+        decoder_layers: int | None = None,
+        cross_attention_init: str = "random",
+        freeze_embeddings: bool = False,
+        dropout: float | None = None,
+        new_params_lr: float | None = None,
+        optim: Mapping[str, Any] | None = None,
+        num_beams: int = 2,
+        length_penalty: float = 2.5,
+        no_repeat_ngram_size: int = 0,
+        simcse_model: str = PACKAGED_MINILM,
+        simcse_threshold: float = 0.7,
+        rouge_use_stemmer: bool = False,
+        generate_on_validation: bool = True,
+        copy_input_baseline: bool = True,
+        log_generations: int = 8,
+        prefixes: Mapping[str, str] | None = None,
+        max_source_length: int = 512,
+        max_target_length: int = 64,
+        sentinel_tokens: Sequence[str] | None = None,
+    ):
+        super().__init__(optim, lr=5e-5, fused=True)
+        self.save_hyperparameters()
+        self.model, self.tokenizer = build_seq2seq(
+            pretrained, architecture, encoder_layers, decoder_layers, cross_attention_init
+        )
+        self.added_tokens = add_tokens(self.model, self.tokenizer, list(sentinel_tokens or []))
+        if dropout is not None:
+            set_dropout(self.model, dropout)
+        if freeze_embeddings:
+            freeze_word_embeddings(self.model)
+        self.prefixes = {lvl: TASK_PREFIXES[lvl] for lvl in ISSUE_LEVELS} | dict(prefixes or {})
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        gen = self.model.generation_config  # exported with the model: serving decodes the same way
+        gen.num_beams, gen.length_penalty, gen.max_new_tokens = num_beams, length_penalty, max_target_length
+        gen.no_repeat_ngram_size = no_repeat_ngram_size or None
+        gen.early_stopping = num_beams > 1
+        self.embedder = SentenceEmbedder(simcse_model)  # not an nn.Module: never in checkpoints
+        self.val_metrics, self.test_metrics, self.copy_metrics = (self._level_metrics() for _ in range(3))
+        self._samples: list[dict[str, str]] = []
+
+    def _level_metrics(self) -> nn.ModuleDict:
+        hp = self.hparams
+        return nn.ModuleDict(
+            {lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer) for lvl in LEVELS}
+        )
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """With `new_params_lr`, the parameters an EncoderDecoder warm start creates from scratch
+        (cross-attention, LM-head transform) get their own learning rate: they have everything to
+        learn, the pretrained rest little."""
+        new = new_parameter_names(self.model) if self.hparams.new_params_lr else set()
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for n, p in named if n not in new]}]
+        if new:
+            groups.append({"params": [p for n, p in named if n in new], "lr": self.hparams.new_params_lr})
+        return groups
+
+    # --- steps ------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+        return seq2seq_loss(self.model, input_ids, attention_mask, labels)
+
+    def _log_task_losses(
+        self, stage: str, tasks: Sequence[str], row_sum: torch.Tensor, row_count: torch.Tensor, on_step: bool
+    ) -> None:
+        for task in dict.fromkeys(tasks):
+            idx = torch.tensor([t == task for t in tasks], device=row_sum.device)
+            n = int(idx.sum())
+            value = row_sum[idx].sum() / row_count[idx].sum().clamp(min=1)
+            self.log(f"{stage}/{task}/loss", value, on_step=on_step, on_epoch=True, batch_size=n, sync_dist=True)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, row_sum, row_count = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        size = len(batch["tasks"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self._log_task_losses("train", batch["tasks"], row_sum, row_count, on_step=False)
+        return loss
+
+    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict, generate: bool) -> None:
+        loss, row_sum, row_count = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["levels"]), sync_dist=True)
+        self._log_task_losses(stage, batch["levels"], row_sum, row_count, on_step=False)
+        table = self._table_rows(batch) if stage == "val" else []
+        if generate:
+            self.embedder.device = self.device
+            predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
+            for lvl in LEVELS:
+                rows = [i for i, level in enumerate(batch["levels"]) if level == lvl]
+                metrics[lvl].update([predicted[i] for i in rows], [batch["annotated"][i] for i in rows])
+        elif table:  # no metrics this validation, but still the sample table (item 9): generate those rows only
+            sub = self.generate_issue_sets(batch["input_ids"][table], batch["attention_mask"][table])
+            predicted = dict(zip(table, sub))
+        for i in table:
+            self._samples.append(
+                {
+                    "input": batch["sources"][i],
+                    "target": join_issues(batch["annotated"][i]),
+                    "prediction": join_issues(predicted[i]),
+                }
+            )
+
+    def _table_rows(self, batch: dict[str, Any]) -> list[int]:
+        """Rows for the generations table: both levels of the first feedback, until it is full."""
+        room = self.hparams.log_generations - len(self._samples)
+        n = len(batch["ids"])
+        pairs = [j for i in range(n) for j in (i, n + i)]
+        return pairs[: max(0, room)]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("val", batch, self.val_metrics, self.hparams.generate_on_validation)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("test", batch, self.test_metrics, True)
+        if self.hparams.copy_input_baseline:
+            # a copy-the-input baseline: the feedback's own sentences offered as its issues
+            copied = [split_sentences(t) for t in batch["texts"]]
+            n = len(copied)
+            for k, lvl in enumerate(LEVELS):
+                self.copy_metrics[lvl].update(copied, batch["annotated"][k * n : (k + 1) * n])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+        predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
+        n = len(batch["ids"])
+        return [{"id": rid, "coarse": predicted[i], "granular": predicted[n + i]} for i, rid in enumerate(batch["ids"])]
+
+    def generate_issue_sets(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[str]]:
+        return generate_issue_sets(
+            self.model, self.tokenizer, input_ids, attention_mask, generation_kwargs(self.model.generation_config)
+        )
+
+    # --- epoch ends -------------------------------------------------------------------------
+    def _log_levels(self, stage: str, metrics: nn.ModuleDict, prefix: str = "") -> None:
+        for lvl in LEVELS:
+            if int(metrics[lvl].simcse.count) == 0 and not torch.distributed.is_initialized():
+                continue
+            for name, value in metrics[lvl].compute().items():
+                self.log(f"{stage}/{lvl}/{prefix}{name}", value, sync_dist=True)
+            metrics[lvl].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.hparams.generate_on_validation:
+            self._log_levels("val", self.val_metrics)
+        self._write_generations()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_levels("test", self.test_metrics)
+        if self.hparams.copy_input_baseline:
+            self._log_levels("test", self.copy_metrics, prefix="copy_input_")
+
+    def _write_generations(self) -> None:
+        """Item 9: a table of (input, target, prediction) per validation, to W&B and to the run dir."""
+        rows, self._samples = self._samples, []
+        if not rows or self.trainer is None or not self.trainer.is_global_zero or self.trainer.sanity_checking:
+            return
+        from feedback_nlp.core.io import atomic_write_jsonl
+
+        epoch = self.current_epoch
+        atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"val_epoch{epoch:03d}.jsonl", rows)
+        from feedback_nlp.training.logging_setup import log_table
+
+        log_table(
+            self.trainer,
+            "val/generations",
+            ["input", "target", "prediction"],
+            [[r["input"], r["target"], r["prediction"]] for r in rows],
+        )
+
+    # --- serving ----------------------------------------------------------------------------
+    def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
+        """Write model + tokenizer + generation config (safetensors) and the task settings."""
+        from feedback_nlp.serving.multilevel_issues import write_export
+
+        return write_export(
+            self.model,
+            self.tokenizer,
+            Path(out_dir),
+            self.task,
+            self.prefixes,
+            self.max_source_length,
+            self.max_target_length,
+        )

@@ -1,0 +1,114 @@
+"""Self-contained serving exports: weights, tokenizer, manifest and model card in one folder.
+
+Why: serving must load a model without this repo's training state or pickles (litgpt's
+"every checkpoint is a folder" lesson; lightning-transformers forgot the tokenizer). The folder
+is written to a temp dir and renamed, so a crash never leaves a half export, and every
+prediction can name the model version: a hash of the exported weights (001 §5).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
+from feedback_nlp.serving.manifest import (
+    MANIFEST,
+    ExportError,
+    model_version,
+    read_manifest,
+    verify_weights,
+    weight_hashes,
+)
+
+__all__ = [
+    "MANIFEST",
+    "ExportError",
+    "export_module",
+    "model_version",
+    "read_manifest",
+    "sha256_file",
+    "update_metrics",
+    "verify_weights",
+    "weight_hashes",
+]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def _model_card(manifest: Mapping[str, Any]) -> str:
+    metrics = "\n".join(
+        f"| {k} | {v:.4f} |" for k, v in sorted((manifest.get("metrics") or {}).items()) if isinstance(v, (int, float))
+    )
+    skip = ("config", "metrics", "weights_sha256")
+    fields = "\n".join(f"- **{k}**: `{v}`" for k, v in manifest.items() if k not in skip)
+    return (
+        f"# {manifest['task']} model ({manifest['model_version']})\n\n"
+        f"Exported for serving by the feedback-nlp training codebase. Load with\n"
+        f"`predict --export <this dir> --input in.jsonl --output out.jsonl`, or serve it with\n"
+        f"`serve --export <this dir>` (docs/serving.md).\n\n"
+        f"## Manifest\n{fields}\n\n## Metrics\n| metric | value |\n|---|---|\n{metrics}\n\n"
+        f"The exact training configuration is in `manifest.json` (`config`). Weights are safetensors;\n"
+        f"loading never unpickles Python objects.\n"
+    )
+
+
+def export_module(
+    module: Any,
+    out_dir: str | Path,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    onnx: bool = False,
+    onnx_examples: Sequence[Any] = (),
+) -> Path:
+    """Export a task LightningModule through its declared exporter (`export_for_serving`).
+
+    With `onnx`, the task's ONNX graphs are written too, each checked against the torch model
+    loaded back from the same folder (feedback_nlp/serving/onnx_export.py). The manifest names the task (the
+    server picks the loader from its own registry), the record kind and every weight file's hash.
+    """
+    out_dir = Path(out_dir)
+    contract = module.contract()
+    with atomic_directory(out_dir) as tmp:
+        fields = dict(module.export_for_serving(tmp) or {})
+        fields["task"], fields["record_kind"] = contract.task, contract.record_kind
+        if onnx:
+            from feedback_nlp.serving.onnx_export import export_for_task
+
+            fields.update(export_for_task(tmp, fields, examples=onnx_examples))
+        hashes = weight_hashes(tmp)
+        manifest = {
+            **fields,
+            "metrics": dict(metrics or {}),
+            "config": dict(config or {}),
+            "git_commit": git_commit(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "weights_sha256": hashes,
+            "model_version": model_version(hashes),
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+        atomic_write_text(tmp / "README.md", _model_card(manifest))
+    return out_dir
+
+
+def update_metrics(export_dir: str | Path, metrics: Mapping[str, float]) -> None:
+    """Add final (test) metrics to an existing export's manifest and card, atomically."""
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    manifest["metrics"] = {**manifest.get("metrics", {}), **metrics}
+    atomic_write_json(export_dir / MANIFEST, manifest)
+    atomic_write_text(export_dir / "README.md", _model_card(manifest))
