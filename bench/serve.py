@@ -71,7 +71,7 @@ def server(export: Path, args: Sequence[str], log: Path) -> Iterator[int]:
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "feedback_nlp.cli.serve", "--export", str(export), "--port", str(port), *args],
+            [sys.executable, "-m", "feedback_nlp", "serve", "--export", str(export), "--port", str(port), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -148,7 +148,7 @@ def drive(port: int, clients: int, per_request: int, seconds: float, warmup: flo
 
 
 def in_process(export: Path, device: str, dtype: str, batch: int, seconds: float, warmup: float) -> dict[str, Any]:
-    from feedback_nlp.serving.records import TextRecord
+    from feedback_nlp.core.records import TextRecord
     from feedback_nlp.serving.registry import load_export
     from feedback_nlp.serving.runtime import resolve
 

@@ -82,17 +82,28 @@ def http(method: str, url: str, body: Any = None, raw: bytes | None = None, time
 
 @contextlib.contextmanager
 def running_server(
-    export: Path, args: Sequence[str] = (), log: Path | None = None, start_timeout: float = 240
+    export: Path,
+    args: Sequence[str] = (),
+    log: Path | None = None,
+    start_timeout: float = 240,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, list[int]]]:
     """(base url, /health codes seen until the first 200) of a started `serve` process."""
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        **(env or {}),
+    }
     out = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "feedback_nlp.cli.serve",
+            "feedback_nlp",
+            "serve",
             "--export",
             str(export),
             "--device",

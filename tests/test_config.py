@@ -242,3 +242,20 @@ def test_constructor_params_of_functions_plain_classes_and_open_chains():
     params, open_ended = constructor_params(Child)
     assert list(params) == ["c", "a"] and open_ended  # Open's **anything takes any key
     assert params["a"][1] is Open.__init__  # annotations are read from the declaring __init__
+
+
+class _Picky:
+    def __init__(self, variant: str = "a", size: int = 1):
+        if variant not in ("a", "b"):
+            raise ValueError(f"unknown variant {variant!r}")
+        if size > 10:
+            raise TypeError("too big")
+
+
+def test_a_value_the_constructor_refuses_is_a_config_error_naming_the_key():
+    from feedback_nlp.core.instantiate import instantiate
+
+    with pytest.raises(ConfigError, match=r"^data\.variant: unknown variant 'original\+XX'$"):
+        instantiate({"class_path": f"{__name__}._Picky", "variant": "original+XX"}, "data")
+    with pytest.raises(ConfigError, match=r"^data: too big$"):  # no key named: the section
+        instantiate({"class_path": f"{__name__}._Picky", "size": 11}, "data")

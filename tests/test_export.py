@@ -76,7 +76,9 @@ def test_export_writes_the_recorded_best_with_onnx(module, tmp_path, capsys):
     head = load_file(str(run / "export" / "classifier_head.safetensors"))
     assert head["bias"].tolist() == [0.0, 1.0]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
-    assert set(manifest["weights_sha256"]) == {"classifier_head.safetensors", "model.safetensors", "safety.onnx"}
+    files = set(manifest["files_sha256"])  # every file but the manifest and the model card
+    assert {"classifier_head.safetensors", "model.safetensors", "safety.onnx", "classifier.json"} <= files
+    assert {"tokenizer.json", "config.json"} <= files and not files & {"manifest.json", "README.md"}
     assert manifest["onnx"]["files"]["safety.onnx"] < 1e-4 and "predictor" not in manifest
 
 

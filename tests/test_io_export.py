@@ -20,7 +20,7 @@ from feedback_nlp.training.export import (
     model_version,
     read_manifest,
     update_metrics,
-    verify_weights,
+    verify_export,
 )
 
 LOADED: list[Path] = []
@@ -47,6 +47,7 @@ class ToyModule:
         (out / "sub").mkdir()
         save_file({"b": torch.ones(2)}, str(out / "sub" / "head.safetensors"))
         (out / "config.json").write_text("{}")
+        (out / "settings.json").write_text('{"threshold": 0.5}')
         return {"threshold": 0.5}
 
 
@@ -116,13 +117,16 @@ def export(tmp_path):
     return export_module(ToyModule(), tmp_path / "export", config={"seed": 0}, metrics={"val/f1": 0.5})
 
 
-def test_manifest_hashes_every_safetensors_file(export):
+def test_manifest_hashes_every_file_but_itself_and_the_card(export):
     m = read_manifest(export)
+    names = sorted(p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file())
+    assert "settings.json" in names and "model.safetensors" in names and "sub/head.safetensors" in names
     want = {
         name: hashlib.sha256((export / name).read_bytes()).hexdigest()
-        for name in ("model.safetensors", "sub/head.safetensors")
+        for name in names
+        if name not in ("manifest.json", "README.md")
     }
-    assert m["weights_sha256"] == want
+    assert m["files_sha256"] == want
     assert m["model_version"] == model_version(want) and len(m["model_version"]) == 16
     assert (m["task"], m["record_kind"], m["threshold"], m["config"]) == ("product_safety", "claim", 0.5, {"seed": 0})
     assert "predictor" not in m  # the loader comes from the server's registry, never from the manifest
@@ -134,7 +138,7 @@ def test_manifest_hashes_every_safetensors_file(export):
         m2["metrics"] == {"val/f1": 0.5, "test/f1": 0.25}
         and "| test/f1 | 0.2500 |" in (export / "README.md").read_text()
     )
-    verify_weights(export, m2)  # untouched weights pass
+    verify_export(export, m2)  # untouched weights pass
 
 
 def test_read_manifest_on_a_folder_that_is_not_an_export(tmp_path):
@@ -153,9 +157,10 @@ def test_read_manifest_on_a_folder_that_is_not_an_export(tmp_path):
         ("truncate", "model.safetensors: sha256 differs from the manifest"),
         ("extra_file", "adapter.safetensors: not in the manifest"),
         ("remove_file", "sub/head.safetensors: missing"),
+        ("edit_settings", "settings.json: sha256 differs from the manifest"),
     ],
 )
-def test_verify_weights_rejects_tampered_exports(export, tamper, detail):
+def test_verify_export_rejects_tampered_exports(export, tamper, detail):
     weights = export / "model.safetensors"
     if tamper == "flip_byte":
         data = bytearray(weights.read_bytes())
@@ -163,14 +168,16 @@ def test_verify_weights_rejects_tampered_exports(export, tamper, detail):
         weights.write_bytes(bytes(data))
     elif tamper == "truncate":
         weights.write_bytes(weights.read_bytes()[:-4])
+    elif tamper == "edit_settings":
+        (export / "settings.json").write_text('{"threshold": 0.999999}')
     elif tamper == "extra_file":
         (export / "adapter.safetensors").write_bytes(b"extra")
     else:
         (export / "sub" / "head.safetensors").unlink()
     manifest = read_manifest(export)
-    with pytest.raises(ExportError, match=f"weights do not match the manifest .*: {detail}$"):
-        verify_weights(export, manifest)
-    with pytest.raises(ExportError, match=f"weights do not match the manifest .*: {detail}$"):
+    with pytest.raises(ExportError, match=f"files do not match the manifest .*: {detail}$"):
+        verify_export(export, manifest)
+    with pytest.raises(ExportError, match=f"files do not match the manifest .*: {detail}$"):
         load_export(export)  # refused before any predictor is built
 
 

@@ -41,7 +41,7 @@ def test_claims_without_label_are_scored_in_order(export, tmp_path, capsys):
         (["--field-map", "=narrative"], "expected FIELD=SOURCE"),
         (["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
         (["--dtype", "fp16", "--device", "cpu"], "fp16 needs --device cuda"),
-        (["--backend", "onnx"], "no safety.onnx"),
+        (["--backend", "onnx"], "no ONNX graph in this export"),
         (["--batch-size", "0"], "--batch-size must be a positive integer"),
     ],
 )
@@ -69,9 +69,18 @@ def test_bad_lines_stop_before_any_output_or_are_skipped(export, tmp_path, capsy
     rc, err = _run(capsys, "--export", export, "--input", inp, "--output", out, "--device", "cpu")
     assert rc == 2 and f"{inp}:2: field '<line>'" in err and f"{inp}:3: field 'text'" in err
     assert out.read_text() == "previous results\n"  # untouched
-    rc, err = _run(capsys, "--export", export, "--input", inp, "--output", out, "--device", "cpu", "--on-error", "skip")
-    assert rc == 0 and "skipped:" in err
+    rejects = tmp_path / "rejects.txt"
+    rc = predict.main(
+        [str(a) for a in ("--export", export, "--input", inp, "--output", out, "--device", "cpu")]
+        + ["--on-error", "skip", "--rejects", str(rejects)]
+    )
+    printed = capsys.readouterr()
+    assert rc == 0 and f"skipped: {inp}:3: field 'text'" in printed.out
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["1", "4"]
+    assert rejects.read_text().splitlines() == [
+        f"{inp}:2: field '<line>': invalid JSON: Expecting value at column 10",
+        f"{inp}:3: field 'text': expected a string, got int",
+    ]
 
 
 def test_a_failure_mid_stream_leaves_the_old_output_and_no_temp_file(export, tmp_path, monkeypatch):
@@ -101,7 +110,7 @@ def test_memory_stays_flat_with_ten_times_the_records(export, tmp_path):
     """Peak Python memory of a streamed run with 3000 records is not ~10x that of 300."""
     import tracemalloc
 
-    from feedback_nlp.serving.records import iter_jsonl
+    from feedback_nlp.core.records import iter_jsonl
     from feedback_nlp.serving.registry import load_export
     from feedback_nlp.serving.runtime import RuntimeOptions
 

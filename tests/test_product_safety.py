@@ -110,7 +110,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
-    from feedback_nlp.training.export import model_version, weight_hashes
+    from feedback_nlp.training.export import content_hashes, model_version
 
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)
@@ -119,7 +119,7 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))  # safetensors only
     texts = ["the heel broke off order 1-2", "too small", "a needle cut my finger"]
     pred = ProductSafetyPredictor.load(tmp_path)
-    from feedback_nlp.serving.records import TextRecord
+    from feedback_nlp.core.records import TextRecord
 
     rows = pred.predict([TextRecord(str(i), t, "en") for i, t in enumerate(texts)])
     with torch.no_grad():
@@ -129,9 +129,9 @@ def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
     np.testing.assert_allclose([r["probability"] for r in rows], want, atol=1e-6)
     assert all(r["decision"] == int(r["probability"] >= r["threshold"]) for r in rows)
     # the version a predict run stamps equals the version of the exported files (001 §5)
-    assert m.weights_version() == model_version(weight_hashes(tmp_path))
+    assert m.export_version() == model_version(content_hashes(tmp_path))
     m.set_threshold(0.7, 0.95, 0.97)  # a new decision rule is a new version
-    assert m.weights_version() != model_version(weight_hashes(tmp_path))
+    assert m.export_version() != model_version(content_hashes(tmp_path))
 
 
 def test_onnx_export_matches_eager(bert, tmp_path):

@@ -45,7 +45,7 @@ def _grown(n: int, seed: int) -> list[Question]:
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "feedback_nlp.cli.repo", *args],
+        [sys.executable, "-m", "feedback_nlp", "repo", *args],
         env=ENV,
         capture_output=True,
         text=True,
@@ -107,7 +107,7 @@ def test_kill_9_mid_update_leaves_before_or_after(tmp_path, base, point):
     predictor = load_predictor(root)
     query = Question("q", "what is my current location")
     rc = _kill_when(
-        [sys.executable, "-m", "feedback_nlp.cli.repo", "add", str(root), "--questions", str(src)],
+        [sys.executable, "-m", "feedback_nlp", "repo", "add", str(root), "--questions", str(src)],
         ready,
         predictor,
         query,

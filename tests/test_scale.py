@@ -192,7 +192,7 @@ def test_ddp_two_processes(case, assets):
     assert len(set(predicted)) == len(predicted) == len(predict_ids(run_dir))
     assert set(predicted) == predict_ids(run_dir)
     manifest = json.loads((run_dir / "export" / "manifest.json").read_text())
-    assert manifest["task"] and manifest["weights_sha256"] and len(manifest["model_version"]) == 16
+    assert manifest["task"] and manifest["files_sha256"] and len(manifest["model_version"]) == 16
     wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 1, wandb_runs
     run_id = (run_dir / "wandb_run_id.txt").read_text().strip()

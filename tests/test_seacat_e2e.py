@@ -105,6 +105,7 @@ def test_repository_from_checkpoint_then_universal_model(trained):
 
     metrics = um(
         [
+            "evaluate",
             "--config",
             str(ROOT / "configs/experiment/universal_model_demo.yaml"),
             f"repository.transcripts={data}",

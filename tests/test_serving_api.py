@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
+from feedback_nlp.core.records import decode_request
 from feedback_nlp.serving.api import RecordsAPI
-from feedback_nlp.serving.records import decode_request
 from feedback_nlp.serving.registry import load_export
 
 
@@ -97,7 +97,7 @@ def test_warm_started_encoder_decoder_exports_cache_graphs(tmp_path):
     manifest = load_export(export)[1]
     files = manifest["onnx"]["files"]
     assert len(files) == 3 and max(files.values()) < 1e-4
-    assert set(files) <= set(manifest["weights_sha256"])
+    assert set(files) <= set(manifest["files_sha256"])
     rows = load_export(export)[0].predict(decode_request([{"id": "a", "text": "the zipper broke"}], "feedback"))
     assert rows[0]["id"] == "a" and isinstance(rows[0]["coarse"], list) and isinstance(rows[0]["granular"], list)
 

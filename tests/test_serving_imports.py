@@ -41,7 +41,7 @@ import importlib, json
 for name in {_modules("serving") + _modules("nets")!r}:
     importlib.import_module(name)
 from feedback_nlp.serving.registry import load_export
-from feedback_nlp.serving.records import decode_request
+from feedback_nlp.core.records import decode_request
 predictor, manifest = load_export({str(export)!r})
 rows = predictor.predict(decode_request([{{"text": "the heel broke"}}], manifest["record_kind"]))
 assert not any(m.split(".")[0] == "lightning" for m in sys.modules)

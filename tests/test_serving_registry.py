@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from feedback_nlp.core.records import TextRecord
 from feedback_nlp.serving.manifest import ExportError
-from feedback_nlp.serving.records import TextRecord
 from feedback_nlp.serving.registry import load_export, preflight
 from feedback_nlp.serving.runtime import RuntimeOptionError, RuntimeOptions, resolve
 from tests.serving_helpers import CLAIMS, safety_export
@@ -119,14 +119,14 @@ def test_universal_model_is_registered_lazily(tmp_path):
     import importlib.util
 
     (tmp_path / "manifest.json").write_text(
-        json.dumps({"task": "universal_model", "record_kind": "question", "model_version": "x", "weights_sha256": {}})
+        json.dumps({"task": "universal_model", "record_kind": "question", "model_version": "x", "files_sha256": {}})
     )
     if importlib.util.find_spec("feedback_nlp.universal_model.repository_predictor") is None:
         with pytest.raises(ExportError, match="repository_predictor.load_predictor"):
             preflight(tmp_path, RuntimeOptions())
     with pytest.raises(ExportError, match="record_kind 'claim'"):
         (tmp_path / "manifest.json").write_text(
-            json.dumps({"task": "universal_model", "record_kind": "claim", "model_version": "x", "weights_sha256": {}})
+            json.dumps({"task": "universal_model", "record_kind": "claim", "model_version": "x", "files_sha256": {}})
         )
         preflight(tmp_path, RuntimeOptions())
 

@@ -268,7 +268,8 @@ def test_ddp_trial_runs_rank_zeros_parameters_on_both_ranks(tiny_seacat):
         [
             sys.executable,
             "-m",
-            "feedback_nlp.cli.sweep",
+            "feedback_nlp",
+            "sweep",
             "--sweep",
             str(path),
             "--trials",

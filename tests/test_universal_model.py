@@ -192,6 +192,7 @@ def test_evaluate_command_on_real_queries(clinc_files, tmp_path):
     repo, queries = clinc_files
     metrics = main(
         [
+            "evaluate",
             "--config",
             CONFIG,
             f"repository.path={repo}",
@@ -223,6 +224,7 @@ def test_evaluate_command_with_a_numeric_label_and_hold_out(tmp_path):
     )
     metrics = main(
         [
+            "evaluate",
             "--config",
             CONFIG,
             f"repository.path={path}",
@@ -272,6 +274,7 @@ def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files,
     with pytest.raises(SystemExit) as e:
         main(
             [
+                "evaluate",
                 "--config",
                 CONFIG,
                 f"repository.path={repo}",
@@ -286,6 +289,7 @@ def test_unknown_label_or_unavailable_embedder_stops_before_writing(clinc_files,
     with pytest.raises(SystemExit) as e:  # an embedder that is not available offline: same
         main(
             [
+                "evaluate",
                 "--config",
                 CONFIG,
                 f"repository.path={repo}",
@@ -319,8 +323,8 @@ def test_reference_backend_predicts_like_tantivy(clinc_files, tmp_path):
         "labels.numeric=[]",
         "baseline.enabled=false",
     ]
-    ours = main([*common, f"output_dir={tmp_path / 'a'}"])
-    ref = main([*common, f"output_dir={tmp_path / 'b'}", "retrieval.backend=reference"])
+    ours = main(["evaluate", *common, f"output_dir={tmp_path / 'a'}"])
+    ref = main(["evaluate", *common, f"output_dir={tmp_path / 'b'}", "retrieval.backend=reference"])
     for key in ("test/top1", "test/top5", "test/top15"):
         assert ours[key] == pytest.approx(ref[key], abs=0.05)
 
@@ -366,7 +370,16 @@ def test_evaluate_rejects_bad_label_types_before_writing(tmp_path, capsys, value
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(SystemExit) as e:
-        main(["--config", CONFIG, f"repository.path={path}", f"output_dir={tmp_path / 'run'}", "retrieval.method=bm25"])
+        main(
+            [
+                "evaluate",
+                "--config",
+                CONFIG,
+                f"repository.path={path}",
+                f"output_dir={tmp_path / 'run'}",
+                "retrieval.method=bm25",
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"{path}:4: field 'handle_time'" in err and message in err
     assert not (tmp_path / "run").exists()
@@ -385,6 +398,7 @@ def test_evaluate_command_logs_results_figures_and_files_to_wandb(clinc_files, w
     out = wandb_home / "run"
     metrics = main(
         [
+            "evaluate",
             "--config",
             CONFIG,
             "logger=wandb",

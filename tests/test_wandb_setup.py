@@ -94,6 +94,7 @@ def test_universal_model_with_wandb_but_no_login_stops_before_reading_data(no_lo
     with pytest.raises(SystemExit) as e:
         main(
             [
+                "evaluate",
                 "--config",
                 str(REPO / "configs/experiment/universal_model_demo.yaml"),
                 "logger=wandb",

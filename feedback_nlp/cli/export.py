@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.checkpoints import CheckpointError, check_checkpoint
 
 
@@ -65,9 +67,7 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="feedback-nlp export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser("export", __doc__)
     p.add_argument("--run-dir", type=Path)
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--config", type=Path, help="the run's config.yaml (default: <run-dir>/config.yaml)")
@@ -78,22 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from feedback_nlp.core.model_factory import ModelNotAvailableError
-    from feedback_nlp.lightning_modules.base import TaskContractError
-    from feedback_nlp.serving.manifest import ExportError
-    from feedback_nlp.serving.onnx_export import OnnxMismatchError
-
     try:
         ckpt, out = run(args)
-    except (
-        ConfigError,
-        CheckpointError,
-        ModelNotAvailableError,
-        TaskContractError,
-        ExportError,
-        OnnxMismatchError,
-        OSError,
-    ) as e:
+    except (UserError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"exported {ckpt} -> {out}")
@@ -113,6 +100,10 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
         raise ConfigError("give --run-dir, or --checkpoint with --config")
     if args.run_dir and not args.run_dir.is_dir():
         raise ConfigError(f"--run-dir {args.run_dir}: no such directory")
+    if args.run_dir and not ((args.run_dir / "config.yaml").is_file() or (args.run_dir / "checkpoints").is_dir()):
+        raise ConfigError(f"--run-dir {args.run_dir} is not a run directory (no config.yaml, no checkpoints/)")
+    if args.out and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out} exists and is not a folder")
     ckpt = args.checkpoint or best_checkpoint(args.run_dir)
     cfg_path = args.config or args.run_dir / "config.yaml"
     if not cfg_path.is_file():
@@ -134,7 +125,3 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     export_module(module, out, config=OmegaConf.to_container(cfg), metrics=metrics, onnx=args.onnx)
     return ckpt, out
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

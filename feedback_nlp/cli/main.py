@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 # name -> (module, function taking argv and returning the exit code, one-line summary)
@@ -38,6 +41,34 @@ def usage() -> str:
     )
 
 
+def stderr_for_errors_only() -> None:
+    """stderr carries errors only, so a pipeline can tell a failed step from a chatty one:
+    warnings and library log lines go to stdout, and progress bars are drawn only on a terminal."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers / hub loading bars
+        os.environ.setdefault("TQDM_DISABLE", "1")  # every other tqdm bar
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stdout)
+
+    warnings.showwarning = show
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import transformers.utils.logging  # its handler (weight load reports) is made on first use: make it now
+
+    transformers.utils.logging.get_logger()
+    logs_to_stdout()
+
+
+def logs_to_stdout() -> None:
+    """Point every stderr log handler that libraries installed (Lightning adds its own on import)
+    at stdout; call again after importing such a library."""
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                handler.setStream(sys.stdout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -55,9 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown command '{name}'{hint}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[name]
-    code = getattr(importlib.import_module(module), function)(args[1:])
+    if argv is None and not {"-h", "--help"} & set(args):  # a program run (not in-process, not help)
+        stderr_for_errors_only()
+    from feedback_nlp.core.errors import UserError
+
+    try:
+        code = getattr(importlib.import_module(module), function)(args[1:])
+    except UserError as e:  # a subcommand that did not answer it itself
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return int(code or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

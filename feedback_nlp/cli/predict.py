@@ -1,14 +1,16 @@
 """Batch prediction from a serving export, for every task, streamed.
 
-    predict --export DIR --input in.jsonl --output out.jsonl [--on-error skip|stop]
-            [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
+    feedback-nlp predict --export DIR --input in.jsonl --output out.jsonl [--on-error skip|stop]
+            [--rejects bad.txt] [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
 
 Why: offline scoring must use exactly the exported weights and the server's input contract
-(feedback_nlp/serving/records.py: a claim needs only `text`), and every output line must link back to the
+(feedback_nlp/core/records.py: a claim needs only `text`), and every output line must link back to the
 model version that produced it (001 §5). Records are read, scored and written in chunks into a
 temp file next to the output, renamed at the end: memory stays flat in the number of records,
-and a failed run leaves no partial output. Bad input lines are reported as file:line:field and
-either stop the run before any prediction (default) or are skipped (reported).
+and a failed run leaves no partial output. Everything that can be checked without the model
+(arguments, paths, the export's manifest and hashes, every input line) is checked before the
+model loads. Bad input lines are reported as file:line:field and either stop the run before
+any prediction (default) or are skipped (listed, and written to --rejects).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 
-from feedback_nlp.serving.records import LineProblem, iter_jsonl
+from feedback_nlp.cli.args import Parser
+from feedback_nlp.core.errors import Problem, UserError
+from feedback_nlp.core.records import iter_jsonl
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     pass
 
 
@@ -60,9 +64,7 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
 def _parser() -> argparse.ArgumentParser:
     from feedback_nlp.serving.runtime import BACKENDS, DEVICES, DTYPES
 
-    p = argparse.ArgumentParser(
-        prog="feedback-nlp predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser("predict", __doc__)
     p.add_argument("--export", required=True, help="export folder (manifest.json + weights)")
     p.add_argument("--input", required=True, help="JSONL records of the export's task")
     p.add_argument("--output", required=True, help="JSONL predictions, one line per valid input record")
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         default="stop",
         help="bad input lines: stop before predicting (default) or skip them (reported)",
     )
+    p.add_argument("--rejects", default=None, help="write skipped lines (file:line: field: message) here")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
@@ -121,7 +124,7 @@ def score_stream(
         return len(rows)
 
     for item in items:
-        if isinstance(item, LineProblem):
+        if isinstance(item, Problem):
             if on_problem is not None:
                 on_problem(item)
             continue
@@ -133,46 +136,57 @@ def score_stream(
     return n
 
 
+def check_input(path: Path, kind: str, field_map: dict[str, str], limit: int = 20) -> None:
+    """A streaming pass over every line: DataValidationError listing the bad ones (nothing scored)."""
+    from feedback_nlp.core.errors import DataValidationError
+
+    problems: list[Problem] = []
+    total = 0
+    for item in iter_jsonl(path, kind, field_map):
+        if isinstance(item, Problem):
+            total += 1
+            if len(problems) < limit:
+                problems.append(item)
+    if total:
+        raise DataValidationError(problems, limit=limit, total=total)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from feedback_nlp.core.model_factory import ModelNotAvailableError
-    from feedback_nlp.serving.manifest import ExportError
-    from feedback_nlp.serving.registry import load_export
-    from feedback_nlp.serving.runtime import RuntimeOptionError, resolve
+    from feedback_nlp.core.errors import DataValidationError, UserError
+    from feedback_nlp.serving.registry import load_export, preflight
+    from feedback_nlp.serving.runtime import resolve
 
     try:
         field_map = parse_field_map(args.field_map)
         inp, out = _check_paths(args)
+        rejects = Path(args.rejects) if args.rejects else None
+        if rejects is not None and not rejects.parent.is_dir():
+            raise UsageError(f"--rejects {rejects}: folder {rejects.parent} does not exist")
         options = resolve(args.device, args.dtype, args.backend, args.batch_size)
+        kind = preflight(args.export, options)["record_kind"]  # manifest, task, hashes: no model yet
+        if args.on_error == "stop":  # a first streaming pass: nothing is scored when any line is bad
+            check_input(inp, kind, field_map)
         predictor, manifest = load_export(args.export, options)
-    except (UsageError, RuntimeOptionError, ExportError, ModelNotAvailableError) as e:
+    except DataValidationError as e:
+        print(f"error: {e}\n  fix them or pass --on-error skip", file=sys.stderr)
+        return 2
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    kind = manifest["record_kind"]
-    problems = 0
-    if args.on_error == "stop":  # a first streaming pass: nothing is scored when any line is bad
-        for item in iter_jsonl(inp, kind, field_map):
-            if isinstance(item, LineProblem):
-                problems += 1
-                if problems <= 50:
-                    print(f"error: {item}", file=sys.stderr)
-        if problems:
-            print(f"error: {problems} bad input line(s); fix them or pass --on-error skip", file=sys.stderr)
-            return 2
+    problems: list[Problem] = []
 
-    def skipped(p: LineProblem) -> None:
-        nonlocal problems
-        problems += 1
-        print(f"skipped: {p}", file=sys.stderr)
+    def skipped(p: Problem) -> None:
+        problems.append(p)
+        print(f"skipped: {p}", flush=True)
 
     with atomic_output(out) as f:
         n = score_stream(predictor, manifest, iter_jsonl(inp, kind, field_map), f, args.batch_size, skipped)
+    if rejects is not None:
+        with atomic_output(rejects) as f:
+            f.writelines(f"{p}\n" for p in problems)
     print(
         f"wrote {n} predictions to {out} (model {manifest['model_version']}"
-        + (f", {problems} bad line(s) skipped)" if problems else ")")
+        + (f", {len(problems)} bad line(s) skipped)" if problems else ")")
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,16 +1,16 @@
-"""Build the universal model (002 §3) and evaluate it next to the Random Forest baselines.
+"""`feedback-nlp repo`: the question repository and the universal model (002 §3).
 
-    python feedback_nlp/cli/repo.py --config configs/experiment/universal_model_demo.yaml
-    python feedback_nlp/cli/repo.py --config configs/experiment/universal_model_clinc150.yaml \
+    feedback-nlp repo evaluate --config configs/experiment/universal_model_demo.yaml
+    feedback-nlp repo evaluate --config configs/experiment/universal_model_clinc150.yaml \
         repository.path=other/repo.jsonl queries.path=other/queries.jsonl labels.categorical=[intent] labels.numeric=[]
-    python feedback_nlp/cli/repo.py scaling --config configs/experiment/universal_model_clinc150.yaml
-    universal-model export --config configs/experiment/universal_model_clinc150.yaml out=exports/clinc150
-    universal-model add exports/clinc150 --questions new.jsonl
-    universal-model delete exports/clinc150 --ids ids.txt        # or: --ids ID [ID ...]
-    universal-model stats exports/clinc150 [--json]
+    feedback-nlp repo scaling --config configs/experiment/universal_model_clinc150.yaml
+    feedback-nlp repo export --config configs/experiment/universal_model_clinc150.yaml out=exports/clinc150
+    feedback-nlp repo add exports/clinc150 --questions new.jsonl
+    feedback-nlp repo delete exports/clinc150 --ids ids.txt        # or: --ids ID [ID ...]
+    feedback-nlp repo stats exports/clinc150 [--json]
 
 `export`, `add`, `delete`, `stats`: the question repository folder (docs/question_repository.md).
-`evaluate` (default) writes run_dir/{config.yaml, metrics.json, metrics.md, predictions.jsonl}
+`evaluate` writes run_dir/{config.yaml, metrics.json, metrics.md, predictions.jsonl}
 with keys like test/top1, test/top5, test/within_5, rf/top1. `scaling` writes
 run_dir/scaling.{md,json}: the universal model and the RF at growing repository sizes
 (002 Table 1: 3K/6K/9K/12K).
@@ -18,13 +18,13 @@ run_dir/scaling.{md,json}: the universal model and the RF at growing repository 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError, load_config, to_yaml
 
 
@@ -207,8 +207,8 @@ def print_stats(root: str, as_json: bool = False) -> dict[str, Any]:
 
 def repository_command(command: str, argv: list[str]) -> Any:
     """add / delete / stats on an exported repository folder."""
-    p = argparse.ArgumentParser(prog=f"feedback-nlp repo {command}")
-    p.add_argument("dir", help="repository folder (universal-model export ... out=DIR)")
+    p = Parser(f"repo {command}", SUMMARIES[command])
+    p.add_argument("dir", help="repository folder (feedback-nlp repo export ... out=DIR)")
     if command == "add":
         p.add_argument("--questions", required=True, help="question JSONL: id, question, one field per label")
         p.add_argument("--embedder", default=None, help="must equal the repository's embedder if given")
@@ -264,21 +264,40 @@ def _log_job(
     )
 
 
+SUMMARIES = {
+    "evaluate": "build the universal model from a config and score it next to the RF baselines",
+    "scaling": "Top-k at growing repository sizes (002 Table 1)",
+    "export": "write a repository folder from a config (out=DIR)",
+    "add": "add the questions of a JSONL file to a repository folder",
+    "delete": "delete questions by id from a repository folder",
+    "stats": "counts, labels and the last update of a repository folder",
+}
+
+
+def usage() -> str:
+    width = max(map(len, SUMMARIES))
+    return "usage: feedback-nlp repo <command> ...\n\ncommands:\n" + "".join(
+        f"  {name:<{width}}  {text}\n" for name, text in SUMMARIES.items()
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv and argv[0] in COMMANDS else "evaluate"
-    from feedback_nlp.core.errors import DataValidationError
-    from feedback_nlp.core.model_factory import ModelNotAvailableError
-    from feedback_nlp.universal_model.repository_store import RepositoryError
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage() + "\n" + (__doc__ or ""), end="")
+        if not argv:
+            raise SystemExit(2)
+        return None
+    command = argv.pop(0)
+    if command not in COMMANDS:
+        print(f"error: unknown repo command {command!r} (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        raise SystemExit(2)
+    from feedback_nlp.core.errors import UserError
 
     try:
         if command in ("add", "delete", "stats"):
             return repository_command(command, argv)
-        parser = argparse.ArgumentParser(
-            prog=f"feedback-nlp repo {command}",
-            description=__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        parser = Parser(f"repo {command}", SUMMARIES[command])
         parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
         parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (export: out=DIR)")
         args = parser.parse_args(argv)
@@ -289,14 +308,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
                 raise ConfigError("export needs out=DIR (the repository folder to write)")
             return export(cfg, out[-1])
         return evaluate(cfg) if command == "evaluate" else scaling(cfg)
-    except (
-        ConfigError,
-        DataValidationError,
-        FileNotFoundError,
-        ModelNotAvailableError,
-        RepositoryError,
-        ValueError,
-    ) as e:
+    except (UserError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -305,7 +317,3 @@ def cli(argv: Sequence[str] | None = None) -> int:
     """`feedback-nlp repo`: results are printed and written to the run dir; the exit code says success."""
     main(argv)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

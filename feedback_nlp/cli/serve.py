@@ -13,20 +13,23 @@ manifest), GET /metrics (Prometheus). Everything that can be checked before the 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from feedback_nlp.cli.args import Parser
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.serving.runtime import BACKENDS, DEVICES, DTYPES
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="feedback-nlp serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser("serve", __doc__)
     p.add_argument("--export", required=True, type=Path, help="export folder (manifest.json + weights)")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
@@ -46,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     pass
 
 
@@ -66,31 +69,46 @@ def check_args(a: argparse.Namespace) -> None:
         raise UsageError(f"need 0 <= --batch-timeout < --timeout, got {a.batch_timeout} and {a.timeout}")
     if not 1024 <= a.port <= 65535:
         raise UsageError(f"--port must be in 1024..65535, got {a.port}")
+    import socket
+
+    family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:  # a taken port fails here, before any model work
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((a.host, a.port))
+        except OSError as e:
+            raise UsageError(f"--port {a.port}: cannot listen on {a.host}:{a.port} ({e.strerror})") from None
 
 
-def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The LitServer for the flags, after every check that needs no model."""
+def build(a: argparse.Namespace, temp_dirs: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The LitServer for the flags, after every check that needs no model. Temp folders it makes
+    are appended to `temp_dirs` (the caller removes them when the server stops or fails)."""
     from feedback_nlp.serving.registry import preflight
     from feedback_nlp.serving.runtime import resolve
 
     options = resolve(a.device, a.dtype, a.backend, a.batch_size)
     manifest = preflight(a.export, options)
 
+    import tempfile
+
     from feedback_nlp.serving import metrics as metrics_mod
 
-    metrics_mod.enable(a.metrics_dir)  # before prometheus_client is imported anywhere
-    import tempfile
+    if a.metrics_dir is None:
+        temp_dirs.append(tempfile.mkdtemp(prefix="feedback-serve-metrics-"))
+    metrics_mod.enable(a.metrics_dir or temp_dirs[-1])  # before prometheus_client is imported anywhere
 
     import litserve as ls
     from fastapi import Response
     from fastapi.responses import JSONResponse
 
+    from feedback_nlp.core.records import Limits
+    from feedback_nlp.serving import openapi
     from feedback_nlp.serving.api import RecordsAPI, worker_threads
     from feedback_nlp.serving.middleware import ServingMiddleware
-    from feedback_nlp.serving.records import Limits
 
     device = options.device.split(":")[0]
     ready_dir = tempfile.mkdtemp(prefix="feedback-serve-ready-")
+    temp_dirs.append(ready_dir)
     n_devices = torch_device_count() if device == "cuda" else 1
     api = RecordsAPI(
         a.export.resolve(),
@@ -108,6 +126,8 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     )
     limits = Limits(a.max_records, a.max_chars)
     devices: Any = "auto" if device == "cuda" else 1  # every visible GPU; one CPU "device"
+    routes: set[str] = set()  # the metrics' route labels, filled below once every route exists
+    edge = {"kind": manifest["record_kind"], "limits": limits, "max_body_bytes": a.max_body_bytes, "routes": routes}
     server = ls.LitServer(
         api,
         accelerator=device,
@@ -115,20 +135,21 @@ def build(a: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         workers_per_device=a.workers_per_device,
         timeout=a.timeout,
         model_metadata={"task": manifest["task"], "model_version": manifest["model_version"]},
-        middlewares=[
-            (ServingMiddleware, {"kind": manifest["record_kind"], "limits": limits, "max_body_bytes": a.max_body_bytes})
-        ],
+        middlewares=[(ServingMiddleware, edge)],
     )
 
-    async def metadata() -> JSONResponse:
+    # no return annotations: FastAPI would resolve them as response models
+    async def metadata():  # type: ignore[no-untyped-def]
         return JSONResponse(manifest)
 
-    async def prometheus() -> Response:
+    async def prometheus():  # type: ignore[no-untyped-def]
         body, content_type = metrics_mod.exposition()
         return Response(content=body, media_type=content_type)
 
     server.app.add_api_route("/metadata", metadata, methods=["GET"])
     server.app.add_api_route("/metrics", prometheus, methods=["GET"])
+    openapi.install(server.app, manifest["record_kind"], manifest["task"], limits)
+    routes.update(r.path for r in server.app.routes if hasattr(r, "path"))
     return server, manifest
 
 
@@ -138,31 +159,41 @@ def torch_device_count() -> int:
     return max(1, torch.cuda.device_count())
 
 
+_SERVER_PID = os.getpid()
+
+
 def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # LitServe's graceful shutdown path (process managers send SIGTERM)
+    """SIGTERM from a process manager: LitServe's graceful shutdown (its KeyboardInterrupt path).
+    The API-server and worker processes LitServe forks inherit this handler; when the shutdown
+    stops them with SIGTERM they just exit."""
+    if os.getpid() != _SERVER_PID:
+        raise SystemExit(0)
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    from feedback_nlp.core.model_factory import ModelNotAvailableError
-    from feedback_nlp.serving.manifest import ExportError
-    from feedback_nlp.serving.runtime import RuntimeOptionError
+    from feedback_nlp.core.errors import UserError
 
+    temp_dirs: list[str] = []
     try:
-        check_args(a)
-        server, manifest = build(a)
-    except (UsageError, RuntimeOptionError, ExportError, ModelNotAvailableError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(
-        f"serving {manifest['task']} model {manifest['model_version']} from {a.export} on "
-        f"http://{a.host}:{a.port} (POST /predict, GET /health /metadata /metrics)",
-        flush=True,
-    )
-    signal.signal(signal.SIGTERM, _sigterm)
-    server.run(host=a.host, port=a.port, generate_client_file=False, log_level=a.log_level)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        try:
+            check_args(a)
+            server, manifest = build(a, temp_dirs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(
+            f"serving {manifest['task']} model {manifest['model_version']} from {a.export} on "
+            f"http://{a.host}:{a.port} (POST /predict, GET /health /metadata /metrics /openapi.json)",
+            flush=True,
+        )
+        global _SERVER_PID
+        _SERVER_PID = os.getpid()
+        signal.signal(signal.SIGTERM, _sigterm)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(host=a.host, port=a.port, generate_client_file=False, log_level=a.log_level)
+        return 0
+    finally:  # the ready markers and metrics samples of this server only
+        for path in temp_dirs:
+            shutil.rmtree(path, ignore_errors=True)

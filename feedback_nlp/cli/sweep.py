@@ -21,7 +21,6 @@ without touching the study. Run one trial per command under DDP (--trials 1, rep
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -31,12 +30,14 @@ from typing import Any, Sequence
 
 import yaml
 
+from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.errors import UserError
 
 TRIAL_ENV = "FEEDBACK_NLP_SWEEP_TRIAL"
 
 
-class TrialFailed(RuntimeError):
+class TrialFailed(UserError, RuntimeError):
     """train.py stopped a trial with an input or config error: the sweep stops too (all would fail)."""
 
 
@@ -103,6 +104,18 @@ def train_command(spec: dict[str, Any]) -> tuple[str, list[str]]:
     i = args.index("--config")
     config = args[i + 1]
     return config, [a for j, a in enumerate(args) if j not in (i, i + 1) and "=" in a]
+
+
+def check_trial_config(config: str, fixed: Sequence[str], overrides: Sequence[str], spec: dict[str, Any]) -> None:
+    """Compose the config one trial would get (each parameter at its first value): an unknown key
+    or a bad value is a ConfigError before anything is created."""
+    from feedback_nlp.core.config import load_config
+
+    first = {
+        name: grid_space({"parameters": {name: p}})[name][0] if ("values" in p or "value" in p) else p.get("min")
+        for name, p in spec["parameters"].items()
+    }
+    load_config(config, [*fixed, *(override(k, v) for k, v in first.items() if v is not None), *overrides])
 
 
 def grid_space(spec: dict[str, Any]) -> dict[str, list[Any]]:
@@ -291,9 +304,13 @@ def run_sweep(
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     from feedback_nlp.callbacks import optuna_pruning
+    from feedback_nlp.cli.main import logs_to_stdout
+
+    logs_to_stdout()  # Optuna's trial log lines are progress, not errors
 
     spec = load_sweep(sweep_path)
     config, fixed = train_command(spec)
+    check_trial_config(config, fixed, overrides, spec)  # a misspelt key stops here: no study.db yet
     out = Path(out)
     if _is_child_rank() and os.environ.get(TRIAL_ENV):  # a DDP rank Lightning started: rank 0's trial
         shared = json.loads(os.environ[TRIAL_ENV])
@@ -350,9 +367,7 @@ def run_sweep(
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(
-        prog="feedback-nlp sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser("sweep", __doc__)
     p.add_argument("--sweep", required=True, help="a W&B sweep YAML (configs/sweeps/*.yaml)")
     p.add_argument("--trials", type=int, default=None, help="trials to run now (default: the grid's size, else 10)")
     p.add_argument("--out", default=None, help="study dir (default outputs/sweeps/<name>); rerun to resume")
@@ -398,7 +413,3 @@ def cli(argv: Sequence[str] | None = None) -> int:
     """`feedback-nlp sweep`: the study's report is on disk, the exit code says success."""
     main(argv)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

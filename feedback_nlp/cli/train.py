@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError, load_config, to_yaml
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.run_dir import ENV_VAR as RUN_DIR_ENV
-from feedback_nlp.training.run_dir import RunDirError
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -50,6 +51,10 @@ def resume_checkpoint(resume: str | None) -> tuple[str | None, str | None]:
 
 def run(cfg: Any) -> dict[str, float]:
     import lightning as L
+
+    from feedback_nlp.cli.main import logs_to_stdout
+
+    logs_to_stdout()  # Lightning installs a stderr handler on import: stderr is for errors
     from lightning.pytorch.utilities import rank_zero_only
 
     from feedback_nlp.core.instantiate import import_object, instantiate
@@ -178,9 +183,7 @@ def _print_metrics(experiment: str, metrics: dict[str, float], run_dir: Path) ->
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="feedback-nlp train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser("train", __doc__)
     parser.add_argument("--config", required=True, help="experiment YAML under configs/experiment/")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (+key=value adds a key)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -188,12 +191,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    from feedback_nlp.core.errors import DataValidationError
-    from feedback_nlp.core.model_factory import ModelNotAvailableError
-    from feedback_nlp.lightning_modules.base import TaskContractError
-    from feedback_nlp.training.checkpoints import CheckpointError
-    from feedback_nlp.training.logging_setup import LoggerSetupError
-
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -207,15 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         finally:  # the run dir is shared with this job's ranks only, never with a later run in-process
             if inherited is None:
                 os.environ.pop(RUN_DIR_ENV, None)
-    except (
-        ConfigError,
-        DataValidationError,
-        ModelNotAvailableError,
-        CheckpointError,
-        RunDirError,
-        TaskContractError,
-        LoggerSetupError,
-    ) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -224,7 +213,3 @@ def cli(argv: Sequence[str] | None = None) -> int:
     """`feedback-nlp train`: the metrics stay in metrics.json, the exit code says success."""
     main(argv)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.signature import constructor_params
 
 # the repository's configs/ (feedback_nlp/core/config.py -> repo root); a user's own config tree
@@ -41,7 +42,7 @@ def config_root(path: Path) -> Path:
     return CONFIG_ROOT if (CONFIG_ROOT / "base.yaml").is_file() else Path(path).parent
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key."""
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import typing
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
 from feedback_nlp.core.config import ConfigError, closest
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.signature import constructor_params
 
 
@@ -104,4 +106,18 @@ def instantiate(section: DictConfig | Mapping[str, Any], where: str, **extra: An
     for key, value in data.items():
         if isinstance(value, Mapping) and "class_path" in value:
             data[key] = instantiate(value, f"{where}.{key}")
-    return cls(**data, **accepted(cls, extra))
+    try:
+        return cls(**data, **accepted(cls, extra))
+    except UserError:
+        raise
+    except (ValueError, TypeError) as e:  # the constructor refused a value: a config error
+        raise ConfigError(f"{_culprit(where, data, str(e))}: {e}") from None
+
+
+def _culprit(where: str, data: Mapping[str, Any], message: str) -> str:
+    """`where.key` when the constructor's message names exactly one of the section's keys (by
+    name or by its value), else the section: the key a user must change."""
+    named = [k for k in data if re.search(rf"\b{re.escape(k)}\b", message)]
+    if len(named) != 1:
+        named = [k for k, v in data.items() if isinstance(v, (str, int, float)) and repr(v) in message]
+    return f"{where}.{named[0]}" if len(named) == 1 else where

@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from feedback_nlp.core.errors import UserError
+
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(UserError, RuntimeError):
     """A configured model can be neither found locally nor downloaded."""
 
 
@@ -76,6 +78,20 @@ def load_tokenizer(name: str, **kwargs: Any):
     from transformers import AutoTokenizer
 
     return _wrap(name, AutoTokenizer.from_pretrained, **kwargs)
+
+
+def save_tokenizer(tokenizer: Any, out_dir: str | Path) -> None:
+    """Save a tokenizer for an export, without the padding/truncation of its last call.
+
+    Why: a fast tokenizer keeps the options of its last call (padding, max_length) in its
+    backend and writes them into tokenizer.json; two exports of the same model would then hash
+    differently (a different model version) depending on what the tokenizer last encoded. Every
+    caller passes those options explicitly, so they are dropped before saving."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    tokenizer.save_pretrained(out_dir)
 
 
 def load_hf_config(name: str, **kwargs: Any):

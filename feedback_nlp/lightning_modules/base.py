@@ -18,6 +18,7 @@ import lightning as L
 import torch
 
 from feedback_nlp.core.config import ConfigError, check_type, closest
+from feedback_nlp.core.errors import UserError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -62,7 +63,7 @@ class OptimSettings:
         return out
 
 
-class TaskContractError(ValueError):
+class TaskContractError(UserError, ValueError):
     """A task module that does not declare what it reads, how it tokenizes or how it exports."""
 
 
@@ -82,11 +83,11 @@ class TaskContract:
 
 class TaskModule(L.LightningModule):
     task: str = ""
-    record_kind: str = ""  # claim | feedback | transcript | question (feedback_nlp/serving/records.py)
+    record_kind: str = ""  # claim | feedback | transcript | question (feedback_nlp/core/records.py)
 
     def contract(self) -> TaskContract:
         """The declared contract, or TaskContractError naming what is missing."""
-        from feedback_nlp.serving.records import RECORD_KINDS
+        from feedback_nlp.core.records import RECORD_KINDS
         from feedback_nlp.serving.registry import known_tasks
 
         name = type(self).__name__

@@ -161,7 +161,7 @@ class ProductSafetyClassifier(TaskModule):
 
     # --- predict: 001 §5 every prediction links back to a model version ------------------------
     def on_predict_start(self) -> None:
-        self._version = self.weights_version()
+        self._version = self.export_version()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict]:
         probs = self.probabilities(batch).tolist()
@@ -196,21 +196,14 @@ class ProductSafetyClassifier(TaskModule):
             self.set_threshold(state["threshold"], state.get("target_recall"), state.get("dev_recall"))
 
     # --- serving export (format: feedback_nlp/serving/product_safety.py) ---------------------------------------------
-    def save_weights(self, out_dir: Path) -> None:
-        """The only .safetensors files of an export: encoder (HF layout) and the linear head.
-
-        The threshold is stored in the head's metadata, so the model version (a hash of these
-        files, feedback_nlp/serving/manifest.py) changes whenever the decision rule changes.
-        """
-        safety_export.save_weights(Path(out_dir), self.encoder, self.head, self.threshold)
-
-    def weights_version(self) -> str:
-        """The model version an export of these weights would get (serving/manifest.model_version)."""
-        from feedback_nlp.serving.manifest import model_version, weight_hashes
+    def export_version(self) -> str:
+        """The model version an export of this module would get (serving/manifest.model_version:
+        a hash of every file, so a new threshold is a new version)."""
+        from feedback_nlp.serving.manifest import content_hashes, model_version
 
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_weights(Path(tmp))
-            return model_version(weight_hashes(Path(tmp)))
+            self.export_for_serving(Path(tmp))
+            return model_version(content_hashes(Path(tmp)))
 
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         return safety_export.write_export(

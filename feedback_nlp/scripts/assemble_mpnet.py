@@ -8,7 +8,7 @@ by sha256, so a changed upload is refused instead of silently changing the repos
 The folder is written next to its final place and renamed in one step.
 
     python -m feedback_nlp.scripts.assemble_mpnet --out models/all-mpnet-base-v2
-    universal-model --config configs/experiment/universal_model_clinc150.yaml \
+    feedback-nlp repo evaluate --config configs/experiment/universal_model_clinc150.yaml \
         retrieval.embedder=models/all-mpnet-base-v2
 """
 

@@ -5,7 +5,7 @@
 Why: these are real customer turns from human customer-agent conversations (insurance,
 banking, finance) in which the customer states the intent -- exactly what SeaCat's main
 question is (002 §2.4). Writes, per domain file:
-  questions-<domain>.jsonl    id, question, intent, domain   (universal-model repository/queries)
+  questions-<domain>.jsonl    id, question, intent, domain   (question repository / queries)
   transcripts-<domain>.jsonl  one customer turn per transcript, label = intent and
                               main_question = the utterance  (validates through the transcript loader;
                               the full dialogues are not in the stored snapshot)

@@ -9,6 +9,7 @@ one model call and gives every request back exactly its own rows, matched by id.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import replace
@@ -17,8 +18,10 @@ from typing import Any, Sequence
 
 import litserve as ls
 
+from feedback_nlp.core.errors import DataValidationError
+from feedback_nlp.core.records import QuestionRecord, TextRecord, TranscriptRecord, Turn, decode_request
+from feedback_nlp.serving.middleware import ERROR_KEY, error_body
 from feedback_nlp.serving.protocol import stamp_rows
-from feedback_nlp.serving.records import QuestionRecord, TextRecord, TranscriptRecord, Turn, decode_request
 
 WARMUP = {
     "claim": [TextRecord("warmup-0", "The heel broke off and I fell.", "en"), TextRecord("warmup-1", "ok")],
@@ -85,8 +88,6 @@ class RecordsAPI(ls.LitAPI):
                 Path(self.ready_dir, f"ready-{os.getpid()}").touch()
         except BaseException as e:  # reported on every request; /health stays 503
             self._failure = e
-            import logging
-
             logging.getLogger(__name__).exception("loading %s failed", self.export_dir)
         finally:
             self._loaded.set()
@@ -99,22 +100,47 @@ class RecordsAPI(ls.LitAPI):
     # no annotations on `request` and the return of encode_response: LitServe reads them as the
     # HTTP request/response types of the endpoint
     def decode_request(self, request):  # type: ignore[no-untyped-def]
-        # already validated at the HTTP edge (middleware.py); decoding again is cheap and exact
-        return decode_request(request, self.kind)
+        """Records of one request. Already validated at the HTTP edge (middleware.py); should it
+        fail here, the request gets its error object instead of failing its whole batch."""
+        try:
+            return decode_request(request, self.kind)
+        except DataValidationError as e:
+            return error_body(e)
 
-    def batch(self, inputs: list[list[Any]]) -> list[list[Any]]:
+    def batch(self, inputs: list[Any]) -> list[Any]:
         return inputs
 
     def predict(self, x: Any) -> Any:
-        from feedback_nlp.serving.metrics import metrics
-
+        """Score a dynamic batch: every request's records in one model call. Should that call
+        fail, each request is scored alone, so only the request whose records the model cannot
+        score gets an error (500, logged) and the others their rows."""
         if self._loaded is not None:
             self._loaded.wait()
         if self.predictor is None:  # the load failed (logged): unavailable, not a bad request
             from fastapi import HTTPException
 
             raise HTTPException(503, f"the model failed to load: {self._failure!r}")
-        groups: Sequence[list[Any]] = x if self.max_batch_size > 1 else [x]
+        groups: list[Any] = list(x) if self.max_batch_size > 1 else [x]
+        live = [i for i, g in enumerate(groups) if not isinstance(g, dict)]  # dicts: errors from decode
+        out: list[Any] = list(groups)
+        try:
+            for i, rows in zip(live, self._score([groups[i] for i in live])):
+                out[i] = rows
+        except Exception:
+            for i in live:
+                try:
+                    out[i] = self._score([groups[i]])[0]
+                except Exception as e:
+                    logging.getLogger(__name__).exception("a request failed in the model")
+                    out[i] = {ERROR_KEY: "the model failed on this request", "detail": repr(e)[:500], "status": 500}
+        return out if self.max_batch_size > 1 else out[0]
+
+    def _score(self, groups: Sequence[list[Any]]) -> list[list[dict[str, Any]]]:
+        """One model call for every group's records; each group's rows, under their own ids."""
+        from feedback_nlp.serving.metrics import metrics
+
+        if not groups:
+            return []
         # ids are unique within a request, not across the requests of a dynamic batch: the model
         # sees "<request>:<id>" and every row goes back to its request under its own id
         flat = [replace(r, id=f"{g}:{r.id}") for g, group in enumerate(groups) for r in group]
@@ -122,11 +148,12 @@ class RecordsAPI(ls.LitAPI):
         m.batch_records.observe(len(flat))
         m.batch_requests.observe(len(groups))
         rows = stamp_rows(flat, self.predictor.predict(flat), self.model_version)
+        m.records.inc(len(flat))
         out, start = [], 0
         for group in groups:
             out.append([{**row, "id": rec.id} for rec, row in zip(group, rows[start : start + len(group)])])
             start += len(group)
-        return out if self.max_batch_size > 1 else out[0]
+        return out
 
     def unbatch(self, output: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
         return output

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from feedback_nlp.core.model_factory import save_tokenizer
 from feedback_nlp.nets.mcml_bert import McmlNet, McmlProbabilities, predicted_label_sets
 from feedback_nlp.serving.manifest import ExportError
 from feedback_nlp.serving.onnx_export import OnnxGraph, session
@@ -40,7 +41,7 @@ def write_export(
     from safetensors.torch import save_file
 
     net.encoder.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     save_file({k: v.detach().cpu().contiguous() for k, v in net.head.state_dict().items()}, str(out_dir / HEAD_FILE))
     settings = {
         "task": "mcml_bert",

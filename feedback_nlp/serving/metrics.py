@@ -10,7 +10,6 @@ prometheus_client is first imported, in the parent process (children inherit the
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -18,9 +17,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-def enable(directory: str | None = None) -> str:
-    """Point prometheus_client at a fresh directory for this server's processes."""
-    path = directory or tempfile.mkdtemp(prefix="feedback-serve-metrics-")
+def enable(directory: str) -> str:
+    """Point prometheus_client at `directory` (emptied of earlier samples) for this server's processes."""
+    path = directory
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):  # stale samples of an earlier run would be summed in
         if name.endswith(".db"):

@@ -3,27 +3,37 @@
 Why here and not in LitAPI.decode_request: LitServe decodes in the inference worker, on a
 dynamic batch of requests, and an exception there fails EVERY request of that batch. Checking
 the body in the API-server process, before it is queued, lets a bad request get its own 422
-(record index and field named) or 413 (over the configured limits) while the requests it would
-have been batched with are answered normally. A pure ASGI middleware, so the validated body is
-replayed to LitServe unchanged.
+(record index and field named) or 413 (over the configured limits: the body size is checked
+before a byte is parsed) while the requests it would have been batched with are answered
+normally. A pure ASGI middleware, so the validated body is replayed to LitServe unchanged.
+
+The inference worker cannot answer one request of a batch with an error status (LitServe would
+fail the batch), so a request that fails there comes back as a JSON object
+`{"error": ..., "status": N}` (successful answers are lists); this edge turns it into status N.
+Metrics are labelled by route from a fixed set (`routes`), never by the requested path, so a
+client probing random URLs cannot grow the metrics' label set without bound.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
-from feedback_nlp.serving.records import Limits, RecordProblem, RequestError, decode_request
+from feedback_nlp.core.errors import REQUEST, DataValidationError, Problem
+from feedback_nlp.core.records import Limits, decode_body, decode_request
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 PREDICT_PATH = "/predict"
+OTHER_ROUTE = "other"  # the metrics label of every path the server does not serve
+ERROR_KEY = "error"
 
 
-async def _json(send: Send, status: int, body: Any) -> None:
+async def send_json(send: Send, status: int, body: Any) -> None:
     data = json.dumps(body).encode()
     await send(
         {
@@ -35,17 +45,28 @@ async def _json(send: Send, status: int, body: Any) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def _error(e: RequestError) -> dict[str, Any]:
+def error_body(e: DataValidationError) -> dict[str, Any]:
     return {
-        "error": "request too large" if e.status == 413 else "invalid records",
+        ERROR_KEY: "request too large" if e.status == 413 else "invalid records",
         "detail": [p.as_dict() for p in e.problems[:100]],
         "problems": len(e.problems),
+        "status": e.status,
     }
 
 
+def _too_large(message: str) -> DataValidationError:
+    return DataValidationError([Problem(REQUEST, -1, "<body>", message, too_large=True)])
+
+
 class ServingMiddleware:
-    def __init__(self, app: Any, kind: str, limits: Limits, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: Any, kind: str, limits: Limits, max_body_bytes: int, routes: Collection[str] = (PREDICT_PATH,)
+    ) -> None:
         self.app, self.kind, self.limits, self.max_body_bytes = app, kind, limits, max_body_bytes
+        self.routes = routes  # filled by the server once its routes exist (a shared set)
+
+    def route(self, path: str) -> str:
+        return path if path in self.routes else OTHER_ROUTE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +85,7 @@ class ServingMiddleware:
         if not (path == PREDICT_PATH and scope["method"] == "POST"):
             await self.app(scope, receive, tracking_send)
             if path != "/metrics":
-                m.requests.labels(path, str(status[0])).inc()
+                m.requests.labels(self.route(path), str(status[0])).inc()
             return
         start = time.perf_counter()
         m.queue_depth.inc()
@@ -75,34 +96,34 @@ class ServingMiddleware:
             m.requests.labels(path, str(status[0])).inc()
             m.latency.observe(time.perf_counter() - start)
 
-    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body, more = b"", True
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client left; DataValidationError (413) over the limit,
+        from the declared Content-Length before reading, else as soon as the bytes pass it."""
+        for key, value in scope.get("headers", []):
+            if key.lower() == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                raise _too_large(f"body of {int(value)} bytes, over the limit of {self.max_body_bytes}")
+        chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(f"body over {self.max_body_bytes} bytes")
+            chunks.append(chunk)
             more = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                await _json(
-                    send,
-                    413,
-                    _error(RequestError([RecordProblem(-1, "<body>", f"body over {self.max_body_bytes} bytes", True)])),
-                )
-                return
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            await _json(send, 422, _error(RequestError([RecordProblem(-1, "<body>", f"not valid JSON: {e}")])))
-            return
-        try:
-            records = decode_request(payload, self.kind, self.limits)
-        except RequestError as e:
-            await _json(send, e.status, _error(e))
-            return
-        from feedback_nlp.serving.metrics import metrics
+        return b"".join(chunks)
 
-        metrics().records.inc(len(records))
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                return
+            decode_request(decode_body(body), self.kind, self.limits)
+        except DataValidationError as e:
+            await send_json(send, e.status, error_body(e))
+            return
         sent = False
 
         async def replay() -> dict[str, Any]:
@@ -115,4 +136,49 @@ class ServingMiddleware:
         # the body is JSON whatever the client declared (curl -d says form-urlencoded, which
         # LitServe would try to parse as a form)
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
-        await self.app({**scope, "headers": [*headers, (b"content-type", b"application/json")]}, replay, send)
+        await self.app(
+            {**scope, "headers": [*headers, (b"content-type", b"application/json")]}, replay, _ErrorStatus(send)
+        )
+
+
+class _ErrorStatus:
+    """Forward a response, giving an error object from the worker (`{"error", "status"}`) its status.
+
+    A 200 response's body is held until complete (predict bodies are a few KB), then sent as it
+    came or, when it is an error object, with that object's status."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.start: dict[str, Any] | None = None
+        self.body = b""
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            if message["status"] != 200:
+                await self.send(message)
+                return
+            self.start = message
+            return
+        if message["type"] != "http.response.body" or self.start is None:
+            await self.send(message)
+            return
+        self.body += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        start, self.start = self.start, None
+        status = _error_status(self.body)
+        if status is not None:
+            start = {**start, "status": status}
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": self.body})
+
+
+def _error_status(body: bytes) -> int | None:
+    if not body.startswith(b"{"):
+        return None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    status = obj.get("status") if isinstance(obj, dict) and ERROR_KEY in obj else None
+    return status if isinstance(status, int) and 400 <= status <= 599 else None

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from feedback_nlp.core.model_factory import save_tokenizer
 from feedback_nlp.core.vocabulary import ISSUE_LEVELS
 from feedback_nlp.nets.multilevel_issues import (
     Seq2SeqDecoderInit,
@@ -50,7 +51,7 @@ def write_export(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)  # transformers >= 5 always writes safetensors
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     model.generation_config.save_pretrained(out_dir)
     fields = {
         "task": task,

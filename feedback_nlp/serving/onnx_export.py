@@ -19,12 +19,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from feedback_nlp.core.errors import UserError
+
 DEFAULT_ATOL = 1e-4
 DEFAULT_RTOL = 1e-3
 OPSET = 17
 
 
-class OnnxMismatchError(RuntimeError):
+class OnnxMismatchError(UserError, RuntimeError):
     pass
 
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from torch import nn
 
+from feedback_nlp.core.model_factory import save_tokenizer
 from feedback_nlp.nets.product_safety import SafetyProbability
 from feedback_nlp.serving.manifest import ExportError
 from feedback_nlp.serving.onnx_export import OnnxGraph, session
@@ -44,7 +45,7 @@ def write_export(
 ) -> dict[str, Any]:
     """Write the serving folder's files; return the manifest fields."""
     save_weights(out_dir, encoder, head, threshold)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     info = {
         "task": "product_safety",
         "labels": list(labels),

@@ -12,8 +12,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable
 
-from feedback_nlp.serving.manifest import ExportError, read_manifest, verify_weights
-from feedback_nlp.serving.records import RECORD_KINDS
+from feedback_nlp.core.records import RECORD_KINDS
+from feedback_nlp.serving.manifest import ExportError, read_manifest, verify_export
 from feedback_nlp.serving.runtime import RuntimeOptions
 
 # task -> (module, loader function, record kind the task reads)
@@ -69,7 +69,7 @@ def load_export(export_dir: str | Path, options: RuntimeOptions = RuntimeOptions
         if options.backend != "torch":
             raise ExportError(f"task {manifest['task']} has no --backend {options.backend}")
         return _loader(manifest["task"], export_dir)(export_dir), manifest
-    verify_weights(export_dir, manifest)
+    verify_export(export_dir, manifest)
     loader = getattr(importlib.import_module(module_name), fn_name)
     return loader(export_dir, manifest, options), manifest
 
@@ -81,7 +81,7 @@ def preflight(export_dir: str | Path, options: RuntimeOptions) -> dict[str, Any]
     _, _, kind = task_entry(manifest, export_dir)
     manifest.setdefault("record_kind", kind)
     if manifest["task"] not in SELF_VERIFYING:
-        verify_weights(export_dir, manifest)
+        verify_export(export_dir, manifest)
     else:
         _loader(manifest["task"], export_dir)
     if options.backend == "onnx":

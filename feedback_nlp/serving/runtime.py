@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from feedback_nlp.core.errors import UserError
+
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnx")
 
 
-class RuntimeOptionError(ValueError):
+class RuntimeOptionError(UserError, ValueError):
     pass
 
 

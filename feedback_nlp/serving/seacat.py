@@ -15,11 +15,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from feedback_nlp.core.model_factory import save_tokenizer
+from feedback_nlp.core.records import TranscriptRecord, Turn
 from feedback_nlp.datamodules.seacat_inputs import collate_features, featurize
 from feedback_nlp.nets.seacat import NET_INPUTS, SeaCatNet, prediction_rows
 from feedback_nlp.serving.manifest import ExportError
 from feedback_nlp.serving.onnx_export import OnnxGraph, session
-from feedback_nlp.serving.records import TranscriptRecord, Turn
 from feedback_nlp.serving.runtime import RuntimeOptions
 
 HEAD_FILE, SETTINGS_FILE, ENCODER_DIR, ONNX_FILE = "seacat_head.safetensors", "seacat.json", "encoder", "seacat.onnx"
@@ -34,7 +35,7 @@ def write_export(out_dir: Path, net: SeaCatNet, tokenizer: Any, settings: Mappin
 
     out_dir.mkdir(parents=True, exist_ok=True)
     net.encoder.save_pretrained(out_dir / ENCODER_DIR, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir / ENCODER_DIR)
+    save_tokenizer(tokenizer, out_dir / ENCODER_DIR)
     head = {
         "key": net.key.detach().cpu().contiguous(),
         "classifier.weight": net.classifier.weight.detach().cpu().contiguous(),

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from feedback_nlp.core.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError, RuntimeError):
     pass
 
 
@@ -35,39 +37,3 @@ def check_checkpoint(path: str | Path, model_cls: Any) -> dict:
     if want and task and task != want:
         raise CheckpointError(f"checkpoint {path} was written by task '{task}', but this experiment trains '{want}'")
     return ckpt
-
-
-def _model_checkpoint() -> Any:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    return ModelCheckpoint
-
-
-class StepCheckpoint(_model_checkpoint()):  # type: ignore[misc]
-    """`checkpoints/step.ckpt` every `every_n_train_steps` optimizer steps (0: off), overwritten.
-
-    Why: the epoch-end checkpoint loses a whole preempted epoch, hours on 16 GPUs. This one is a
-    restart point only (no monitor, no `last.ckpt`, which belongs to the best-model callback);
-    it carries the data position (the DataModule's state), so a resumed job continues with the
-    next batch of the same epoch. `resume=<run dir>` takes the newest of step.ckpt, last.ckpt and
-    SLURM's requeue checkpoint. Lightning writes through a temp file and a rename, so a kill
-    during the write leaves the previous file.
-    """
-
-    FILENAME = "step"
-
-    def __init__(self, every_n_train_steps: int = 0, dirpath: str | None = None):
-        if every_n_train_steps < 0:
-            from feedback_nlp.core.config import ConfigError
-
-            raise ConfigError(f"callbacks.step_checkpoint.every_n_train_steps must be >= 0, got {every_n_train_steps}")
-        super().__init__(
-            dirpath=dirpath,
-            filename=self.FILENAME,
-            monitor=None,
-            save_top_k=1,
-            save_last=False,
-            every_n_train_steps=every_n_train_steps,
-            every_n_epochs=0,
-            auto_insert_metric_name=False,
-        )

@@ -17,10 +17,10 @@ from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_wri
 from feedback_nlp.serving.manifest import (
     MANIFEST,
     ExportError,
+    content_hashes,
     model_version,
     read_manifest,
-    verify_weights,
-    weight_hashes,
+    verify_export,
 )
 
 __all__ = [
@@ -31,8 +31,8 @@ __all__ = [
     "read_manifest",
     "sha256_file",
     "update_metrics",
-    "verify_weights",
-    "weight_hashes",
+    "content_hashes",
+    "verify_export",
 ]
 
 
@@ -54,7 +54,7 @@ def _model_card(manifest: Mapping[str, Any]) -> str:
     metrics = "\n".join(
         f"| {k} | {v:.4f} |" for k, v in sorted((manifest.get("metrics") or {}).items()) if isinstance(v, (int, float))
     )
-    skip = ("config", "metrics", "weights_sha256")
+    skip = ("config", "metrics", "files_sha256")
     fields = "\n".join(f"- **{k}**: `{v}`" for k, v in manifest.items() if k not in skip)
     return (
         f"# {manifest['task']} model ({manifest['model_version']})\n\n"
@@ -79,7 +79,7 @@ def export_module(
 
     With `onnx`, the task's ONNX graphs are written too, each checked against the torch model
     loaded back from the same folder (feedback_nlp/serving/onnx_export.py). The manifest names the task (the
-    server picks the loader from its own registry), the record kind and every weight file's hash.
+    server picks the loader from its own registry), the record kind and the hash of every file.
     """
     out_dir = Path(out_dir)
     contract = module.contract()
@@ -90,14 +90,14 @@ def export_module(
             from feedback_nlp.serving.onnx_export import export_for_task
 
             fields.update(export_for_task(tmp, fields, examples=onnx_examples))
-        hashes = weight_hashes(tmp)
+        hashes = content_hashes(tmp)
         manifest = {
             **fields,
             "metrics": dict(metrics or {}),
             "config": dict(config or {}),
             "git_commit": git_commit(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "weights_sha256": hashes,
+            "files_sha256": hashes,
             "model_version": model_version(hashes),
         }
         atomic_write_json(tmp / MANIFEST, manifest)

@@ -78,7 +78,7 @@ def log_export(run: Any, export_dir: Path) -> str | None:
         return None
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     version = str(manifest["model_version"])
-    keep = ("task", "model_version", "metrics", "git_commit", "created_at", "weights_sha256", "threshold")
+    keep = ("task", "model_version", "metrics", "git_commit", "created_at", "files_sha256", "threshold")
     art = wandb.Artifact(
         artifact_name(f"{manifest.get('task', 'model')}-{run.id}"),
         type="model",

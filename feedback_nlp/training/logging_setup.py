@@ -15,6 +15,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.io import atomic_write_text
 
 WANDB_ID_FILE = "wandb_run_id.txt"
@@ -23,7 +24,7 @@ LINEAGE_KEYS = ("log_datasets", "log_export")
 OFFLINE_MODES = ("offline", "disabled")
 
 
-class LoggerSetupError(ValueError):
+class LoggerSetupError(UserError, ValueError):
     """A logger that cannot work in this environment; the message names the fixes."""
 
 

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from feedback_nlp.core.errors import UserError
+
 ENV_VAR = "FEEDBACK_NLP_RUN_DIR"
 FINISHED_MARKER = "metrics.json"  # written last, by global rank 0, when the job completed
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """A run id or run directory that must not be used (bad name, or a finished run without resume)."""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.io import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
@@ -33,7 +34,7 @@ FORMAT_VERSION = 1
 SKIP = (".tantivy-writer.lock", ".tantivy-meta.lock")
 
 
-class RepositoryError(ValueError):
+class RepositoryError(UserError, ValueError):
     """A repository folder that is missing, damaged or used against its settings."""
 
 
@@ -51,7 +52,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RepositoryError(
             f"{root}: not a question repository (no {MANIFEST}); "
-            "create one with `universal-model export --config ... out=DIR`"
+            "create one with `feedback-nlp repo export --config ... out=DIR`"
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

@@ -104,6 +104,7 @@ def add(
 ) -> dict:
     """Append the questions of a JSONL file (new label values welcome) as one generation."""
     root = Path(root)
+    store.read_manifest(root)  # not a repository: refused before anything is created there
     with store.write_lock(root):
         manifest, gen_dir, rows, emb = _current(root)
         new = load_records(path, "question", dict(field_map or {}) or None)
@@ -180,6 +181,7 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
     """Remove questions by id from the rows, the vectors and the BM25 index, as one generation."""
     root = Path(root)
     where = list(where or [("<ids>", i) for i in range(1, len(ids) + 1)])
+    store.read_manifest(root)  # not a repository: refused before anything is created there
     with store.write_lock(root):
         manifest, gen_dir, rows, emb = _current(root)
         key_of = {r["id"]: r["key"] for r in rows}
@@ -224,7 +226,7 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
 
 
 def stats(root: str | Path) -> dict[str, Any]:
-    """Counts per label, size on disk, last update (what `universal-model stats` prints)."""
+    """Counts per label, size on disk, last update (what `feedback-nlp repo stats` prints)."""
     root = Path(root)
     m = store.read_manifest(root)
     return {
