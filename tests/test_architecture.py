@@ -24,13 +24,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("nets", "datamodules", "metrics", "demo_data"),  # networks; data; metric math; demo data
     ("universal_model",),  # question repository + k-NN vote (no training)
     ("serving",),  # predictors, registry, HTTP edge: no Lightning
-    ("training",),  # run identity, loggers, checkpoints, strategy, export writer, W&B jobs
+    ("training", "operations"),  # run identity, loggers, checkpoints, export writer; monitor, compare, batch scoring
     ("lightning_modules", "callbacks"),  # the tasks' LightningModules and the Trainer callbacks
     ("cli",),  # the `feedback-nlp` subcommands
     ("scripts", "feedback_nlp"),  # data converters and studies; the package entry
 ]
 RANK = {folder: i for i, layer in enumerate(LAYERS) for folder in layer}
-NO_LIGHTNING = ("core", "nets", "metrics", "universal_model", "serving")
+NO_LIGHTNING = ("core", "nets", "metrics", "universal_model", "serving", "operations")
 
 
 def module_name(path: Path) -> str:
