@@ -69,6 +69,7 @@ bench: setup
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
 	$(PY) -m bench.gpu
+	$(PY) -m bench.cli_help
 
 # Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its
 # five PyPI parts, each pinned by sha256 (feedback_nlp/scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2

@@ -1,7 +1,7 @@
 """Export a trained checkpoint as a self-contained serving folder (any task).
 
-    export --run-dir outputs/<experiment>/<stamp> [--out DIR] [--onnx]
-    export --checkpoint path/to/best.ckpt --config path/to/config.yaml --out DIR [--onnx]
+    feedback-nlp export --run-dir outputs/<experiment>/<stamp> [--out DIR] [--onnx]
+    feedback-nlp export --checkpoint path/to/best.ckpt --config path/to/config.yaml --out DIR [--onnx]
 
 Why: the same exporter the ServingExport callback uses at the end of training, for runs that
 were trained without it or for a different checkpoint. With --run-dir, the checkpoint is the one

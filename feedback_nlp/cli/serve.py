@@ -1,6 +1,6 @@
 """`serve`: an export folder behind HTTP (LitServe), with dynamic batching and Prometheus metrics.
 
-    serve --export DIR [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
+    feedback-nlp serve --export DIR [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
           [--max-batch-size 8] [--batch-timeout 0.01] [--workers-per-device 1]
           [--host 127.0.0.1] [--port 8000] [--max-records 256] [--max-chars 20000]
 

@@ -1,6 +1,6 @@
 """Train, test and predict one experiment from a config file.
 
-    python train.py --config configs/experiment/<name>.yaml trainer.max_epochs=3 data.batch_size=8
+    feedback-nlp train --config configs/experiment/<name>.yaml trainer.max_epochs=3 data.batch_size=8
 
 Why one short function (lightning-hydra-template's shape): everything task-specific lives in
 the configured LightningModule and DataModule; this file only wires them, in the order that
@@ -77,7 +77,7 @@ def run(cfg: Any) -> dict[str, float]:
     # written, so a bad model key or an unavailable hub model leaves no run directory behind
     model = instantiate(cfg.model, "model", **datamodule.task_info())
     contract = model.contract()  # record kind, tokenizer, exporter: declared, checked before any write
-    datamodule.connect(tokenizer=contract.tokenizer)
+    datamodule.connect(tokenizer=contract.tokenizer, **contract.input_limits)
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
     if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
         from omegaconf import OmegaConf

@@ -94,7 +94,11 @@ class RecordDataModule(L.LightningDataModule):
         """What the model must know about the data (labels, ...); passed to its constructor."""
         return {}
 
-    def connect(self, tokenizer: Any = None, **kwargs: Any) -> None:
+    def connect(self, tokenizer: Any = None, **limits: Any) -> None:
+        """The model's tokenizer and input limits (TaskContract), given when the model exists.
+        A subclass takes the limits it uses by name; any other is refused."""
+        if limits:
+            raise TypeError(f"{type(self).__name__}.connect got input limits it does not use: {sorted(limits)}")
         self.tokenizer = tokenizer
 
     # --- helpers ---------------------------------------------------------------------------

@@ -76,7 +76,6 @@ class ProductSafetyDataModule(RecordDataModule):
     def __init__(
         self,
         variant: str = "original+NN+PC",
-        max_length: int = 128,
         test_months: int = 1,
         augment_dev: bool = True,
         labeled_means_escalated: bool = True,
@@ -90,7 +89,8 @@ class ProductSafetyDataModule(RecordDataModule):
         super().__init__(**base)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
-        self.variant, self.max_length, self.test_months = variant, max_length, test_months
+        self.variant, self.test_months = variant, test_months
+        self.max_length: int | None = None  # the model's (connect), not a data setting
         self.augment_dev, self.labeled_means_escalated = augment_dev, labeled_means_escalated
         self.predict_path, self.group_by_length, self.progress = predict_path, group_by_length, progress
         # the paper's defaults when a config names the variant but leaves a section out
@@ -265,6 +265,11 @@ class ProductSafetyDataModule(RecordDataModule):
             "is_original": not r.source_id,
             "escalated": escalated,
         }
+
+    def connect(self, tokenizer: Any = None, max_length: int | None = None, **limits: Any) -> None:
+        """The model's tokenizer and input length (model.max_length)."""
+        super().connect(tokenizer, **limits)
+        self.max_length = max_length
 
     def collate(self, items: list[dict]) -> dict[str, Any]:
         if self.tokenizer is None:

@@ -27,7 +27,6 @@ class McmlBertModule(TaskModule):
     """Encoder + linear + sigmoid over the coarse label set seen in training."""
 
     task = "mcml_bert"
-    record_kind = "feedback"
 
     def __init__(
         self,

@@ -40,7 +40,6 @@ class MultiLevelIssuesModule(TaskModule):
     """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule."""
 
     task = "multilevel_issues"
-    record_kind = "feedback"  # what predict.py reads for this export
 
     def __init__(
         self,

@@ -34,7 +34,6 @@ __all__ = ["ENCODER_INPUTS", "ProductSafetyClassifier", "cls_logits"]
 
 class ProductSafetyClassifier(TaskModule):
     task = "product_safety"
-    record_kind = "claim"
 
     def __init__(
         self,
@@ -196,6 +195,9 @@ class ProductSafetyClassifier(TaskModule):
             self.set_threshold(state["threshold"], state.get("target_recall"), state.get("dev_recall"))
 
     # --- serving export (format: feedback_nlp/serving/product_safety.py) ---------------------------------------------
+    def input_limits(self) -> dict[str, int]:
+        return {"max_length": self.max_length}
+
     def export_version(self) -> str:
         """The model version an export of this module would get (serving/manifest.model_version:
         a hash of every file, so a new threshold is a new version)."""

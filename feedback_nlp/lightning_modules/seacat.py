@@ -57,7 +57,6 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
 
 class SeaCat(TaskModule):
     task = "seacat"
-    record_kind = "transcript"
 
     def __init__(
         self,
@@ -94,6 +93,9 @@ class SeaCat(TaskModule):
             {f"{s}_{k}": SumMetric() for s in ("val", "test") for k in ("rule1", "rule2", "annotated")}
         )
         self._examples: list[list[Any]] = []
+
+    def input_limits(self) -> dict[str, int]:
+        return {"max_sentences": self.hparams.max_sentences, "max_tokens": self.hparams.max_tokens}
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(**{k: batch[k] for k in NET_INPUTS})

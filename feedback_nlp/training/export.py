@@ -59,8 +59,8 @@ def _model_card(manifest: Mapping[str, Any]) -> str:
     return (
         f"# {manifest['task']} model ({manifest['model_version']})\n\n"
         f"Exported for serving by the feedback-nlp training codebase. Load with\n"
-        f"`predict --export <this dir> --input in.jsonl --output out.jsonl`, or serve it with\n"
-        f"`serve --export <this dir>` (docs/serving.md).\n\n"
+        f"`feedback-nlp predict --export <this dir> --input in.jsonl --output out.jsonl`, or serve it with\n"
+        f"`feedback-nlp serve --export <this dir>` (docs/serving.md).\n\n"
         f"## Manifest\n{fields}\n\n## Metrics\n| metric | value |\n|---|---|\n{metrics}\n\n"
         f"The exact training configuration is in `manifest.json` (`config`). Weights are safetensors;\n"
         f"loading never unpickles Python objects.\n"
