@@ -110,7 +110,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
-    from feedback_nlp.training.export import content_hashes, model_version
+    from feedback_nlp.serving.manifest import content_hashes, model_version
 
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)

@@ -13,27 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
-from feedback_nlp.serving.manifest import (
-    MANIFEST,
-    ExportError,
-    content_hashes,
-    model_version,
-    read_manifest,
-    verify_export,
-)
-
-__all__ = [
-    "MANIFEST",
-    "ExportError",
-    "export_module",
-    "model_version",
-    "read_manifest",
-    "sha256_file",
-    "update_metrics",
-    "content_hashes",
-    "verify_export",
-]
+from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_text
+from feedback_nlp.serving.manifest import MANIFEST, content_hashes, model_version, read_manifest
 
 
 def git_commit() -> str | None:
