@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from lightning.pytorch.callbacks import Callback
 
@@ -34,6 +34,15 @@ HEADLINE: dict[str, str] = {
 }
 
 
+class Best(TypedDict):
+    """One metric's best value so far and where it was reached (a row of best_metrics.json)."""
+
+    value: float
+    epoch: int
+    step: int
+    mode: str  # min | max
+
+
 class BestMetrics(Callback):
     def __init__(self, run_dir: str, metrics: dict[str, str] | None = None, filename: str = FILENAME):
         self.path = Path(run_dir) / filename
@@ -41,7 +50,7 @@ class BestMetrics(Callback):
         for pattern, mode in self.patterns.items():
             if mode not in ("min", "max"):
                 raise ValueError(f"callbacks.best_metrics.metrics.{pattern}: mode must be min or max, got {mode!r}")
-        self.best: dict[str, dict[str, float | int]] = {}
+        self.best: dict[str, Best] = {}
         self._defined: set[str] = set()
         self._trainer: Any = None
 
@@ -80,7 +89,7 @@ class BestMetrics(Callback):
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
-        changed = {}
+        changed: dict[str, Best] = {}
         for key, value in trainer.callback_metrics.items():
             mode = self.mode_of(trainer, key)
             if mode is None or getattr(value, "numel", lambda: 1)() != 1:

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from feedback_nlp.core.io import atomic_write_text
 
 
-def record_order(record_id: Any) -> tuple[int, Any]:
+def record_order(record_id: Any) -> tuple[int, int, str]:
     """Numeric ids in numeric order, then the rest as text: "2" before "10"."""
     text = str(record_id)
     return (0, int(text), "") if text.isdigit() else (1, 0, text)

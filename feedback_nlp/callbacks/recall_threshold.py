@@ -34,6 +34,6 @@ class RecallThreshold(Callback):
             rank_zero_warn(f"RecallThreshold: the dev set has no positives; keeping threshold {choice.threshold:.4f}")
         pl_module.set_threshold(choice.threshold, self.target_recall, choice.recall)
         logs = {"val/threshold": choice.threshold, "val/target_recall": self.target_recall}
-        if choice.reached:
+        if choice.recall is not None and choice.precision is not None:  # reached: both measured
             logs.update({"val/recall_at_threshold": choice.recall, "val/precision_at_threshold": choice.precision})
         pl_module.log_dict(logs, sync_dist=True)

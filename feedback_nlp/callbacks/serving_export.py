@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from feedback_nlp.core.config import to_dict
 from feedback_nlp.training.export import export_module
 
 
@@ -32,7 +33,7 @@ class ServingExport(Callback):
             from omegaconf import OmegaConf
 
             cfg_path = self.out_dir.parent / "config.yaml"
-            config = OmegaConf.to_container(OmegaConf.load(cfg_path)) if cfg_path.is_file() else {}
+            config = to_dict(OmegaConf.load(cfg_path), resolve=False) if cfg_path.is_file() else {}
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
             export_module(pl_module, self.out_dir, config=config, metrics=metrics, onnx=self.onnx)
         trainer.strategy.barrier("serving_export")

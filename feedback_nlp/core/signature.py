@@ -25,8 +25,8 @@ def constructor_params(target: Any) -> tuple[dict[str, tuple[inspect.Parameter, 
     """
     if not inspect.isclass(target):
         sig = inspect.signature(target)
-        params = {k: (p, target) for k, p in sig.parameters.items() if p.kind not in SKIP}
-        return params, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        own = {k: (p, target) for k, p in sig.parameters.items() if p.kind not in SKIP}
+        return own, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     params: dict[str, tuple[inspect.Parameter, Callable]] = {}
     for klass in target.__mro__:
         if "__init__" not in vars(klass):

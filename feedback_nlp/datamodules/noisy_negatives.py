@@ -47,6 +47,8 @@ def _distances(
     """(len(a), len(b)) distances with one (m, n) buffer: euclidean via |a|^2+|b|^2-2ab, or 1-cos."""
     if metric == "cosine":
         return torch.mm(a, b.T).neg_().add_(1.0)
+    if a_sq is None or b_sq is None:
+        raise ValueError("euclidean distances need both squared norms (_prep gives them)")
     d2 = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
     return d2.add_(a_sq.unsqueeze(1)).clamp_(min=0.0).sqrt_()
 

@@ -221,7 +221,7 @@ class ProductSafetyDataModule(RecordDataModule):
 
     def _report(self, train: list, dev: list) -> None:
         """Table 2's statistics (size / mean #words) of this run's splits."""
-        s = self.splits
+        s = self.validate()  # built before the fit splits are
         rows = {"train": train, "dev": dev, "test": s.test, "traffic": s.traffic}
         for name, recs in rows.items():
             self.stats[f"data/{name}_size"] = len(recs)

@@ -137,6 +137,11 @@ class TaskModule(L.LightningModule):
     def trainer_attached(self) -> bool:
         return self._trainer is not None
 
+    def trainer_datamodule(self) -> L.LightningDataModule | None:
+        """The trainer's DataModule (Lightning sets `trainer.datamodule` at run time; its Trainer
+        class does not declare the attribute, so it is read here, once, with its type)."""
+        return getattr(self.trainer, "datamodule", None)
+
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups; a task overrides this to give new parameters their own lr."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]

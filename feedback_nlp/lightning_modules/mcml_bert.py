@@ -52,6 +52,7 @@ class McmlBertModule(TaskModule):
             raise ValueError(f"model.pooling must be cls or mean, got {pooling!r}")
         self.save_hyperparameters()
         self.labels = list(labels)
+        self.threshold, self.at_least_one, self.max_source_length = threshold, at_least_one, max_source_length
         self.net = McmlNet(load_encoder(pretrained), len(self.labels), pooling, dropout)
         self.tokenizer = load_tokenizer(pretrained)
         self.loss_fn = nn.BCEWithLogitsLoss()
@@ -77,9 +78,7 @@ class McmlBertModule(TaskModule):
         return loss
 
     def _predict_sets(self, logits: torch.Tensor) -> list[list[str]]:
-        return predicted_label_sets(
-            torch.sigmoid(logits.float()).cpu(), self.labels, self.hparams.threshold, self.hparams.at_least_one
-        )
+        return predicted_label_sets(torch.sigmoid(logits.float()).cpu(), self.labels, self.threshold, self.at_least_one)
 
     def _eval_step(self, stage: str, batch: dict[str, Any], metrics: LevelMetrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -121,7 +120,12 @@ class McmlBertModule(TaskModule):
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         from feedback_nlp.serving.mcml_bert import write_export
 
-        hp = self.hparams
         return write_export(
-            Path(out_dir), self.net, self.tokenizer, self.labels, hp.threshold, hp.at_least_one, hp.max_source_length
+            Path(out_dir),
+            self.net,
+            self.tokenizer,
+            self.labels,
+            self.threshold,
+            self.at_least_one,
+            self.max_source_length,
         )
