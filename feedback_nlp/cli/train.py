@@ -13,14 +13,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from feedback_nlp.core.config import ConfigError, load_config, to_yaml
 from feedback_nlp.training.run_dir import ENV_VAR as RUN_DIR_ENV
 from feedback_nlp.training.run_dir import RunDirError
 
 
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
         try:
@@ -100,7 +100,7 @@ def run(cfg: Any) -> dict[str, float]:
     callbacks = build_callbacks(
         cfg.get("callbacks"), run_dir, progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False
     )
-    is_zero = global_rank() == 0 and rank_zero_only.rank == 0
+    is_zero = global_rank() == 0 and rank_zero_only.rank == 0  # type: ignore[attr-defined]  # lightning sets it at import
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence, overload
 
 from feedback_nlp.core.errors import DataValidationError, Problem
 
@@ -251,7 +251,7 @@ def read_records(
     path = Path(path)
     if not path.is_file():
         return [], [Problem(str(path), 0, "<file>", "file not found")]
-    parse, problems, records, seen = PARSERS[kind], [], [], {}
+    parse, problems, records, seen = PARSERS[kind], [], [], dict[str, int]()
     with path.open("rb") as f:
         raw_lines = f.read().split(b"\n")
     for lineno, raw in enumerate(raw_lines, start=1):
@@ -293,9 +293,30 @@ def read_records(
     return records, problems
 
 
+# the record type follows from the kind, so callers get list[Question] for "question", etc.
+@overload
+def load_records(
+    path: str | Path, kind: Literal["feedback"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Feedback]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["claim"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Claim]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["transcript"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Transcript]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["question"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Question]: ...
+@overload
 def load_records(
     path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, limit: int = 50
-) -> list[Record]:
+) -> list[Record]: ...
+def load_records(
+    path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> Sequence[Record]:  # a list; Sequence so that each overload's list[...] fits it
     """Read and validate a JSONL file of `kind` records; raise DataValidationError listing problems."""
     records, problems = read_records(path, kind, field_map)
     if problems:

@@ -155,7 +155,7 @@ DECODERS: dict[str, Callable[[Mapping[str, Any], str, int | None], Any]] = {
 def check_kind(kind: Any) -> str:
     if kind not in DECODERS:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
-    return kind
+    return str(kind)
 
 
 def decode_record(

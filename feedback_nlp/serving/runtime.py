@@ -8,6 +8,10 @@ at start-up, not a slow failure on the first request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported when a dtype is asked for, not with the options
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
@@ -25,7 +29,7 @@ class RuntimeOptions:
     backend: str = "torch"
     batch_size: int = 32
 
-    def torch_dtype(self):
+    def torch_dtype(self) -> torch.dtype:
         import torch
 
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.dtype]
