@@ -44,6 +44,14 @@ class Best(TypedDict):
 
 
 class BestMetrics(Callback):
+    """The best value of each headline metric so far, with its epoch and step, in run_dir/best_metrics.json.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        metrics: Metric name pattern -> min or max (null: the headline metrics of every task).
+        filename: Name of the best-metrics file in the run directory.
+    """
+
     def __init__(self, run_dir: str, metrics: dict[str, str] | None = None, filename: str = FILENAME):
         self.path = Path(run_dir) / filename
         self.patterns: dict[str, str] = dict(HEADLINE if metrics is None else metrics)

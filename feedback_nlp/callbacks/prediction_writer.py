@@ -46,7 +46,12 @@ def gather_rows(trainer: Any, rows: list[dict]) -> list[list[dict]]:
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Collects the list-of-dict rows each predict_step returns into run_dir/predictions.jsonl."""
+    """Collects the list-of-dict rows each predict_step returns into run_dir/predictions.jsonl.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        filename: Name of the predictions file in the run directory.
+    """
 
     def __init__(self, run_dir: str, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")

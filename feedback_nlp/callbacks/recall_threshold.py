@@ -20,6 +20,12 @@ from feedback_nlp.metrics.product_safety import threshold_at_recall
 
 
 class RecallThreshold(Callback):
+    """After each validation, the highest threshold whose dev recall reaches `target_recall`.
+
+    Args:
+        target_recall: Dev recall the decision threshold must reach, in (0, 1] (001 §4.2: 0.95).
+    """
+
     def __init__(self, target_recall: float = 0.95):
         if not 0.0 < target_recall <= 1.0:
             raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")

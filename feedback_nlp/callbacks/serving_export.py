@@ -19,6 +19,14 @@ from feedback_nlp.training.export import export_module
 
 
 class ServingExport(Callback):
+    """When fit ends, the best checkpoint's weights as a serving export folder in the run dir.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        dirname: Name of the export folder in the run directory.
+        onnx: Also export the ONNX graph (checked against eager outputs).
+    """
+
     def __init__(self, run_dir: str, dirname: str = "export", onnx: bool = False):
         self.out_dir = Path(run_dir) / dirname
         self.onnx = onnx

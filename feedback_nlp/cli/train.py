@@ -184,6 +184,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="experiment YAML under configs/experiment/")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (+key=value adds a key)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="list every config key of this experiment (type, default, value, description) and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -197,6 +202,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.list_keys:  # reads the configured classes' signatures; builds nothing
+            from feedback_nlp.cli.list_keys import render
+
+            print(render(cfg), end="", flush=True)
+            return {}
         if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.environ.get("RANK", "0") == "0":
             print(f"# resolved config ({args.config})\n{to_yaml(cfg)}", flush=True)
         if args.print_config:

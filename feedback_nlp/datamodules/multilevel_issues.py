@@ -209,7 +209,24 @@ class MultiLabelCollator:
 
 
 class MultilevelIssuesDataModule(RecordDataModule):
-    """Feedback JSONL -> training/eval batches for the issue models (000)."""
+    """Feedback JSONL -> training/eval batches for the issue models (000).
+
+    Args:
+        prefixes: Task prefixes by task (coarse, granular, auxiliary tasks) over the defaults of 000 §3.2.
+        max_source_length: Tokens per input text (the model's encoder length).
+        max_target_length: Tokens per target issue list.
+        shuffle_sentences: Shuffle a feedback's sentences in each training sample (000 §4.2).
+        shuffle_issues: Shuffle the order of the target issues in each training sample (000 §4.2).
+        summarization_weight: Summarization samples per training feedback (App. A; 0: off; records need `summary`).
+        span_infilling_weight: T5-style span infilling samples per training feedback (App. A; 0: off).
+        classification_weight: Text-to-text classification samples per feedback (App. A; 0: off; records need `label`).
+        span_noise_density: Share of the tokens masked by span infilling.
+        span_mean_length: Mean length of a masked span, in tokens.
+        num_sentinels: Sentinel tokens available to span infilling (added to the tokenizer).
+        group_by_length: Batch training samples of similar length together (less padding).
+        length_group_size: Batches per length group (larger: more similar lengths, less randomness).
+        target_format: seq2seq (issue text, the 000 model) or multilabel (coarse multi-hot, MCML-BERT).
+    """
 
     kind = "feedback"
 

@@ -36,9 +36,17 @@ __all__ = [
 
 
 class SeaCatDataModule(RecordDataModule):
-    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train."""
+    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train.
+
+    Args:
+        max_sentences: Sentences kept per transcript (002 §2.2; the rest are cut).
+        max_tokens: Tokens per sentence.
+        dedupe_sentences: Encode each distinct sentence of a batch once (same result, less work).
+        predict_split: Split that `predict` scores: train, dev, test or traffic.
+    """
 
     kind = "transcript"
+    default_overrides = {"batch_size": 16}  # this task's defaults for RecordDataModule's settings
 
     def __init__(
         self,
@@ -48,7 +56,7 @@ class SeaCatDataModule(RecordDataModule):
         predict_split: str = "test",
         **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(**{"batch_size": 16, **base})  # this task's default batch
+        super().__init__(**{**self.default_overrides, **base})
         if max_sentences < 1 or max_tokens < 2:
             raise ValueError(f"max_sentences must be >= 1 and max_tokens >= 2, got {max_sentences}, {max_tokens}")
         if predict_split not in ("train", "dev", "test", "traffic"):

@@ -24,10 +24,24 @@ __all__ = ["McmlBertModule", "predicted_label_sets"]
 
 
 class McmlBertModule(TaskModule):
-    """Encoder + linear + sigmoid over the coarse label set seen in training."""
+    """Encoder + linear + sigmoid over the coarse label set seen in training.
+
+    Args:
+        labels: The coarse issue labels (from the DataModule's task_info).
+        pretrained: Hugging Face encoder name or folder.
+        pooling: Text vector from the token states: cls or mean.
+        dropout: Dropout before the linear head.
+        threshold: Probability from which a label is predicted.
+        at_least_one: Predict the most likely label when none reaches the threshold.
+        simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
+        simcse_threshold: Cosine above which a predicted and an annotated issue match (000 eq. 1: 0.7).
+        rouge_use_stemmer: Porter-stem words before ROUGE.
+        max_source_length: Tokens per feedback (from the DataModule's task_info).
+    """
 
     task = "mcml_bert"
     record_kind = "feedback"
+    optim_defaults = {"lr": 5e-5}
 
     def __init__(
         self,
@@ -43,7 +57,7 @@ class McmlBertModule(TaskModule):
         max_source_length: int = 512,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=5e-5)
+        super().__init__(optim, **self.optim_defaults)
         if not labels:
             raise ValueError(
                 "McmlBertModule needs the coarse label set (MultilevelIssuesDataModule.task_info()['labels'])"

@@ -37,10 +37,35 @@ __all__ = ["MultiLevelIssuesModule"]
 
 
 class MultiLevelIssuesModule(TaskModule):
-    """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule."""
+    """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule.
+
+    Args:
+        pretrained: Hugging Face model name or folder (seq2seq, or an encoder to warm-start on both sides).
+        architecture: auto (from the checkpoint), seq2seq, or encoder-decoder (warm-started encoder pair).
+        encoder_layers: Keep only this many encoder layers of a warm start (null: all).
+        decoder_layers: Keep only this many decoder layers of a warm start (null: all).
+        cross_attention_init: A warm start's new cross-attention: random or self_attention (copied).
+        freeze_embeddings: Freeze the word embeddings.
+        dropout: Dropout of the whole model (null: the checkpoint's own).
+        new_params_lr: Learning rate of the parameters a warm start creates (null: optim.lr).
+        num_beams: Beam width of generation (000 App. C: 2).
+        length_penalty: Length penalty of beam search (000 App. C: 2.5).
+        no_repeat_ngram_size: Forbid repeating n-grams of this size in generation (0: off).
+        simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
+        simcse_threshold: Cosine above which a generated and an annotated issue match (000 eq. 1: 0.7).
+        rouge_use_stemmer: Porter-stem words before ROUGE.
+        generate_on_validation: Generate and score issue lists at every validation (slower; else loss only).
+        copy_input_baseline: Also score the copy-the-input baseline at test.
+        log_generations: Validation rows logged as (input, target, prediction) per validation.
+        prefixes: Task prefixes (from the DataModule's task_info).
+        max_source_length: Tokens per input text (from the DataModule's task_info).
+        max_target_length: Tokens per generated issue list (from the DataModule's task_info).
+        sentinel_tokens: Span-infilling sentinels added to the tokenizer (from the DataModule's task_info).
+    """
 
     task = "multilevel_issues"
     record_kind = "feedback"  # what predict.py reads for this export
+    optim_defaults = {"lr": 5e-5, "fused": True}
 
     def __init__(
         self,
@@ -67,7 +92,7 @@ class MultiLevelIssuesModule(TaskModule):
         max_target_length: int = 64,
         sentinel_tokens: Sequence[str] | None = None,
     ):
-        super().__init__(optim, lr=5e-5, fused=True)
+        super().__init__(optim, **self.optim_defaults)
         self.save_hyperparameters()
         self.new_params_lr, self.log_generations = new_params_lr, log_generations
         self.generate_on_validation, self.copy_input_baseline = generate_on_validation, copy_input_baseline

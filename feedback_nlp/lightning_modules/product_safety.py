@@ -34,8 +34,19 @@ __all__ = ["ENCODER_INPUTS", "ProductSafetyClassifier", "cls_logits"]
 
 
 class ProductSafetyClassifier(TaskModule):
+    """001 §3.1: encoder [CLS] -> dropout -> linear -> softmax over {not safety, safety}.
+
+    Args:
+        pretrained: Hugging Face encoder name or folder (001: bert-base-multilingual-cased).
+        labels: The two class names (from the DataModule's task_info).
+        max_length: Tokens per claim the model was trained with (kept in the export).
+        dropout: Dropout on the [CLS] vector before the linear head.
+        encoder_dropout: Dropout inside the encoder (null: the checkpoint's own).
+    """
+
     task = "product_safety"
     record_kind = "claim"
+    optim_defaults = {"lr": 3e-6, "optimizer": "adam"}  # 001 §3.1, §4.2
 
     def __init__(
         self,
@@ -46,7 +57,7 @@ class ProductSafetyClassifier(TaskModule):
         encoder_dropout: float | None = None,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=3e-6, optimizer="adam")  # 001 §3.1, §4.2
+        super().__init__(optim, **self.optim_defaults)
         self.save_hyperparameters()
         self.labels = list(labels or DEFAULT_LABELS)
         if len(self.labels) != 2:

@@ -60,8 +60,26 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
 
 
 class SeaCat(TaskModule):
+    """002 §2.2-2.4: sentence encoder + position embedding + attention pooling -> label softmax.
+
+    Args:
+        labels: Product/service classes (from the DataModule's task_info).
+        pretrained: Sentence encoder name or folder (Hugging Face).
+        max_sentences: Sentences per transcript the position embedding covers (the DataModule's cut).
+        max_tokens: Tokens per sentence.
+        pooling: How a sentence's token states become its vector: mean or cls.
+        position_embedding: Add the sinusoidal offset from the agent's first sentence (002 §2.3).
+        main_question_window: Rule 2 picks among customer sentences at most this far from the agent's first (002 §2.4).
+        freeze_layers: Freeze the embeddings and this many lowest encoder layers (-1: the whole encoder).
+        dropout: Dropout on the pooled transcript vector before the classifier.
+        embedding_cache_size: Sentence embeddings cached across steps while the encoder is frozen (0: off).
+        head_lr: Learning rate of the new layers (key vector, classifier; null: optim.lr).
+        log_examples: Test transcripts logged with their sentence weights (W&B table).
+    """
+
     task = "seacat"
     record_kind = "transcript"
+    optim_defaults = {"lr": 5e-5, "weight_decay": 0.01}
 
     def __init__(
         self,
@@ -79,7 +97,7 @@ class SeaCat(TaskModule):
         log_examples: int = 8,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=5e-5, weight_decay=0.01)
+        super().__init__(optim, **self.optim_defaults)
         if not labels:
             raise ValueError("SeaCat needs the label list (the data module's task_info provides it)")
         self.save_hyperparameters()

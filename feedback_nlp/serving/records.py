@@ -78,7 +78,12 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request limits: records per request and characters per text (None: unlimited)."""
+    """Per-request limits: records per request and characters per text (None: unlimited).
+
+    Args:
+        max_records: Records per request (over it: HTTP 413; null: unlimited).
+        max_chars: Characters per text (over it: HTTP 413; null: unlimited).
+    """
 
     max_records: int | None = None
     max_chars: int | None = None

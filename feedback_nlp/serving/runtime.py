@@ -24,6 +24,15 @@ class RuntimeOptionError(ValueError):
 
 @dataclass(frozen=True)
 class RuntimeOptions:
+    """How a predictor runs (`predict` / `serve` flags, checked by `resolve`).
+
+    Args:
+        device: cpu, cuda or cuda:N (the flags' auto is resolved to one of these).
+        dtype: Weights and activations of the torch backend: fp32, bf16 or fp16 (CUDA only).
+        backend: torch (eager) or onnx (the export's ONNX graph, fp32).
+        batch_size: Records per forward pass.
+    """
+
     device: str = "cpu"
     dtype: str = "fp32"
     backend: str = "torch"
