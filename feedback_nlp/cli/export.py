@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from feedback_nlp.cli.args import Parser
-from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.config import ConfigError, to_dict
 from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.checkpoints import CheckpointError, check_checkpoint
 
@@ -123,5 +123,5 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     out = args.out or base / "export"
     metrics_path = base / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    export_module(module, out, config=OmegaConf.to_container(cfg), metrics=metrics, onnx=args.onnx)
+    export_module(module, out, config=to_dict(cfg, resolve=False), metrics=metrics, onnx=args.onnx)
     return ckpt, out

@@ -36,8 +36,9 @@ def usage() -> str:
     return (
         "usage: feedback-nlp <command> [options]\n\n"
         "commands:\n" + "\n".join(lines) + "\n\n"
-        "`feedback-nlp <command> --help` lists a command's options; config-driven commands\n"
-        "(train, repo) list every config key with `--config FILE --list-keys`.\n"
+        "`feedback-nlp <command> --help` lists a command's options; `feedback-nlp train\n"
+        "--config FILE --list-keys` lists every config key of an experiment (repo: see the\n"
+        "comments of configs/experiment/universal_model_demo.yaml).\n"
     )
 
 

@@ -113,7 +113,8 @@ def score_stream(
     """Score records from `items` in chunks of `batch_size`, writing one JSON line per record."""
     from feedback_nlp.serving.protocol import stamp_rows
 
-    n, chunk = 0, []
+    n = 0
+    chunk: list[Any] = []
 
     def flush() -> int:
         # a file may repeat an id: the predictor sees unique keys, each row gets its record's id back

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.config import ConfigError, to_dict
 from feedback_nlp.core.records import Question, Transcript, load_records
 from feedback_nlp.datamodules.splits import hash_unit
 from feedback_nlp.universal_model.baselines import RandomForestBaseline
@@ -30,7 +30,7 @@ from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 
 def _opts(section: Any) -> dict[str, Any]:
-    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section or {})
+    return to_dict(section) if isinstance(section, DictConfig) else dict(section or {})
 
 
 def seacat_predictor(repo_cfg: Any) -> Any:
@@ -116,9 +116,12 @@ def retrieval_settings(cfg: Any) -> RetrievalSettings:
         raise ConfigError(str(e)) from None
 
 
-def embedder_name(cfg: Any) -> str | None:
+def embedder_name(cfg: Any) -> str:
     r = cfg.retrieval
-    return r.get("embedder") or r.get("dense_model")
+    name = r.get("embedder") or r.get("dense_model")
+    if not name:
+        raise ConfigError("retrieval.embedder must name a sentence-transformers model for dense/hybrid retrieval")
+    return str(name)
 
 
 def export_repository(cfg: Any, questions: list[Question], root: Any, source: Any = "<questions>") -> dict:

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError, load_config, to_yaml
@@ -21,7 +21,7 @@ from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.run_dir import ENV_VAR as RUN_DIR_ENV
 
 
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
         try:
@@ -105,7 +105,7 @@ def run(cfg: Any) -> dict[str, float]:
     callbacks = build_callbacks(
         cfg.get("callbacks"), run_dir, progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False
     )
-    is_zero = global_rank() == 0 and rank_zero_only.rank == 0
+    is_zero = global_rank() == 0 and rank_zero_only.rank == 0  # type: ignore[attr-defined]  # lightning sets it at import
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -187,6 +187,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="experiment YAML under configs/experiment/")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (+key=value adds a key)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="list every config key of this experiment (type, default, value, description) and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -194,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.list_keys:  # reads the configured classes' signatures; builds nothing
+            from feedback_nlp.cli.list_keys import render
+
+            print(render(cfg), end="", flush=True)
+            return {}
         if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.environ.get("RANK", "0") == "0":
             print(f"# resolved config ({args.config})\n{to_yaml(cfg)}", flush=True)
         if args.print_config:

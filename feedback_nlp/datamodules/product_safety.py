@@ -69,7 +69,19 @@ def window_time_split(records: Sequence[Any], seed: int, dev_fraction: float, te
 
 
 class ProductSafetyDataModule(RecordDataModule):
-    """Claim records -> train/dev (per variant), test + traffic (fixed), predict batches."""
+    """Claim records -> train/dev (per variant), test + traffic (fixed), predict batches.
+
+    Args:
+        variant: Training data (Table 2/3): original, original+NN (+ noisy negatives), original+NN+PC (+ translations).
+        test_months: Labeled months in the test window of a time split (1: the paper's last month).
+        augment_dev: Also add translations and mined negatives to dev, as the paper does (Table 2).
+        labeled_means_escalated: A labeled claim without an `escalated` field counts as escalated (FCC volume).
+        predict_path: Claims JSONL that `predict` scores (null: the test period's traffic).
+        group_by_length: Batch claims of similar length together (less padding; order still seeded).
+        noisy_negatives: Mining of noisy negatives from unescalated traffic (section; class_path NoisyNegatives).
+        parallel_corpus: Translations of the labeled claims (section; class_path ParallelCorpus).
+        progress: Show progress bars while mining and translating.
+    """
 
     kind = "claim"
 
@@ -221,7 +233,7 @@ class ProductSafetyDataModule(RecordDataModule):
 
     def _report(self, train: list, dev: list) -> None:
         """Table 2's statistics (size / mean #words) of this run's splits."""
-        s = self.splits
+        s = self.validate()  # built before the fit splits are
         rows = {"train": train, "dev": dev, "test": s.test, "traffic": s.traffic}
         for name, recs in rows.items():
             self.stats[f"data/{name}_size"] = len(recs)

@@ -36,9 +36,15 @@ __all__ = [
 
 
 class SeaCatDataModule(RecordDataModule):
-    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train."""
+    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train.
+
+    Args:
+        dedupe_sentences: Encode each distinct sentence of a batch once (same result, less work).
+        predict_split: Split that `predict` scores: train, dev, test or traffic.
+    """
 
     kind = "transcript"
+    default_overrides = {"batch_size": 16}  # this task's defaults for RecordDataModule's settings
 
     def __init__(
         self,
@@ -46,7 +52,7 @@ class SeaCatDataModule(RecordDataModule):
         predict_split: str = "test",
         **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(**{"batch_size": 16, **base})  # this task's default batch
+        super().__init__(**{**self.default_overrides, **base})
         if predict_split not in ("train", "dev", "test", "traffic"):
             raise ValueError(f"predict_split must be train, dev, test or traffic, got {predict_split!r}")
         # the model's input sizes (model.max_sentences / model.max_tokens), set by `connect`

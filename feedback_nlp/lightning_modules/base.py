@@ -27,7 +27,18 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 @dataclasses.dataclass(frozen=True)
 class OptimSettings:
     """The `model.optim` section. `scheduler` is any name `transformers.get_scheduler` takes
-    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up."""
+    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up.
+
+    Defaults here are overridden by each task's own (e.g. product safety: adam, lr 3e-6).
+
+    Args:
+        optimizer: adam or adamw.
+        lr: Learning rate (peak, after warmup).
+        weight_decay: Decoupled weight decay (adamw) or L2 penalty (adam).
+        scheduler: transformers schedule name: constant, linear, cosine, polynomial, ...
+        warmup_steps: Optimizer steps of linear warmup from 0 to lr.
+        fused: Use torch's fused optimizer kernel (one pass over all parameters).
+    """
 
     optimizer: str = "adamw"
     lr: float = 3e-5
@@ -84,6 +95,15 @@ class TaskContract:
 
 
 class TaskModule(L.LightningModule):
+    """The shared part of every task model: its served task name, record kind and optimizer.
+
+    Args:
+        optim: Optimizer and learning-rate schedule (section; keys: OptimSettings).
+    """
+
+    # config sections that a dataclass documents and checks (feedback-nlp train --list-keys)
+    setting_sections: dict[str, type] = {"optim": OptimSettings}
+    optim_defaults: dict[str, Any] = {}  # the task's own OptimSettings defaults (config keys win)
     task: str = ""  # a served task (core/vocabulary.TASK_RECORD_KINDS), which decides the record kind
 
     @property
@@ -142,6 +162,11 @@ class TaskModule(L.LightningModule):
 
     def trainer_attached(self) -> bool:
         return self._trainer is not None
+
+    def trainer_datamodule(self) -> L.LightningDataModule | None:
+        """The trainer's DataModule (Lightning sets `trainer.datamodule` at run time; its Trainer
+        class does not declare the attribute, so it is read here, once, with its type)."""
+        return getattr(self.trainer, "datamodule", None)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups; a task overrides this to give new parameters their own lr."""

@@ -52,7 +52,8 @@ def _loader(task: str, export_dir: Path) -> Callable[..., Any]:
     """The registered loader of `task`, imported now; a missing one is an ExportError naming it."""
     module_name, fn_name, _ = REGISTRY[task]
     try:
-        return getattr(importlib.import_module(module_name), fn_name)
+        loader: Callable[..., Any] = getattr(importlib.import_module(module_name), fn_name)
+        return loader
     except (ImportError, AttributeError) as e:
         raise ExportError(
             f"{export_dir}: task {task} needs {module_name}.{fn_name}, which this installation lacks ({e})"

@@ -40,7 +40,7 @@ class NeighbourSource(Protocol):
     def prior(self, name: str) -> list[Hashable]: ...
 
 
-def vote(labels: Sequence[Hashable], weights: Sequence[float] | None = None) -> dict[Hashable, float]:
+def vote(labels: Sequence[Hashable], weights: Sequence[float] | np.ndarray | None = None) -> dict[Hashable, float]:
     """Label distribution of the neighbours, most likely first (ties: the better-ranked
     neighbour's label first). `weights` = similarity weighting; None = one vote each."""
     mass: dict[Hashable, float] = {}
@@ -52,7 +52,7 @@ def vote(labels: Sequence[Hashable], weights: Sequence[float] | None = None) -> 
     if total <= 0:  # e.g. all similarity weights 0: fall back to counts
         mass = {k: float(v) for k, v in Counter(x for x in labels if x is not None).items()}
         total = sum(mass.values())
-    first = {}
+    first: dict[Hashable, int] = {}
     for i, label in enumerate(labels):
         first.setdefault(label, i)
     order = sorted(mass, key=lambda lab: (-mass[lab], first[lab]))
@@ -66,7 +66,7 @@ def ranked_labels(distribution: dict[Hashable, float], prior: Sequence[Hashable]
     return list(distribution) + [lab for lab in prior if lab not in seen]
 
 
-def median(values: Sequence[float | None], weights: Sequence[float] | None = None) -> float | None:
+def median(values: Sequence[float | None], weights: Sequence[float] | np.ndarray | None = None) -> float | None:
     """Median of the neighbours' numeric labels (weighted median with similarity weights)."""
     keep = [i for i, v in enumerate(values) if v is not None]
     if not keep:

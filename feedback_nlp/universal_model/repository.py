@@ -175,11 +175,12 @@ def build_generation(
     if settings.backend == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 
-        incremental = prev_dir is not None and not (deleted and settings.purge_on_delete)
-        if incremental:
-            store.link_tree(prev_dir / "tantivy", tmp / "tantivy")
+        # incremental: the previous generation's index plus `added` minus `deleted`
+        base = prev_dir if prev_dir is not None and not (deleted and settings.purge_on_delete) else None
+        if base is not None:
+            store.link_tree(base / "tantivy", tmp / "tantivy")
         index = TantivyBM25(tmp / "tantivy")
-        if incremental:
+        if base is not None:
             index.delete(deleted)
             index.add([r["key"] for r in added], [r["question"] for r in added])
         else:
@@ -189,17 +190,19 @@ def build_generation(
     elif settings.backend == "opensearch":
         from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
 
-        index = OpenSearchIndex.from_env(
+        if manifest is None:
+            raise ValueError("an OpenSearch generation needs the manifest (it names the index)")
+        remote = OpenSearchIndex.from_env(
             manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension")
         )
         todo = rows if prev_dir is None else added
-        index.delete(deleted)
-        index.add(
+        remote.delete(deleted)
+        remote.add(
             [r["key"] for r in todo],
             [r["question"] for r in todo],
             None if emb is None else emb[np.searchsorted([r["key"] for r in rows], [r["key"] for r in todo])],
         )
-        index.commit()
+        remote.commit()
     return tmp
 
 

@@ -29,7 +29,7 @@ class FaissVectors:
 
         self.faiss, self.dim, self.exact_max, self.nlist, self.nprobe = faiss, dim, exact_max, nlist, nprobe
         faiss.omp_set_num_threads(max(1, int(threads)))
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     @property
     def kind(self) -> str:
@@ -38,14 +38,16 @@ class FaissVectors:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+    def add(self, keys: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if len(vectors):
             self.index.add_with_ids(vectors, np.asarray(keys, dtype=np.int64))
 
-    def delete(self, keys: Sequence[int]) -> None:
+    def delete(self, keys: Sequence[int] | np.ndarray) -> None:
         if len(keys):
-            self.index.remove_ids(np.asarray(keys, dtype=np.int64))
+            # faiss's stub types Index.remove_ids as taking an IDSelector only; its Python wrapper
+            # (faiss/class_wrappers.py, replacement_remove_ids) also takes an int64 id array
+            self.index.remove_ids(np.asarray(keys, dtype=np.int64))  # type: ignore[arg-type]
 
     def rebuild(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """The right index type for this many vectors, from stored embeddings (no encoder)."""
@@ -67,7 +69,7 @@ class FaissVectors:
     def search(self, queries: np.ndarray, k: int) -> list[Hits]:
         if len(self) == 0 or k <= 0:
             return [(np.zeros(0, np.int64), np.zeros(0)) for _ in range(len(queries))]
-        if self.kind == "ivf":
+        if isinstance(self.index, self.faiss.IndexIVF):  # kind == "ivf"
             self.index.nprobe = self.nprobe
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         limit = min(len(self), k + 8)
