@@ -65,7 +65,10 @@ def test_rows_read_back_exactly_partitioned_by_date_and_version(tmp_path):
     assert json.loads(rows[0]["details"]) == {"threshold": 0.5}
     assert rows[0]["predicted_at"].isoformat() == "2026-03-01T23:59:59.999000+00:00"
     parts = sorted(p.relative_to(tmp_path / "log").as_posix() for p in (tmp_path / "log").rglob("*.parquet"))
-    assert [p.rsplit("/", 1)[0] for p in parts] == ["date=2026-03-01/model_version=v1", "date=2026-03-02/model_version=v2"]
+    assert [p.rsplit("/", 1)[0] for p in parts] == [
+        "date=2026-03-01/model_version=v1",
+        "date=2026-03-02/model_version=v2",
+    ]
     assert all(f"-{os.getpid()}-" in p for p in parts)  # the writing process in the name
     assert list((tmp_path / "log" / "_wal").iterdir()) == []  # every segment converted and removed
     # the documented query: a filter on the partition columns reads only their folders
