@@ -72,7 +72,9 @@ def by_hand(export, claims):
 
 def test_the_better_export_wins_and_the_intervals_hold_the_exact_differences(exports, tmp_path, capsys):
     tmp, ex, claims = exports
-    deleted = [c["id"] for c in claims if c["label"] is not None][:3] + [c["id"] for c in claims if c["label"] is None][:2]
+    deleted = [c["id"] for c in claims if c["label"] is not None][:3] + [c["id"] for c in claims if c["label"] is None][
+        :2
+    ]
     (tmp_path / "gdpr.txt").write_text("\n".join(deleted[:4]) + "\n" + json.dumps({"id": deleted[4]}) + "\n")
     from feedback_nlp.core.io import sha256_file
 
@@ -106,7 +108,14 @@ def test_the_better_export_wins_and_the_intervals_hold_the_exact_differences(exp
 
 def test_a_different_file_or_a_bad_rule_is_refused_before_any_model_loads(exports, tmp_path, capsys):
     tmp, ex, _ = exports
-    common = ["--eval", str(tmp / "eval.jsonl"), "--export", f"a={ex['production']}", "--export", f"b={ex['candidate']}"]
+    common = [
+        "--eval",
+        str(tmp / "eval.jsonl"),
+        "--export",
+        f"a={ex['production']}",
+        "--export",
+        f"b={ex['candidate']}",
+    ]
     assert cli.main([*common, "--expect-sha256", "0" * 64]) == 2
     err = capsys.readouterr().err
     assert "differs from --expect-sha256" in err and len(err.splitlines()) == 1

@@ -59,7 +59,9 @@ def write_log(root: Path, rows, version="v1") -> None:
     for rid, lang, at, score, decision, esc in rows:
         rec = TextRecord(rid, f"claim {rid}", lang, esc)
         row = {"id": rid, "label": ["not", "ps"][decision], "probability": score, "decision": decision}
-        log.append([rec], [{**row, "threshold": 0.5, "model_version": version, "predicted_at": at.isoformat() + "+00:00"}])
+        log.append(
+            [rec], [{**row, "threshold": 0.5, "model_version": version, "predicted_at": at.isoformat() + "+00:00"}]
+        )
     log.close()
 
 
@@ -183,7 +185,8 @@ def test_the_command_exits_1_with_one_alert_line_each_and_writes_its_outputs(syn
 def test_bad_outcome_lines_and_bounds_are_one_error_before_any_output(synthetic, tmp_path):
     tmp, _, _ = synthetic
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "W10-en-0", "label": 1, "labelled_at": "2026-03-05"}\n{"id": "x", "label": "yes", "labelled_at": "2026-03-05"}\n')
+    good = '{"id": "W10-en-0", "label": 1, "labelled_at": "2026-03-05"}\n'
+    bad.write_text(good + '{"id": "x", "label": "yes", "labelled_at": "2026-03-05"}\n')
     proc = run("monitor", "--log", tmp / "log", "--outcomes", bad, "--out", tmp_path / "out")
     assert proc.returncode == 2 and proc.stderr.startswith("error: 1 problem(s)")
     assert f"{bad}:2: field 'label': expected 1, 0, true or false" in proc.stderr

@@ -125,7 +125,9 @@ def kpi_names(task: str, records: Sequence[Any]) -> list[str] | None:
         return ["accuracy"]
     if task in ("multilevel_issues", "mcml_bert"):
         levels = ["coarse", "granular"] if task == "multilevel_issues" else ["coarse"]
-        return [f"{lv}/{k}" for lv in levels for k in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")]
+        return [
+            f"{lv}/{k}" for lv in levels for k in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")
+        ]
     return None  # universal model: <label>/topN of the repository's labels
 
 
@@ -186,7 +188,11 @@ def run(
         from feedback_nlp.operations.wandb_log import log_job
 
         summary = {f"decision/{n}": d["promote"] for n, d in decision.items()}
-        config = {k: report[k] for k in ("task", "eval_sha256", "scored_ids_sha256", "rules", "rounds", "seed", "exports")}
-        run_id = log_job(a.wandb_project, "compare", a.out or Path("."), config, {"compare/kpis": (header, rows)}, {}, summary)
+        config = {
+            k: report[k] for k in ("task", "eval_sha256", "scored_ids_sha256", "rules", "rounds", "seed", "exports")
+        }
+        run_id = log_job(
+            a.wandb_project, "compare", a.out or Path("."), config, {"compare/kpis": (header, rows)}, {}, summary
+        )
         print(f"logged to W&B run {run_id}")
     return 0 if all(d["promote"] for d in decision.values()) or not rules else 1

@@ -151,5 +151,7 @@ def issues(
         per_record[f"{level}/simcse_precision"] = np.array([p for p, _ in pr])
         per_record[f"{level}/simcse_recall"] = np.array([r for _, r in pr])
         f1_of[f"{level}/simcse_f1"] = (f"{level}/simcse_precision", f"{level}/simcse_recall")
-    names = [f"{lvl}/{k}" for lvl in levels for k in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")]
+    names = [
+        f"{lvl}/{k}" for lvl in levels for k in ("rouge1", "rouge2", "simcse_precision", "simcse_recall", "simcse_f1")
+    ]
     return TaskEval(np.arange(len(records)), _means(per_record, f1_of), names)

@@ -66,7 +66,13 @@ class Log:
     escalated: np.ndarray  # -1 unknown, 0, 1
 
     def take(self, idx: np.ndarray) -> Log:
-        return Log(self.task, *(getattr(self, k)[idx] for k in ("ids", "versions", "at", "language", "score", "decision", "label", "escalated")))
+        return Log(
+            self.task,
+            *(
+                getattr(self, k)[idx]
+                for k in ("ids", "versions", "at", "language", "score", "decision", "label", "escalated")
+            ),
+        )
 
 
 def from_table(table: Any) -> Log:
@@ -80,7 +86,17 @@ def from_table(table: Any) -> Log:
     dec = np.array([-1 if x is None else int(x) for x in table.column("decision").to_pylist()], dtype=np.int64)
     score = np.array([np.nan if x is None else x for x in table.column("score").to_pylist()], dtype=np.float64)
     at = table.column("predicted_at").cast("timestamp[ms]").to_numpy(zero_copy_only=False).astype("datetime64[ms]")
-    return Log(tasks[0] if tasks else "", col("id").astype(object), col("model_version").astype(object), at, lang, score, dec, col("label").astype(object), esc)
+    return Log(
+        tasks[0] if tasks else "",
+        col("id").astype(object),
+        col("model_version").astype(object),
+        at,
+        lang,
+        score,
+        dec,
+        col("label").astype(object),
+        esc,
+    )
 
 
 def first_predictions(log: Log) -> Log:
@@ -120,7 +136,13 @@ def _groups(*keys: np.ndarray) -> Iterator[tuple[tuple[str, ...], np.ndarray]]:
 
 
 def kpis(
-    log: Log, idx: np.ndarray, y: np.ndarray, fcc: np.ndarray, true_label: np.ndarray, reference: np.ndarray | None, min_drift_n: int
+    log: Log,
+    idx: np.ndarray,
+    y: np.ndarray,
+    fcc: np.ndarray,
+    true_label: np.ndarray,
+    reference: np.ndarray | None,
+    min_drift_n: int,
 ) -> dict[str, Any]:
     """Every metric of one slice (indices into `log`). `y`: outcome 1/0, -1 unlabelled (safety);
     `fcc`: -1/0/1; `true_label`: the outcome class (other tasks) or None."""
@@ -138,7 +160,7 @@ def kpis(
             row["volume_model_or_fcc"] = vol["volume_model_or_fcc"]
         pr = precision_recall_at(dec, y[idx], 1.0)
         row["positives"] = pr["positives"]
-        row["precision"] = pr["precision"] if pr["tp"] + pr["fp"] else None
+        row["precision"] = pr["precision"] if int(pr["tp"] or 0) + int(pr["fp"] or 0) else None
         row["recall"] = pr["recall"]
     elif row["labelled"]:
         got = [(p, t) for p, t in zip(log.label[idx], true_label[idx]) if t is not None]

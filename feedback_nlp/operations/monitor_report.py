@@ -45,7 +45,9 @@ def markdown(rows: Sequence[Mapping[str, Any]], alerts: Sequence[str], header: M
             out += ["", f"## model {version}, per {window}", ""]
             out.append("| " + " | ".join([window, "language", *cols]) + " |")
             out.append("|" + "---|" * (len(cols) + 2))
-            out += ["| " + " | ".join([r["start"], r["language"], *(_cell(r.get(c)) for c in cols)]) + " |" for r in mine]
+            out += [
+                "| " + " | ".join([r["start"], r["language"], *(_cell(r.get(c)) for c in cols)]) + " |" for r in mine
+            ]
     return "\n".join(out) + "\n"
 
 
@@ -55,7 +57,11 @@ def plots(
     """kpis_<version>_<window>.png and scores_<version>.png; name -> path."""
     from feedback_nlp.operations.plots import kpi_figure, save_png, score_figure
 
-    wanted = [m for m in ("precision", "recall", "volume_model", "volume_model_or_fcc", "accuracy", "psi") if m in columns(rows)]
+    wanted: list[str] = [
+        m
+        for m in ("precision", "recall", "volume_model", "volume_model_or_fcc", "accuracy", "psi")
+        if m in columns(rows)
+    ]
     wanted = wanted or ["records"]
     out: dict[str, Path] = {}
     for version in sorted({r["model_version"] for r in rows}):

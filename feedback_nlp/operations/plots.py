@@ -52,7 +52,8 @@ def kpi_figure(rows: Sequence[Mapping[str, Any]], version: str, window: str, met
     for ax, metric in zip(axes[0], metrics):
         for lang in languages:
             by_start = {r["start"]: r.get(metric) for r in mine if r["language"] == lang}
-            ys = [np.nan if by_start.get(s) is None else float(by_start[s]) for s in starts]
+            values = [by_start.get(s) for s in starts]
+            ys = [np.nan if v is None else float(v) for v in values]
             style = {"color": "black", "linestyle": "--"} if lang == "all" else {}
             ax.plot(range(len(starts)), ys, marker="o", label=lang, **style)
         ax.set_title(metric)
@@ -74,7 +75,15 @@ def score_figure(scores: Mapping[str, np.ndarray], reference: Mapping[str, np.nd
         ax.hist(scores[lang], bins=bins, density=True, alpha=0.6, label=f"served (n={len(scores[lang])})")
         ref = reference.get(lang)
         if ref is not None and ref.size:
-            ax.hist(ref, bins=bins, density=True, histtype="step", linewidth=1.5, color="black", label=f"tested (n={ref.size})")
+            ax.hist(
+                ref,
+                bins=bins,
+                density=True,
+                histtype="step",
+                linewidth=1.5,
+                color="black",
+                label=f"tested (n={ref.size})",
+            )
         ax.set_title(lang)
         ax.set_xlabel("score")
         ax.legend(fontsize=7)

@@ -24,7 +24,9 @@ from feedback_nlp.core.errors import UserError
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 NEGATED = {">=": "<", "<=": ">", ">": "<=", "<": ">="}
-_RULE = re.compile(r"^\s*(?:(?P<scope>[\w-]+(?:/[\w-]+)?)\s*:)?\s*(?P<metric>[\w/.-]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>\S+)\s*$")
+_RULE = re.compile(
+    r"^\s*(?:(?P<scope>[\w-]+(?:/[\w-]+)?)\s*:)?\s*(?P<metric>[\w/.-]+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>\S+)\s*$"
+)
 
 
 class RuleError(UserError, ValueError):

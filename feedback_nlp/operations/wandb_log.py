@@ -24,10 +24,14 @@ def log_job(
     """Log one finished job; returns the W&B run id."""
     import wandb
 
-    run = wandb.init(project=project, job_type=job_type, dir=str(out_dir), config=dict(config), reinit="finish_previous")
+    run = wandb.init(
+        project=project, job_type=job_type, dir=str(out_dir), config=dict(config), reinit="finish_previous"
+    )
     try:
         payload: dict[str, Any] = {k: wandb.Image(str(p)) for k, p in images.items()}
-        payload.update({k: wandb.Table(columns=list(c), data=[list(r) for r in rows]) for k, (c, rows) in tables.items()})
+        payload.update(
+            {k: wandb.Table(columns=list(c), data=[list(r) for r in rows]) for k, (c, rows) in tables.items()}
+        )
         if payload:
             run.log(payload)
         for key, value in summary.items():
