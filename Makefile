@@ -68,6 +68,7 @@ bench: setup
 	$(PY) -m bench.universal_model_updates
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
+	$(PY) -m bench.serve_prediction_log
 	$(PY) -m bench.gpu
 
 # Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its

@@ -132,3 +132,46 @@ def test_a_cluster_draw_keeps_translations_together():
         members = clusters[idx[draw == k]]
         assert len(set(members)) == 1 and len(members) == [1, 2, 3][members[0]]
     assert np.bincount(draw).size == 3  # as many clusters drawn as there are
+
+
+def test_per_record_kpis_of_the_other_tasks_by_hand():
+    import torch
+
+    from feedback_nlp.core.records import Feedback, Question, Transcript, Turn
+    from feedback_nlp.operations.compare import evaluate
+
+    everything = np.arange(3)
+    # universal model: Top-N of the vote ranking; a query without the label is not counted
+    questions = [Question("q1", "a?", {"intent": "b"}), Question("q2", "b?", {"intent": "c"}), Question("q3", "c?", {})]
+    dist = {"a": 0.5, "b": 0.3, "c": 0.2}
+    rows = [{"id": q.id, "intent": {"prediction": "a", "distribution": dist}} for q in questions]
+    got = evaluate("universal_model", questions, rows).kpis(everything, everything)
+    assert (got["intent/top1"], got["intent/top5"]) == (0.0, 1.0)
+    rows[1]["intent"]["distribution"] = {"c": 0.9, "a": 0.1}
+    assert evaluate("universal_model", questions, rows).kpis(everything, everything)["intent/top1"] == 0.5
+    # SeaCat: accuracy of the label
+    turns = [Turn("customer", "hi")]
+    transcripts = [Transcript(f"t{i}", turns, label) for i, label in enumerate(["delivery", "refund", "refund"])]
+    rows = [{"id": t.id, "label": p} for t, p in zip(transcripts, ["delivery", "delivery", "refund"])]
+    assert evaluate("seacat", transcripts, rows).kpis(everything, everything) == {"accuracy": pytest.approx(2 / 3)}
+
+    # issues: an embedder where only equal strings match, so SimCSE counts exact matches
+    def embed(texts):
+        vocab = sorted(set(texts))
+        return torch.eye(len(vocab))[[vocab.index(t) for t in texts]]
+
+    feedback = [
+        Feedback("f1", "x", ["late delivery", "damaged box"], ["late"]),
+        Feedback("f2", "y", ["wrong size"], ["size"]),
+    ]
+    rows = [
+        {"id": "f1", "coarse": ["late delivery"], "granular": ["late"]},
+        {"id": "f2", "coarse": ["wrong colour"], "granular": ["size"]},
+    ]
+    got = evaluate("multilevel_issues", feedback, rows).kpis(np.arange(2), np.arange(2))
+    # f1: 1 of 1 generated matches (P 1), 1 of 2 annotated (R 1/2); f2: nothing matches
+    assert got["coarse/simcse_precision"] == pytest.approx(0.5) and got["coarse/simcse_recall"] == pytest.approx(0.25)
+    assert got["coarse/simcse_f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    assert got["granular/rouge1"] == pytest.approx(1.0) and got["granular/simcse_f1"] == pytest.approx(1.0)
+    # f1 ROUGE-1: "late delivery" vs "late delivery, damaged box": P 2/2, R 2/4 -> F 2/3; f2: "wrong" of 2 -> F 1/2
+    assert got["coarse/rouge1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
