@@ -48,8 +48,12 @@ def kpi_figure(rows: Sequence[Mapping[str, Any]], version: str, window: str, met
     mine = [r for r in rows if r["model_version"] == version and r["window"] == window]
     starts = sorted({r["start"] for r in mine})
     languages = sorted({r["language"] for r in mine}, key=lambda x: (x != "all", x))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    cols = min(3, len(metrics))
+    rows_n = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
         for lang in languages:
             by_start = {r["start"]: r.get(metric) for r in mine if r["language"] == lang}
             values = [by_start.get(s) for s in starts]
