@@ -25,6 +25,10 @@ from typing import Any, Sequence
 from bench.serve import build_export, drive, server
 
 
+def export_for_cost(a: argparse.Namespace, tmp: Path) -> Path:
+    return a.export or build_export(tmp)
+
+
 def append_cost(folder: Path, batch: int, n: int = 2000) -> float:
     """Milliseconds one `append` of a `batch`-record scored batch takes on the request path
     (JSON lines, text hashes, one write), in this process, the background writer running."""
@@ -47,6 +51,32 @@ def append_cost(folder: Path, batch: int, n: int = 2000) -> float:
     elapsed = time.perf_counter() - start
     log.close()
     return elapsed / n * 1000
+
+
+def convert_cost(folder: Path, rows: int = 20000) -> float:
+    """Milliseconds of the background writer's work per logged row: a segment of `rows` rows
+    turned into Parquet parts (read, parse, write, rename, delete)."""
+    import time
+
+    from bench.serve import TEXTS
+    from feedback_nlp.core.records import TextRecord
+    from feedback_nlp.serving import prediction_log as plog
+    from feedback_nlp.serving.protocol import stamp_rows
+
+    loc = plog.locate(folder)
+    loc.spool.mkdir(parents=True, exist_ok=True)
+    records = [TextRecord(str(i), TEXTS[i % len(TEXTS)], "en") for i in range(rows)]
+    scored = [
+        {"id": r.id, "label": "product_safety", "probability": 0.7, "decision": 1, "threshold": 0.5} for r in records
+    ]
+    lines = (
+        json.dumps(plog.entry("product_safety", r, row)) for r, row in zip(records, stamp_rows(records, scored, "v"))
+    )
+    segment = loc.spool / f"seg-{plog.HOST}-{2**22 + 7}-{1:020d}.jsonl"  # no such pid: a dead writer's
+    segment.write_text("\n".join(lines) + "\n")
+    start = time.perf_counter()
+    plog.convert_segment(loc, segment)
+    return (time.perf_counter() - start) / rows * 1000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,11 +135,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"device {a.device}, max batch {a.max_batch_size}"
     )
     print(f"prediction log on / off = {ratio:.3f}  (goal >= 0.9)")
-    with tempfile.TemporaryDirectory(prefix="bench-log-append-") as tmp:
-        cost = append_cost(Path(tmp), a.max_batch_size * a.records_per_request)
-    print(f"request-path cost of the log: {cost:.3f} ms per append of a {a.max_batch_size}-record batch")
+    # the same question as CPU cost, measured in this process a moment apart (far less noisy than
+    # served throughput on a shared machine): the model's time per record vs the log's
+    from bench.serve import in_process
+
+    batch = a.max_batch_size * a.records_per_request
+    with tempfile.TemporaryDirectory(prefix="bench-log-cost-") as tmp:
+        model = in_process(export_for_cost(a, Path(tmp)), a.device, "fp32", batch, a.seconds, a.warmup)
+        model_ms = 1000 / model["records_per_s"]
+        cost = append_cost(Path(tmp) / "append", batch)
+        conv = convert_cost(Path(tmp) / "convert")
+    log_ms = cost / batch + conv
+    print(f"request-path cost of the log: {cost:.3f} ms per append of a {batch}-record batch")
+    print(f"background writer: {conv * 1000:.1f} us per row (segment -> Parquet part)")
+    print(
+        f"per record: model {model_ms:.2f} ms (in-process, batch {batch}), log {log_ms:.4f} ms -> "
+        f"CPU-cost ratio on / off = {model_ms / (model_ms + log_ms):.4f}"
+    )
     if a.json:
-        figures = {"results": results, "ratio": ratio, "append_ms": cost}
+        figures = {
+            "results": results,
+            "ratio": ratio,
+            "append_ms": cost,
+            "convert_ms_per_row": conv,
+            "model_ms": model_ms,
+        }
         a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, **figures}))
     return 0
 
