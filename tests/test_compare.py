@@ -168,7 +168,7 @@ def test_per_record_kpis_of_the_other_tasks_by_hand():
         {"id": "f1", "coarse": ["late delivery"], "granular": ["late"]},
         {"id": "f2", "coarse": ["wrong colour"], "granular": ["size"]},
     ]
-    got = evaluate("multilevel_issues", feedback, rows).kpis(np.arange(2), np.arange(2))
+    got = evaluate("multilevel_issues", feedback, rows, embed).kpis(np.arange(2), np.arange(2))
     # f1: 1 of 1 generated matches (P 1), 1 of 2 annotated (R 1/2); f2: nothing matches
     assert got["coarse/simcse_precision"] == pytest.approx(0.5) and got["coarse/simcse_recall"] == pytest.approx(0.25)
     assert got["coarse/simcse_f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75)
