@@ -206,3 +206,46 @@ def test_kill_9_loses_no_answered_row_and_sigterm_flushes(tmp_path):
     assert not missing, f"{len(missing)} answered rows not in the log: {missing[:5]}"
     assert len(logged) == len(set(logged)), "a row is in the log twice"
     assert "after-restart" in logged
+
+
+def test_predict_logs_every_scored_line_with_its_export_version(tmp_path, capsys):
+    from feedback_nlp.cli import predict
+
+    export = safety_export(tmp_path)
+    inp = tmp_path / "claims.jsonl"
+    inp.write_text(
+        "".join(json.dumps({"id": f"c{i}", "text": t, "language": "en"}) + "\n" for i, t in enumerate(CLAIMS))
+    )
+    args = ["--export", str(export), "--input", str(inp), "--output", str(tmp_path / "out.jsonl")]
+    assert predict.main([*args, "--log-text"]) == 2
+    assert "--log-text and --log-fsync need --prediction-log" in capsys.readouterr().err
+    assert predict.main([*args, "--prediction-log", str(tmp_path / "log"), "--log-text", "--batch-size", "4"]) == 0
+    scored = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    logged = read_log(tmp_path / "log").sort_by("id").to_pylist()
+    assert [r["id"] for r in logged] == sorted(r["id"] for r in scored)
+    by_id = {r["id"]: r for r in scored}
+    for row in logged:
+        assert row["model_version"] == by_id[row["id"]]["model_version"]
+        assert row["score"] == pytest.approx(by_id[row["id"]]["probability"])
+        assert row["decision"] == by_id[row["id"]]["decision"] and row["text"] == CLAIMS[int(row["id"][1:])]
+
+
+def test_each_task_fills_its_columns():
+    from feedback_nlp.serving.prediction_rows import summarize
+
+    issues = summarize("multilevel_issues", {"coarse": ["delivery"], "granular": ["late delivery"]})
+    assert (issues["coarse"], issues["granular"], json.loads(issues["details"])) == (
+        ["delivery"],
+        ["late delivery"],
+        {},
+    )
+    mcml = summarize("mcml_bert", {"coarse": ["size"], "probabilities": {"size": 0.9, "colour": 0.2}})
+    assert (mcml["coarse"], mcml["score"]) == (["size"], 0.9)
+    row = {
+        "intent": {"prediction": "refund", "distribution": {"refund": 0.6, "where": 0.4}},
+        "handle_time": {"prediction": 7.5},
+        "neighbors": [{"id": "q9", "score": 3.1}],
+    }
+    um = summarize("universal_model", row)
+    assert (um["label"], um["score"]) == ("refund", 0.6)
+    assert json.loads(um["details"]) == {"labels": {"intent": "refund", "handle_time": 7.5}, "neighbors": ["q9"]}
