@@ -100,10 +100,16 @@ def test_the_better_export_wins_and_the_intervals_hold_the_exact_differences(exp
         assert d["low"] <= d["diff"] <= d["high"] and d["rounds"] > 250, (kpi, d)
     assert report["decision"] == {"candidate": {"promote": True, "failed": []}}
     # the other way round the untrained model is kept out, naming the rules it fails
-    args2 = [str(x) for x in args[:-2]] + ["--baseline", "candidate"]
-    assert cli.main(args2) == 1
+    args2 = [str(x) for x in args[:-2]] + ["--baseline", "candidate", "--out", str(tmp_path / "rev")]
+    assert cli.main([*args2, "--logger", "wandb"]) == 1
     out = capsys.readouterr().out
     assert "production: keep candidate" in out and "fails precision>=0: precision -" in out
+    # ... and the table and the decision went to the (offline) W&B run
+    from tests.wandb_offline import read_run
+
+    run = read_run(tmp_path / "rev")
+    assert run.summary["decision/production"] is False
+    assert any(row.get("compare/kpis", {}).get("_type") == "table-file" for row in run.history)
 
 
 def test_a_different_file_or_a_bad_rule_is_refused_before_any_model_loads(exports, tmp_path, capsys):

@@ -179,7 +179,12 @@ def test_the_command_exits_1_with_one_alert_line_each_and_writes_its_outputs(syn
     # no bound crossed: 0, nothing on stderr; with --logger wandb the same goes to an offline run
     proc = run(*common, "--out", tmp_path / "ok", "--windows", "week", "--logger", "wandb")
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr[-2000:]
-    assert list((tmp_path / "ok" / "wandb").glob("offline-run-*/run-*.wandb"))
+    from tests.wandb_offline import read_run
+
+    wandb_run = read_run(tmp_path / "ok")
+    logged = {k for row in wandb_run.history for k in row}
+    assert {"monitor/kpis", "monitor/kpis_v1_week", "monitor/scores_v1"} <= logged, logged
+    assert wandb_run.summary["monitor/alerts"] == 0 and wandb_run.summary["monitor/predictions"] == 400
 
 
 def test_bad_outcome_lines_and_bounds_are_one_error_before_any_output(synthetic, tmp_path):
