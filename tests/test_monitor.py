@@ -187,16 +187,21 @@ def test_the_command_exits_1_with_one_alert_line_each_and_writes_its_outputs(syn
     assert wandb_run.summary["monitor/alerts"] == 0 and wandb_run.summary["monitor/predictions"] == 400
 
 
-def test_bad_outcome_lines_and_bounds_are_one_error_before_any_output(synthetic, tmp_path):
+def test_bad_outcome_lines_and_bounds_are_one_error_before_any_output(synthetic, tmp_path, capsys):
+    from feedback_nlp.cli import monitor as cli
+
     tmp, _, _ = synthetic
     bad = tmp_path / "bad.jsonl"
     good = '{"id": "W10-en-0", "label": 1, "labelled_at": "2026-03-05"}\n'
     bad.write_text(good + '{"id": "x", "label": "yes", "labelled_at": "2026-03-05"}\n')
-    proc = run("monitor", "--log", tmp / "log", "--outcomes", bad, "--out", tmp_path / "out")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: 1 problem(s)")
-    assert f"{bad}:2: field 'label': expected 1, 0, true or false" in proc.stderr
-    proc = run("monitor", "--log", tmp / "log", "--out", tmp_path / "out", "--bound", "week:precison>=0.5")
-    assert proc.returncode == 2 and "unknown metric 'precison'" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert cli.main(["--log", str(tmp / "log"), "--outcomes", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 1 problem(s)") and f"{bad}:2: field 'label': expected 1, 0, true or false" in err
+    assert cli.main(["--log", str(tmp / "log"), "--out", str(tmp_path / "out"), "--bound", "week:precison>=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'precison'" in err and len(err.splitlines()) == 1
+    assert cli.main(["--log", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
