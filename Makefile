@@ -68,6 +68,7 @@ bench: setup
 	$(PY) -m bench.universal_model_updates
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
+	$(PY) -m bench.serve_prediction_log
 	$(PY) -m bench.gpu
 	$(PY) -m bench.cli_help
 

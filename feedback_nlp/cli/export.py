@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     from omegaconf.errors import OmegaConfBaseException
 
     from feedback_nlp.core.instantiate import import_object
+    from feedback_nlp.serving.manifest import REFERENCE_FILE
     from feedback_nlp.training.export import export_module
 
     if args.run_dir and args.checkpoint:
@@ -123,5 +124,8 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     out = args.out or base / "export"
     metrics_path = base / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    export_module(module, out, config=to_dict(cfg, resolve=False), metrics=metrics, onnx=args.onnx)
+    reference = None  # the tested score sample: only the run's best checkpoint was tested
+    if args.run_dir and (args.run_dir / REFERENCE_FILE).is_file():
+        reference = json.loads((args.run_dir / REFERENCE_FILE).read_text(encoding="utf-8"))
+    export_module(module, out, config=to_dict(cfg, resolve=False), metrics=metrics, onnx=args.onnx, reference=reference)
     return ckpt, out

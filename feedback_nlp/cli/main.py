@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("feedback_nlp.cli.serve", "main", "serve an export over HTTP (LitServe)"),
     "sweep": ("feedback_nlp.cli.sweep", "cli", "run a W&B sweep YAML locally on Optuna"),
     "repo": ("feedback_nlp.cli.repo", "cli", "question repository: evaluate, export, add, delete, stats"),
+    "monitor": ("feedback_nlp.cli.monitor", "main", "KPIs per model version, window and language (prediction log)"),
+    "compare": ("feedback_nlp.cli.compare", "main", "candidate vs production exports on one frozen evaluation set"),
 }
 
 

@@ -134,9 +134,26 @@ def run(cfg: Any) -> dict[str, float]:
             from feedback_nlp.training.export import update_metrics
 
             update_metrics(run_dir / "export", metrics)
+        keep_reference_scores(model, run_dir)
         _print_metrics(cfg.experiment, metrics, run_dir)
     finish_wandb(trainer, metrics, run_dir, cfg)
     return metrics
+
+
+def keep_reference_scores(model: Any, run_dir: Path) -> None:
+    """The tested score sample (a module's `reference_scores()`, if it has one) next to the run's
+    metrics and in its export: `monitor` measures production drift against it, and a re-export
+    from the run directory copies it in (serving/reference_scores.py)."""
+    sample = model.reference_scores() if callable(getattr(model, "reference_scores", None)) else None
+    if not sample:
+        return
+    from feedback_nlp.core.io import atomic_write_json
+    from feedback_nlp.serving.manifest import REFERENCE_FILE
+    from feedback_nlp.training.export import add_reference_scores
+
+    atomic_write_json(run_dir / REFERENCE_FILE, sample)
+    if (run_dir / "export" / "manifest.json").is_file():
+        add_reference_scores(run_dir / "export", sample)
 
 
 def log_inputs(trainer: Any, cfg: Any) -> None:

@@ -416,6 +416,7 @@ class TextRecord:
     id: str
     text: str
     language: str | None = None
+    escalated: bool | None = None  # a claim's FCC flag (001 §4.2), kept in the prediction log
 
 
 @dataclass(frozen=True)
@@ -455,7 +456,10 @@ class Limits:
 
 
 def _score_claim(obj: Mapping[str, Any], rid: str, max_chars: int | None) -> TextRecord:
-    return TextRecord(rid, _text(obj, "text", max_chars), _opt_str(obj, "language"))
+    escalated = obj.get("escalated")
+    if escalated is not None and not isinstance(escalated, bool):
+        raise _Bad("escalated", f"expected true/false, got {_short(escalated)}")
+    return TextRecord(rid, _text(obj, "text", max_chars), _opt_str(obj, "language"), escalated)
 
 
 def _score_feedback(obj: Mapping[str, Any], rid: str, max_chars: int | None) -> TextRecord:

@@ -170,6 +170,18 @@ class ProductSafetyClassifier(TaskModule):
             flush=True,
         )
 
+    def reference_scores(self) -> dict[str, Any] | None:
+        """The last test's probabilities per split (test, traffic; originals only) and language:
+        the reference `feedback-nlp monitor` measures score drift against (serving/reference_scores.py)."""
+        a = self.test_arrays
+        if not a or not len(a["probs"]):
+            return None
+        from feedback_nlp.serving.reference_scores import reference_sample
+
+        orig = a["is_original"].astype(bool)
+        splits = {"test": orig & a["in_test"].astype(bool), "traffic": orig & a["in_traffic"].astype(bool)}
+        return reference_sample(self.task, "probability", a["probs"], a["languages"], splits)
+
     # --- predict: 001 §5 every prediction links back to a model version ------------------------
     def on_predict_start(self) -> None:
         self._model_version = self.export_version()
