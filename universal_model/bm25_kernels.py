@@ -116,8 +116,8 @@ def top_k_one(
 ) -> int:
     """Exact top-k documents of one query (term ids with multiplicities); returns how many.
 
-    `acc` and `bmax` are all zero on entry and are left all zero. Documents scoring 0 (no
-    query term) are never returned.
+    `acc` is all zero on entry and is left all zero (`bmax` is scratch). Documents scoring 0
+    (no query term) are never returned.
     """
     if len(terms) == 0 or k <= 0:
         return 0

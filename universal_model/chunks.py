@@ -120,8 +120,21 @@ def read_rows(gen_dir: Path, chunk: dict[str, Any]) -> list[dict[str, Any]]:
     return json.loads("[" + text.replace("\n", ",") + "]") if text else []
 
 
-def row_bytes(gen_dir: Path, chunk: dict[str, Any]) -> list[bytes]:
-    return (gen_dir / chunk["rows"]).read_bytes().splitlines(keepends=True)
+def split_rows(gen_dir: Path, chunk: dict[str, Any], gone: np.ndarray) -> tuple[bytes, list[bytes]]:
+    """The chunk's rows file without the rows where `gone` is True, and those rows' lines
+    (one row per line, in the order of the ids file)."""
+    data = (gen_dir / chunk["rows"]).read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+    if len(ends) != len(gone):
+        raise ValueError(f"{gen_dir / chunk['rows']}: {len(ends)} rows, its ids file lists {len(gone)}")
+    cut = np.flatnonzero(gone)
+    kept, lo = [], 0
+    for i in cut:  # few deleted rows per chunk: copy the runs between them
+        kept.append(data[lo : starts[i]])
+        lo = ends[i]
+    kept.append(data[lo:])
+    return b"".join(kept), [data[starts[i] : ends[i]] for i in cut]
 
 
 def live_vectors(

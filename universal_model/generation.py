@@ -92,14 +92,13 @@ class Writer:
         text leaves the disk); vector files linked, or rewritten with the live rows (`compact`)."""
         assert self.prev_dir is not None
         keys, ids = ch.read_ids(self.prev_dir, chunk)
-        lines = ch.row_bytes(self.prev_dir, chunk)
+        body, _ = ch.split_rows(self.prev_dir, chunk, ~keep)
         seg = None
         if chunk.get("bm25"):
             from feedback_nlp.universal_model.numba_bm25 import Segment
 
             seg = Segment.load(self.prev_dir / chunk["bm25"]).select(keep)
         kept_ids = [i for i, k in zip(ids, keep) if k]
-        body = b"".join(x for x, k in zip(lines, keep) if k)
         out = {**chunk, **ch.write_text(self.tmp, self.gen, chunk["id"], keys[keep], kept_ids, body, seg)}
         if compact and chunk.get("emb"):
             vkeys, emb, assign = ch.live_vectors(self.prev_dir, chunk, keys[keep])

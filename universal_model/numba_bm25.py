@@ -108,13 +108,14 @@ class Segment:
     def select(self, keep: np.ndarray) -> Segment:
         """The questions where `keep` is True (a chunk rewritten without its deleted questions)."""
         starts, ends = self.ptr[:-1][keep], self.ptr[1:][keep]
-        idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(starts) else np.zeros(0, int)
-        used = np.unique(self.terms[idx]) if len(idx) else np.zeros(0, np.int32)
-        remap = np.full(len(self.vocab), -1, np.int32)
-        remap[used] = np.arange(len(used), dtype=np.int32)
-        ptr = np.zeros(int(keep.sum()) + 1, np.int64)
-        ptr[1:] = np.cumsum(ends - starts)
-        vocab = [self.vocab[i] for i in used]  # a deleted question's own words leave the file too
+        lengths = ends - starts
+        ptr = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=ptr[1:])
+        idx = np.repeat(starts - ptr[:-1], lengths) + np.arange(ptr[-1])
+        used = np.zeros(len(self.vocab), bool)
+        used[self.terms[idx]] = True
+        remap = np.cumsum(used, dtype=np.int32) - 1
+        vocab = [t for t, u in zip(self.vocab, used) if u]  # a deleted question's own words leave the file too
         return Segment(self.keys[keep], self.lengths[keep], ptr, remap[self.terms[idx]], self.tfs[idx], vocab)
 
     def save(self, path: str | Path) -> None:

@@ -246,7 +246,7 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
                 compact = 0 < live and 2 * live <= c["stored"]  # half the chunk's vectors are dead
                 read = [c[k] for k in ch.TEXT_FILES + (ch.VECTOR_FILES if compact else ()) if c.get(k)]
                 store.verify(root, manifest, read)
-                removed += [json.loads(x) for x, g in zip(ch.row_bytes(gen_dir, c), gone) if g]
+                removed += [json.loads(x) for x in ch.split_rows(gen_dir, c, gone)[1]]
                 if live:  # else every question of the chunk is deleted: the chunk goes
                     w.rewrite(c, ~gone, compact)
             if to_exact:
