@@ -87,12 +87,14 @@ class Writer:
         assign = None if emb is None or self.centroids is None else self.vectors.assign(self.centroids, emb)
         self.chunks.append({"id": cid, **text, **ch.write_vectors(self.tmp, self.gen, cid, keys, emb, assign)})
 
-    def rewrite(self, chunk: dict[str, Any], keep: np.ndarray, compact: bool) -> None:
-        """`chunk` without the rows where `keep` is False: new rows / ids / BM25 files (the deleted
-        text leaves the disk); vector files linked, or rewritten with the live rows (`compact`)."""
+    def rewrite(
+        self, chunk: dict[str, Any], keys: np.ndarray, ids: Sequence[str], keep: np.ndarray, compact: bool
+    ) -> list[bytes]:
+        """`chunk` (whose live rows are `keys` / `ids`) without the rows where `keep` is False: new
+        rows / ids / BM25 files (the deleted text leaves the disk); vector files linked, or
+        rewritten with the live rows (`compact`). Returns the deleted rows' lines."""
         assert self.prev_dir is not None
-        keys, ids = ch.read_ids(self.prev_dir, chunk)
-        body, _ = ch.split_rows(self.prev_dir, chunk, ~keep)
+        body, removed = ch.split_rows(self.prev_dir, chunk, ~keep)
         seg = None
         if chunk.get("bm25"):
             from feedback_nlp.universal_model.numba_bm25 import Segment
@@ -110,6 +112,7 @@ class Writer:
             ch.link(self.prev_dir, self.tmp, vec)
             self._known([v for v in vec.values() if v])
         self.chunks.append(out)
+        return removed
 
     # -- vectors ------------------------------------------------------------------------------
     def live_vectors(self, chunks: Sequence[dict[str, Any]], where: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -218,7 +218,7 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
             keys, cids = ch.read_ids(gen_dir, c)
             gone = np.fromiter((i in wanted for i in cids), bool, len(cids))
             found.update((i, int(k)) for i, k, g in zip(cids, keys, gone) if g)
-            per_chunk.append((c, gone))
+            per_chunk.append((c, keys, cids, gone))
         bad = [
             Problem(src, line, "id", f"unknown id {i!r}: not in the repository")
             for i, (src, line) in zip(ids, where)
@@ -238,7 +238,7 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
                 w.use_centroids(manifest["vectors"])
             elif to_exact:
                 manifest["vectors"] = {"centroids": None}
-            for c, gone in per_chunk:
+            for c, keys, cids, gone in per_chunk:
                 if not gone.any():
                     w.keep(c)
                     continue
@@ -246,9 +246,11 @@ def delete(root: str | Path, ids: Sequence[str], where: Sequence[tuple[str, int]
                 compact = 0 < live and 2 * live <= c["stored"]  # half the chunk's vectors are dead
                 read = [c[k] for k in ch.TEXT_FILES + (ch.VECTOR_FILES if compact else ()) if c.get(k)]
                 store.verify(root, manifest, read)
-                removed += [json.loads(x) for x in ch.split_rows(gen_dir, c, gone)[1]]
-                if live:  # else every question of the chunk is deleted: the chunk goes
-                    w.rewrite(c, ~gone, compact)
+                if live:
+                    lines = w.rewrite(c, keys, cids, ~gone, compact)
+                else:  # every question of the chunk is deleted: the chunk goes
+                    lines = ch.split_rows(gen_dir, c, gone)[1]
+                removed += [json.loads(x) for x in lines]
             if to_exact:
                 w.reassign()
             manifest["chunks"] = w.chunks
