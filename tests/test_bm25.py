@@ -179,8 +179,7 @@ def test_numba_grown_by_adds_and_deletes_scores_bit_for_bit_like_a_rebuild(clinc
     grown.commit()
     grown.add(range(0, 200), train[:200])
     grown.delete([5, 77, 250])
-    grown.commit()
-    grown.add([77], [train[77]])  # deleted, then added again
+    grown.add([77], [train[77]])  # deleted, then added again (no commit in between)
     keep = [i for i in range(300) if i not in (5, 250)]
     rebuilt = NumbaBM25()
     rebuilt.add(keep, [train[i] for i in keep])

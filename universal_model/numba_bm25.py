@@ -166,8 +166,9 @@ class NumbaBM25:
         return len(self.keys)
 
     def add(self, keys: Sequence[int], texts: Sequence[str]) -> None:
+        if self._deleted:  # apply earlier deletes first: a key deleted, then added again, is the new text
+            self.commit()
         self._segments.append(Segment.from_texts(keys, texts, self.variant))
-        self._deleted.difference_update(int(k) for k in keys)
         self._dirty = True
 
     def delete(self, keys: Sequence[int]) -> None:
