@@ -86,7 +86,7 @@ def export(
             manifest["opensearch"] = {"index": opensearch_index or f"questions-{root.name}".lower()}
         w = Writer(root, manifest, None, settings, None if emb is None else _vectors(settings, embedder.dim))
         try:
-            if emb is not None and len(rows) > settings.exact_max:
+            if emb is not None and len(rows) > settings.exact_max and settings.backend != "opensearch":
                 w.train(emb)
             for lo in range(0, len(rows), ch.CHUNK_ROWS):
                 w.new_chunk(rows[lo : lo + ch.CHUNK_ROWS], None if emb is None else emb[lo : lo + ch.CHUNK_ROWS])
@@ -162,7 +162,12 @@ def add(
             for c in old:
                 w.keep(c)
             n_live = sum(c["live"] for c in old) + len(rows)
-            retrain = vectors is not None and not manifest["vectors"]["centroids"] and n_live > settings.exact_max
+            retrain = (
+                vectors is not None
+                and settings.backend != "opensearch"  # its vectors live in the cluster's knn_vector field
+                and not manifest["vectors"]["centroids"]
+                and n_live > settings.exact_max
+            )
             if vectors is not None and not retrain:
                 w.use_centroids(manifest["vectors"])
             for lo in range(0, len(rows), ch.CHUNK_ROWS):
