@@ -121,7 +121,7 @@ def test_same_top_k_allows_ties_to_order_differently():
 
 
 def test_field_norm_table_is_lucenes_one_byte_length_code():
-    from feedback_nlp.universal_model.numba_bm25 import FIELD_NORMS, field_norm
+    from feedback_nlp.universal_model.bm25_segment import FIELD_NORMS, field_norm
 
     assert list(FIELD_NORMS[:41]) == list(range(41)) and list(FIELD_NORMS[41:46]) == [42, 44, 46, 48, 50]
     assert FIELD_NORMS[-1] == 2013265944 and (np.diff(FIELD_NORMS) > 0).all()

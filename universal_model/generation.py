@@ -73,7 +73,7 @@ class Writer:
     def _segment(self, keys: np.ndarray, texts: Sequence[str]) -> Any:
         if self.settings.backend != "numba":
             return None
-        from feedback_nlp.universal_model.numba_bm25 import Segment
+        from feedback_nlp.universal_model.bm25_segment import Segment
 
         return Segment.from_texts(keys, bm25_input(self.settings, texts))
 
@@ -97,7 +97,7 @@ class Writer:
         body, removed = ch.split_rows(self.prev_dir, chunk, ~keep)
         seg = None
         if chunk.get("bm25"):
-            from feedback_nlp.universal_model.numba_bm25 import Segment
+            from feedback_nlp.universal_model.bm25_segment import Segment
 
             seg = Segment.load(self.prev_dir / chunk["bm25"]).select(keep)
         kept_ids = [i for i, k in zip(ids, keep) if k]

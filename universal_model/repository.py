@@ -40,7 +40,8 @@ def _row(key: int, q: Question) -> dict[str, Any]:
 
 def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, Any], keys: np.ndarray) -> Any:
     if settings.backend == "numba":
-        from feedback_nlp.universal_model.numba_bm25 import NumbaBM25, Segment
+        from feedback_nlp.universal_model.bm25_segment import Segment
+        from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
 
         segments = [Segment.load(gen_dir / c["bm25"]) for c in manifest["chunks"]]
         return NumbaBM25.from_segments(segments, live=keys, threads=settings.threads)
