@@ -57,7 +57,7 @@ test-fast: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
-# numba is the reference's (bm25s) fast backend: installed for the benchmarks only.
+# numba (the bm25s reference's fast backend and our compiled BM25) comes with requirements.txt.
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.seq2seq_throughput

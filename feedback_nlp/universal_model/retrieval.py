@@ -18,7 +18,7 @@ import numpy as np
 from feedback_nlp.universal_model.ranking import Hits, top_k
 
 METHODS = ("bm25", "dense", "hybrid")
-BACKENDS = ("tantivy", "reference", "opensearch")
+BACKENDS = ("numba", "tantivy", "reference", "opensearch")
 
 
 @dataclass
@@ -26,7 +26,9 @@ class RetrievalSettings:
     """What a repository's manifest stores under `retrieval` (chosen on CLINC150, see docs)."""
 
     method: str = "hybrid"  # bm25 | dense | hybrid (reciprocal rank fusion)
-    backend: str = "tantivy"  # BM25 engine: tantivy | reference (bm25s BM25Okapi, static) | opensearch
+    backend: str = (
+        "numba"  # BM25 engine: numba (compiled, default) | tantivy | reference (bm25s BM25Okapi) | opensearch
+    )
     k: int = 20  # neighbours that vote (002 §3.2 used 100 with BM25)
     depth: int = 50  # hybrid: candidates taken from each list
     rrf_k: int = 10  # hybrid: rank offset of reciprocal rank fusion
