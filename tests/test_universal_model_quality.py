@@ -133,6 +133,12 @@ def test_quality_settings_flow_from_the_manifest_and_updates_equal_a_rebuild(tmp
     updates.export(root, train[:120], settings, ["intent"], [], prediction, embedder)
     updates.add(root, _jsonl(tmp_path / "a.jsonl", train[120:200]), embedder=embedder)
     updates.add(root, _jsonl(tmp_path / "b.jsonl", train[200:]), embedder=embedder)
+    # after adds alone (delete below rewrites the whole BM25 index, which would hide an add-path bug)
+    updates.export(tmp_path / "all", train, settings, ["intent"], [], prediction, embedder)
+    after_adds, all_at_once = load_predictor(root).predict(test), load_predictor(tmp_path / "all").predict(test)
+    assert [[n["id"] for n in r["neighbors"]] for r in after_adds] == [
+        [n["id"] for n in r["neighbors"]] for r in all_at_once
+    ]
     gone = [q.id for q in train[:60:2]]  # half the questions of the first intents: unbalanced counts
     updates.delete(root, gone)
     kept = [q for q in train if q.id not in set(gone)]
