@@ -204,7 +204,7 @@ class ProductSafetyDataModule(RecordDataModule):
             }
         )
         truth = [t for t in (pool[i].extra.get("true_label") for i in keep) if t in (0, 1)]
-        if truth:  # simulated pools (feedback_nlp/scripts/cpsc_to_claims.py) know the hidden label: share truly negative
+        if truth:  # simulated pools (scripts/cpsc_to_claims.py) know the hidden label: share truly negative
             self.stats["data/nn_purity"] = 1.0 - sum(truth) / len(truth)
         return mined
 

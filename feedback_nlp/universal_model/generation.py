@@ -20,12 +20,14 @@ import numpy as np
 
 from feedback_nlp.universal_model import chunks as ch
 from feedback_nlp.universal_model import repository_store as store
+from feedback_nlp.universal_model.normalize import bm25_texts
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 
 def bm25_input(settings: RetrievalSettings, texts: Sequence[str]) -> list[str]:
-    """The text every BM25 engine indexes for a question (one place to normalise it)."""
-    return list(texts)
+    """The text every BM25 engine indexes for a question (`retrieval.bm25_text`, normalize.py);
+    queries get the same treatment in retrieval.search."""
+    return bm25_texts(settings.bm25_text, texts)
 
 
 class Writer:

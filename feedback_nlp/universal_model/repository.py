@@ -26,6 +26,7 @@ import numpy as np
 from feedback_nlp.core.records import Question
 from feedback_nlp.universal_model import chunks as ch
 from feedback_nlp.universal_model import repository_store as store
+from feedback_nlp.universal_model.normalize import bm25_texts
 from feedback_nlp.universal_model.ranking import Hits
 from feedback_nlp.universal_model.retrieval import RetrievalSettings, search
 
@@ -70,8 +71,11 @@ class Repository:
         self.rows = {r["key"]: Question(r["id"], r["question"], r["labels"]) for r in rows}
         self.text_index = _text_index(self.settings, self.gen_dir, manifest, self.keys)
         if self.settings.backend == "reference":
-            self.text_index.add(self.keys, [self.rows[int(k)].question for k in self.keys])
+            self.text_index.add(
+                self.keys, bm25_texts(self.settings.bm25_text, [self.rows[int(k)].question for k in self.keys])
+            )
         self.vectors, self._embedder = None, embedder
+        self._counts: dict[str, dict[Any, int]] = {}
         if manifest.get("embedder"):
             self.vectors = self._load_vectors()
 
@@ -131,6 +135,12 @@ class Repository:
         """Labels by repository frequency: the Top-N backfill after the neighbours' labels."""
         counts = self.manifest["counts"]["labels"].get(name, {})
         return [value for _, (value, _n) in sorted(counts.items(), key=lambda x: (-x[1][1], x[0]))]
+
+    def label_counts(self, name: str) -> dict[Any, int]:
+        """Questions per label value in this generation (the vote's prior_power calibration)."""
+        if name not in self._counts:
+            self._counts[name] = {v: n for v, n in self.manifest["counts"]["labels"].get(name, {}).values()}
+        return self._counts[name]
 
     def embeddings(self) -> np.ndarray:
         """The live questions' embeddings in key order (those of deleted questions left out)."""

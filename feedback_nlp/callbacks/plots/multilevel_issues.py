@@ -44,7 +44,7 @@ def level_figure(table: Mapping[str, Mapping[str, float]]) -> Any:
 
 
 def label_efficiency_figure(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Any:
-    """results: issue name -> fraction (as '%g' string) -> {relative_f1, ...} (feedback_nlp/scripts/label_efficiency.py)."""
+    """results: issue name -> fraction (as '%g' string) -> {relative_f1, ...} (scripts/label_efficiency.py)."""
     fig, ax = new_figure()
     for name, row in results.items():
         pts = sorted((float(f), v.get("relative_f1")) for f, v in row.items() if v.get("relative_f1") is not None)
