@@ -144,7 +144,7 @@ def test_quality_settings_flow_from_the_manifest_and_updates_equal_a_rebuild(tmp
     kept = [q for q in train if q.id not in set(gone)]
     updates.export(tmp_path / "rebuild", kept, settings, ["intent"], [], prediction, embedder)
     grown, rebuilt = load_predictor(root), load_predictor(tmp_path / "rebuild")
-    model = grown._refresh()
+    model, _ = grown._refresh()
     assert (model.score_power, model.prior_power) == (2.0, 1.0)
     assert model.repository.settings.bm25_text == "contractions+stopwords"
     a, b = grown.predict(test), rebuilt.predict(test)

@@ -13,7 +13,6 @@ like one exported from the same questions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -186,11 +185,10 @@ def commit(
     gen = manifest["generation"]
     final = store.gen_name(gen)
     files = {f"{final}/{rel}": h for rel, h in store.hash_tree(tmp, known).items()}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
     manifest.update(
         generation_dir=final,
         files=files,
-        model_version=f"g{gen}-{digest}",
+        model_version=store.repository_version(gen, files, manifest),
         updated_at=_now(),
         last_update={"op": op, "questions": n_changed, "at": _now()},
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +55,17 @@ def hash_tree(gen_dir: Path, known: dict[str, str] | None = None) -> dict[str, s
     return out
 
 
+# the manifest's sections that decide a prediction: the model version covers them with the files,
+# so editing the vote or retrieval settings by hand is refused, never served under the old version
+PREDICTION_SETTINGS = ("embedder", "retrieval", "prediction", "labels")
+
+
+def repository_version(generation: int, files: dict[str, str], manifest: dict[str, Any]) -> str:
+    """`g<generation>-<hash of every file and of the prediction settings>`."""
+    payload = {"files": files, **{key: manifest.get(key) for key in PREDICTION_SETTINGS}}
+    return f"g{generation}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
@@ -72,6 +84,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"{path}: question repository format version {manifest.get('format_version')}, this code reads "
             f"version {FORMAT_VERSION} (chunks shared between generations); re-export it from its questions "
             "with `feedback-nlp repo export --config ... out=DIR`"
+        )
+    want = repository_version(manifest.get("generation", 0), manifest.get("files") or {}, manifest)
+    if manifest.get("model_version") != want:
+        raise RepositoryError(
+            f"{path}: model_version {manifest.get('model_version')!r} is not the version of its files and "
+            f"settings ({', '.join(PREDICTION_SETTINGS)}): the manifest was edited; change settings by re-exporting"
         )
     return manifest
 
