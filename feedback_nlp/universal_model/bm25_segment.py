@@ -63,7 +63,7 @@ class Segment:
     vocab: list[str]
 
     @classmethod
-    def from_texts(cls, keys: Sequence[int], texts: Sequence[str], variant: str = "lucene") -> Segment:
+    def from_texts(cls, keys: Sequence[int] | np.ndarray, texts: Sequence[str], variant: str = "lucene") -> Segment:
         vocab: dict[str, int] = {}
         lengths = np.zeros(len(texts), np.int32)
         ptr = np.zeros(len(texts) + 1, np.int64)

@@ -135,7 +135,7 @@ class NumbaBM25:
             f32 = np.float32
             avgdl = f32(dl.sum()) / f32(n)
             x = ((f32(n) - df.astype(f32)) + f32(0.5)) / (df.astype(f32) + f32(0.5))
-            idf = np.log(f32(1.0) + x).astype(f32)
+            idf: np.ndarray = np.log(f32(1.0) + x).astype(f32)
             weight = idf * f32(1.0 + k1)
             norm = f32(k1) * (f32(1.0 - b) + f32(b) * field_norm(doc_len).astype(f32) / avgdl)
             tff = tf.astype(f32)
@@ -190,7 +190,7 @@ class NumbaBM25:
 
         ws = self._workspace(k)
         try:
-            top_k_serial(
+            top_k_serial(  # type: ignore[call-arg]  # numba's Dispatcher stub hides the kernel's signature
                 qptr[lo : hi + 1] - qptr[lo], qterms[qptr[lo] : qptr[hi]], qcounts[qptr[lo] : qptr[hi]], k,
                 self._indptr, self._indices, self._data, *ws, out_doc[lo:hi], out_score[lo:hi], out_n[lo:hi],
             )  # fmt: skip

@@ -100,7 +100,10 @@ class FaissVectors:
         ids = np.ascontiguousarray(keys, dtype=np.int64)
         lists = np.ascontiguousarray(assign, dtype=np.int64)
         if len(x):
-            self.index.add_core(len(x), self.faiss.swig_ptr(x), self.faiss.swig_ptr(ids), self.faiss.swig_ptr(lists))
+            # IndexIVF.add_core (vectors with their precomputed lists) is missing from faiss's type stub
+            self.index.add_core(  # type: ignore[attr-defined]
+                len(x), self.faiss.swig_ptr(x), self.faiss.swig_ptr(ids), self.faiss.swig_ptr(lists)
+            )
 
     def needs_rebuild(self, n: int) -> bool:
         return (n > self.exact_max) != (self.kind == "ivf")
