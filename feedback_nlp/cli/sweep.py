@@ -1,6 +1,10 @@
 """Local sweeps on Optuna from the same YAML a W&B sweep uses (configs/sweeps/*.yaml).
 
     feedback-nlp sweep --sweep configs/sweeps/product_safety_ablation.yaml [--trials N] [--out DIR] [key=value ...]
+    feedback-nlp sweep --config configs/experiment/<name>.yaml --seeds 3 [--out DIR] [key=value ...]
+
+The second form runs one config over N seeds and prints mean / std / min / max per metric
+(feedback_nlp/cli/seeds.py).
 
 Why: the papers' ablations (001 original / +NN / +NN+PC and beta; 000 shuffling) are grids of
 train.py overrides. One definition serves both worlds: `wandb sweep` + `wandb agent` where a
@@ -368,7 +372,10 @@ def run_sweep(
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = Parser("sweep", __doc__)
-    p.add_argument("--sweep", required=True, help="a W&B sweep YAML (configs/sweeps/*.yaml)")
+    p.add_argument("--sweep", default=None, help="a W&B sweep YAML (configs/sweeps/*.yaml)")
+    p.add_argument("--config", default=None, help="with --seeds: an experiment YAML to run once per seed")
+    p.add_argument("--seeds", default=None, help="with --config: a count (3 -> 0,1,2) or a list (0,4,7)")
+    p.add_argument("--metrics", default="test/*", help="with --seeds: metric globs to summarize (comma list)")
     p.add_argument("--trials", type=int, default=None, help="trials to run now (default: the grid's size, else 10)")
     p.add_argument("--out", default=None, help="study dir (default outputs/sweeps/<name>); rerun to resume")
     p.add_argument(
@@ -383,7 +390,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every trial")
     a = p.parse_args(argv)
+    if (a.sweep is None) == (a.config is None) or (a.config is None) != (a.seeds is None):
+        p.error("give either --sweep SWEEP_YAML or --config EXPERIMENT_YAML --seeds N")
     try:
+        if a.config is not None:
+            from feedback_nlp.cli.seeds import parse_seeds, run_seeds
+
+            name = Path(a.config).stem
+            return run_seeds(
+                a.config,
+                parse_seeds(a.seeds),
+                a.out or str(Path("outputs") / "seeds" / name),
+                a.overrides,
+                [m for m in a.metrics.split(",") if m],
+            )
         spec = load_sweep(a.sweep)
         train_command(spec)
         trials = (

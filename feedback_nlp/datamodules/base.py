@@ -55,7 +55,8 @@ class RecordDataModule(L.LightningDataModule):
         dev_fraction: Share of the training records held out as dev when no dev file is given.
         test_fraction: Share of the records held out as test by a random split.
         test_month: Test month "YYYY-MM" of a time split (null: the last month with a labeled record).
-        seed: Seed of the random split and of the training order.
+        seed: Seed of the training order and augmentation (and of the random split unless split_seed is set).
+        split_seed: Seed of the train/dev/test split alone (null: follows seed; fixed: one test set over seeds).
         batch_size: Global training batch (each of N DDP ranks gets batch_size // N).
         eval_batch_size: Global batch for validation, test and predict (null: batch_size).
         num_workers: DataLoader worker processes (null: 0 on CPU, up to 4 per GPU process).
@@ -77,6 +78,7 @@ class RecordDataModule(L.LightningDataModule):
         test_fraction: float = 0.2,
         test_month: str | None = None,
         seed: int = 0,
+        split_seed: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int | None = 0,
@@ -93,6 +95,9 @@ class RecordDataModule(L.LightningDataModule):
             test_month,
         )
         self.seed, self.batch_size, self.num_workers = seed, batch_size, num_workers
+        # the split may stay fixed while `seed` (batch order, augmentation) varies: a spread over
+        # seeds then compares runs on one test set (feedback_nlp/cli/seeds.py); null follows `seed`
+        self.split_seed = seed if split_seed is None else split_seed
         self.eval_batch_size = eval_batch_size or batch_size
         self.pin_memory, self.pad_to_multiple_of = pin_memory, pad_to_multiple_of
         self.splits: Splits | None = None
@@ -127,7 +132,12 @@ class RecordDataModule(L.LightningDataModule):
             raise ValueError(f"{type(self).__name__}: set data.path or data.train_path")
         if self.path:
             splits = make_splits(
-                self.load(self.path), self.split, self.seed, self.dev_fraction, self.test_fraction, self.test_month
+                self.load(self.path),
+                self.split,
+                self.split_seed,
+                self.dev_fraction,
+                self.test_fraction,
+                self.test_month,
             )
         else:
             splits = Splits()
@@ -141,7 +151,7 @@ class RecordDataModule(L.LightningDataModule):
             # no dev data given: carve one from train by the same seeded hash
             from feedback_nlp.datamodules.splits import random_split
 
-            carved = random_split(splits.train, self.seed, test_fraction=self.dev_fraction)
+            carved = random_split(splits.train, self.split_seed, test_fraction=self.dev_fraction)
             splits.train, splits.dev = carved.train, carved.test
         return splits
 

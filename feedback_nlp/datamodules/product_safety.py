@@ -124,7 +124,7 @@ class ProductSafetyDataModule(RecordDataModule):
 
     def build_splits(self) -> Splits:
         if self.path and self.test_months > 1 and self.split in ("time", "auto"):
-            splits = window_time_split(self.load(self.path), self.seed, self.dev_fraction, self.test_months)
+            splits = window_time_split(self.load(self.path), self.split_seed, self.dev_fraction, self.test_months)
         else:
             splits = super().build_splits()
         original = lambda r: not r.source_id  # noqa: E731

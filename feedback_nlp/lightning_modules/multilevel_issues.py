@@ -16,11 +16,18 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from feedback_nlp.core.config import ConfigError
 from feedback_nlp.core.issue_sets import join_issues
 from feedback_nlp.core.model_factory import PACKAGED_MINILM, set_dropout
 from feedback_nlp.core.sentences import split_sentences
 from feedback_nlp.core.vocabulary import ISSUE_LEVELS, TASK_PREFIXES
 from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.lightning_modules.issue_objectives import (
+    check_loss_weights,
+    check_selection,
+    row_weights,
+    selection_score,
+)
 from feedback_nlp.lightning_modules.seq2seq_backbone import (
     add_tokens,
     build_seq2seq,
@@ -51,6 +58,11 @@ class MultiLevelIssuesModule(TaskModule):
         num_beams: Beam width of generation (000 App. C: 2).
         length_penalty: Length penalty of beam search (000 App. C: 2.5).
         no_repeat_ngram_size: Forbid repeating n-grams of this size in generation (0: off).
+        repetition_penalty: HF generate's repetition penalty (> 1 discourages repeated tokens; 1.0: off).
+        task_loss_weights: Task -> training-loss weight, e.g. {granular: 2.0} (a weighted token mean; null: all 1).
+        label_smoothing: Label smoothing of the training loss (dev/test losses stay plain cross-entropy).
+        selection_metric: Per-level dev metric that val/selection_score averages (simcse_f1, rouge1, ...).
+        selection_weights: Level -> weight of that average (null: coarse 1, granular 1).
         simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
         simcse_threshold: Cosine above which a generated and an annotated issue match (000 eq. 1: 0.7).
         rouge_use_stemmer: Porter-stem words before ROUGE.
@@ -80,6 +92,11 @@ class MultiLevelIssuesModule(TaskModule):
         num_beams: int = 2,
         length_penalty: float = 2.5,
         no_repeat_ngram_size: int = 0,
+        repetition_penalty: float = 1.0,
+        task_loss_weights: Mapping[str, float] | None = None,
+        label_smoothing: float = 0.0,
+        selection_metric: str = "simcse_f1",
+        selection_weights: Mapping[str, float] | None = None,
         simcse_model: str = PACKAGED_MINILM,
         simcse_threshold: float = 0.7,
         rouge_use_stemmer: bool = False,
@@ -96,6 +113,13 @@ class MultiLevelIssuesModule(TaskModule):
         self.new_params_lr, self.log_generations = new_params_lr, log_generations
         self.generate_on_validation, self.copy_input_baseline = generate_on_validation, copy_input_baseline
         self.simcse_threshold, self.rouge_use_stemmer = simcse_threshold, rouge_use_stemmer
+        self.loss_weights = check_loss_weights(task_loss_weights)
+        self.selection = check_selection(selection_metric, selection_weights)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
+        if repetition_penalty <= 0:
+            raise ConfigError(f"model.repetition_penalty must be > 0, got {repetition_penalty}")
+        self.label_smoothing = label_smoothing
         self.model, self.tokenizer = build_seq2seq(
             pretrained, architecture, encoder_layers, decoder_layers, cross_attention_init
         )
@@ -109,10 +133,14 @@ class MultiLevelIssuesModule(TaskModule):
         gen = self.model.generation_config  # exported with the model: serving decodes the same way
         gen.num_beams, gen.length_penalty, gen.max_new_tokens = num_beams, length_penalty, max_target_length
         gen.no_repeat_ngram_size = no_repeat_ngram_size or None
+        gen.repetition_penalty = repetition_penalty
         gen.early_stopping = num_beams > 1
         self.embedder = SentenceEmbedder(simcse_model)  # not an nn.Module: never in checkpoints
         self.val_metrics, self.test_metrics, self.copy_metrics = (self._level_metrics() for _ in range(3))
         self._samples: list[dict[str, str]] = []
+        # stage -> level -> (predicted, annotated) issue sets of this epoch, for
+        # callbacks/degenerate_generation.py; reset when a validation / test epoch starts
+        self.generation_log: dict[str, dict[str, list[tuple[list[str], list[str]]]]] = {}
 
     def _level_metrics(self) -> ModuleMap[LevelMetrics]:
         return ModuleMap(
@@ -131,8 +159,15 @@ class MultiLevelIssuesModule(TaskModule):
         return groups
 
     # --- steps ------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
-        return seq2seq_loss(self.model, input_ids, attention_mask, labels)
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        label_smoothing: float = 0.0,
+        weights: torch.Tensor | None = None,
+    ):
+        return seq2seq_loss(self.model, input_ids, attention_mask, labels, label_smoothing, weights)
 
     def _log_task_losses(
         self, stage: str, tasks: Sequence[str], row_sum: torch.Tensor, row_count: torch.Tensor, on_step: bool
@@ -144,7 +179,10 @@ class MultiLevelIssuesModule(TaskModule):
             self.log(f"{stage}/{task}/loss", value, on_step=on_step, on_epoch=True, batch_size=n, sync_dist=True)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, row_sum, row_count = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        weights = row_weights(self.loss_weights, batch["tasks"], self.device) if self.loss_weights else None
+        loss, row_sum, row_count = self(
+            batch["input_ids"], batch["attention_mask"], batch["labels"], self.label_smoothing, weights
+        )
         size = len(batch["tasks"])
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         self._log_task_losses("train", batch["tasks"], row_sum, row_count, on_step=False)
@@ -162,6 +200,9 @@ class MultiLevelIssuesModule(TaskModule):
             for lvl in LEVELS:
                 rows = [i for i, level in enumerate(batch["levels"]) if level == lvl]
                 metrics[lvl].update([predicted[i] for i in rows], [batch["annotated"][i] for i in rows])
+                self.generation_log.setdefault(stage, {}).setdefault(lvl, []).extend(
+                    (predicted[i], list(batch["annotated"][i])) for i in rows
+                )
         elif table:  # no metrics this validation, but still the sample table (item 9): generate those rows only
             sub = self.generate_issue_sets(batch["input_ids"][table], batch["attention_mask"][table])
             predicted = dict(zip(table, sub))
@@ -204,21 +245,39 @@ class MultiLevelIssuesModule(TaskModule):
         )
 
     # --- epoch ends -------------------------------------------------------------------------
-    def _log_levels(self, stage: str, metrics: ModuleMap[LevelMetrics], prefix: str = "") -> None:
+    def _log_levels(
+        self, stage: str, metrics: ModuleMap[LevelMetrics], prefix: str = ""
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        out = {}
         for lvl in LEVELS:
             if int(metrics[lvl].simcse.count) == 0 and not torch.distributed.is_initialized():
                 continue
-            for name, value in metrics[lvl].compute().items():
+            out[lvl] = metrics[lvl].compute()  # already reduced over ranks (torchmetrics sync)
+            for name, value in out[lvl].items():
                 self.log(f"{stage}/{lvl}/{prefix}{name}", value, sync_dist=True)
             metrics[lvl].reset()
+        return out
+
+    def _log_selection(self, stage: str, values: Mapping[str, Mapping[str, float]]) -> None:
+        """`<stage>/selection_score`: what checkpointing and early stopping watch (issue 26)."""
+        metric, weights = self.selection
+        if all(lvl in values for lvl in weights):
+            score = selection_score(values, metric, weights)
+            self.log(f"{stage}/selection_score", score, prog_bar=stage == "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self.generation_log.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self.generation_log.pop("test", None)
 
     def on_validation_epoch_end(self) -> None:
         if self.generate_on_validation:
-            self._log_levels("val", self.val_metrics)
+            self._log_selection("val", self._log_levels("val", self.val_metrics))
         self._write_generations()
 
     def on_test_epoch_end(self) -> None:
-        self._log_levels("test", self.test_metrics)
+        self._log_selection("test", self._log_levels("test", self.test_metrics))
         if self.copy_input_baseline:
             self._log_levels("test", self.copy_metrics, prefix="copy_input_")
 
@@ -229,8 +288,10 @@ class MultiLevelIssuesModule(TaskModule):
             return
         from feedback_nlp.core.io import atomic_write_jsonl
 
-        epoch = self.current_epoch
-        atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"val_epoch{epoch:03d}.jsonl", rows)
+        name = f"val_epoch{self.current_epoch:03d}"
+        if not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:  # a mid-epoch validation
+            name += f"_step{self.global_step:06d}"
+        atomic_write_jsonl(Path(self.trainer.default_root_dir) / "generations" / f"{name}.jsonl", rows)
         from feedback_nlp.training.logging_setup import log_table
 
         log_table(

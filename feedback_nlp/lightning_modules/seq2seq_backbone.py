@@ -146,12 +146,20 @@ def freeze_word_embeddings(model: Any) -> int:
 
 
 def seq2seq_loss(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    label_smoothing: float = 0.0,
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean token loss, per-row loss sums, per-row token counts) under teacher forcing.
 
     Per-row sums let the module report one loss per task (coarse, granular, auxiliaries) from a
     mixed batch without a second forward pass; the mean is HF's usual token-averaged loss.
+    `row_weights` (one per row) makes it a weighted token mean, sum(w * row sum) / sum(w * row
+    count): a task weighted 2 counts each of its tokens twice, and the loss keeps its scale, so
+    the learning rate means the same. `label_smoothing` is torch's (HF's `label_smoothing_factor`).
     """
     if hasattr(model, "prepare_decoder_input_ids_from_labels"):
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
@@ -159,8 +167,16 @@ def seq2seq_loss(
     else:  # pragma: no cover - every seq2seq family we configure has the method
         logits = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
     token_loss = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=-100,
+        reduction="none",
+        label_smoothing=label_smoothing,
     ).view(labels.shape)
     row_sum = token_loss.sum(dim=1)
     row_count = (labels != -100).sum(dim=1)
-    return row_sum.sum() / row_count.sum().clamp(min=1), row_sum.detach(), row_count
+    if row_weights is None:
+        return row_sum.sum() / row_count.sum().clamp(min=1), row_sum.detach(), row_count
+    w = row_weights.to(row_sum.dtype)
+    mean = (w * row_sum).sum() / (w * row_count).sum().clamp(min=1e-12)
+    return mean, row_sum.detach(), row_count

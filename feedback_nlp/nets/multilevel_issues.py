@@ -22,6 +22,8 @@ def generation_kwargs(config: Any) -> dict[str, Any]:
     }
     if config.no_repeat_ngram_size:
         out["no_repeat_ngram_size"] = config.no_repeat_ngram_size
+    if config.repetition_penalty not in (None, 1.0):
+        out["repetition_penalty"] = config.repetition_penalty
     if out["num_beams"] > 1:
         out["early_stopping"] = True
     return out
