@@ -1,9 +1,10 @@
-"""CPSC SaferProducts export -> two-level feedback records (feedback_nlp/scripts/cpsc_to_issues.py), on a hand-written fixture."""
+"""CPSC SaferProducts export -> two-level feedback records (feedback_nlp/scripts/cpsc_to_issues.py),
+on a hand-written fixture."""
 
 import pytest
 
-from feedback_nlp.core.records import load_records
 from feedback_nlp.core.issue_sets import join_issues, parse_issues
+from feedback_nlp.core.records import load_records
 from feedback_nlp.scripts.cpsc_to_issues import SEVERITY_ISSUES, convert, main, phrase, product_type
 from tests.test_cpsc_mapping import DISCLAIMER
 

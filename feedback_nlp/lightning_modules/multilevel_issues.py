@@ -247,8 +247,8 @@ class MultiLevelIssuesModule(TaskModule):
     # --- epoch ends -------------------------------------------------------------------------
     def _log_levels(
         self, stage: str, metrics: ModuleMap[LevelMetrics], prefix: str = ""
-    ) -> dict[str, dict[str, torch.Tensor]]:
-        out = {}
+    ) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
         for lvl in LEVELS:
             if int(metrics[lvl].simcse.count) == 0 and not torch.distributed.is_initialized():
                 continue
