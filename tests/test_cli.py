@@ -174,6 +174,22 @@ def test_sweep_refuses_a_misspelt_override_before_creating_its_study(seacat_run,
     assert "sweep.json" in out and (tmp_path / "study" / "sweep.json").is_file()
 
 
+def test_seed_sweep_refuses_bad_input_before_creating_anything_and_succeeds_quietly(seacat_run, tmp_path):
+    _, _, base, _ = seacat_run
+    config, overrides = base[1], base[2:]
+    out = tmp_path / "seeds"
+    # (bad --seeds values and seed= overrides: tests/test_multilevel_robustness.py, in-process)
+    bad = ("trainer.max_epoch=1",)
+    err = one_error_line(run("sweep", "--config", config, "--seeds", "2", "--out", out, *overrides, *bad))
+    assert "did you mean 'trainer.max_epochs'" in err and not out.exists()
+    printed = ok(run("sweep", "--config", config, "--seeds", "0,1", "--out", out, "--metrics", "test/acc", *overrides))
+    row = next(line for line in printed.splitlines() if line.startswith("| test/acc |"))
+    values = [json.loads((out / f"seed_{s}" / "metrics.json").read_text())["test/acc"] for s in (0, 1)]
+    cells = [c.strip() for c in row.split("|")[2:-1]]  # seed 0, seed 1, mean, std, min, max
+    assert cells[:2] == [f"{v:.4f}" for v in values] and float(cells[2]) == pytest.approx(sum(values) / 2, abs=6e-5)
+    assert json.loads((out / "seeds.json").read_text())["seeds"] == [0, 1]
+
+
 def test_repo_commands_succeed_quietly_and_never_create_a_repository_by_mistake(tmp_path):
     config = "configs/experiment/universal_model_demo.yaml"
     repo = tmp_path / "repo"
