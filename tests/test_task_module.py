@@ -109,6 +109,21 @@ class _Line(TaskModule):
         return (self.lin(batch[0]) - 100.0).pow(2).mean()  # far from the target: large gradients
 
 
+def _one_step(module: TaskModule, tmp_path, **trainer_options) -> L.Trainer:
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **trainer_options,
+    )
+    trainer.fit(module, DataLoader([(torch.ones(4),)], batch_size=1))
+    return trainer
+
+
 @pytest.mark.parametrize("clip", [1e-9, 0.0])
 def test_fused_adamw_clips_under_bf16_mixed_precision(clip, tmp_path):
     """Lightning refuses to clip a fused optimizer under AMP; under bf16 TaskModule clips itself.
@@ -120,18 +135,7 @@ def test_fused_adamw_clips_under_bf16_mixed_precision(clip, tmp_path):
     torch.manual_seed(0)
     module = _Line({"optimizer": "adamw", "lr": 1.0, "fused": True})
     before = module.lin.weight.detach().clone()
-    trainer = L.Trainer(
-        accelerator="cpu",
-        precision="bf16-mixed",
-        gradient_clip_val=clip,
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(module, DataLoader([(torch.ones(4),)], batch_size=1))
+    trainer = _one_step(module, tmp_path, precision="bf16-mixed", gradient_clip_val=clip)
     assert trainer.optimizers[0].defaults["fused"]  # the fused kernel ran
     step = (module.lin.weight.detach() - before).abs().max().item()
     if clip:
@@ -146,16 +150,6 @@ def test_fp16_mixed_precision_with_clipping_falls_back_to_the_unfused_step(tmp_p
     from lightning.pytorch.plugins.precision import MixedPrecision
 
     module = _Line({"optimizer": "adamw", "lr": 1.0, "fused": True})
-    trainer = L.Trainer(
-        accelerator="cpu",
-        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
-        gradient_clip_val=1.0,
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(module, DataLoader([(torch.ones(4),)], batch_size=1))
+    scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+    trainer = _one_step(module, tmp_path, plugins=[scaler], gradient_clip_val=1.0)
     assert not trainer.optimizers[0].defaults["fused"]
