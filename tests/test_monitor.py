@@ -179,8 +179,11 @@ def test_the_command_exits_1_with_one_alert_line_each_and_writes_its_outputs(syn
     # no bound crossed: 0, nothing on stderr; with --logger wandb the same goes to an offline run
     proc = run(*common, "--out", tmp_path / "ok", "--windows", "week", "--logger", "wandb")
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr[-2000:]
+    import wandb
+
     from tests.wandb_offline import read_run
 
+    wandb.teardown()  # the W&B service may still be flushing the run's log when finish() returns
     wandb_run = read_run(tmp_path / "ok")
     logged = {k for row in wandb_run.history for k in row}
     assert {"monitor/kpis", "monitor/kpis_v1_week", "monitor/scores_v1"} <= logged, logged

@@ -134,7 +134,13 @@ def export_repository(cfg: Any, questions: list[Question], root: Any, source: An
         from feedback_nlp.universal_model.embedder import Embedder
 
         embedder = Embedder(embedder_name(cfg), cfg.retrieval.get("batch_size", 64))
-    prediction = {"weighting": cfg.prediction.weighting, "backfill_prior": cfg.prediction.backfill_prior}
+    p = cfg.prediction
+    prediction = {
+        "weighting": p.weighting,
+        "backfill_prior": p.backfill_prior,
+        "score_power": float(p.get("score_power", 1.0)),
+        "prior_power": float(p.get("prior_power", 0.0)),
+    }
     return export(
         root,
         questions,
@@ -152,14 +158,12 @@ def build_universal_model(cfg: Any, repo: list[Question], root: Any) -> Universa
     """002 §3.2: the universal model is its repository -- built here exactly as `export` does."""
     export_repository(cfg, repo, root)
     repository = Repository.open(root)
-    p = cfg.prediction
-    return UniversalModel(
+    return UniversalModel.from_settings(
         repository,
         list(cfg.labels.categorical),
         list(cfg.labels.numeric),
-        k=repository.settings.k,
-        weighting=p.weighting,
-        backfill_prior=p.backfill_prior,
+        repository.settings.k,
+        repository.manifest["prediction"],
     )
 
 

@@ -44,14 +44,9 @@ class RepositoryPredictor:
             if stamp != self._stamp or self._model is None or self._repo is None:
                 embedder = self._repo._embedder if self._repo is not None else None
                 repo = Repository.open(self.root, verify=self.verify, embedder=embedder)
-                p = repo.manifest["prediction"]
-                self._model = UniversalModel(
-                    repo,
-                    repo.manifest["labels"]["categorical"],
-                    repo.manifest["labels"]["numeric"],
-                    repo.settings.k,
-                    p.get("weighting", "similarity"),
-                    p.get("backfill_prior", True),
+                labels = repo.manifest["labels"]
+                self._model = UniversalModel.from_settings(
+                    repo, labels["categorical"], labels["numeric"], repo.settings.k, repo.manifest["prediction"]
                 )
                 self._repo, self._stamp = repo, stamp
             return self._model, self._repo
