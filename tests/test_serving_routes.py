@@ -71,7 +71,9 @@ def test_each_route_answers_with_its_own_export_and_record_kind(server):
         assert {r["model_version"] for r in rows} == {m["model_version"]}
         for row, w in zip(rows, want):  # one model, three thresholds
             assert row["probability"] == pytest.approx(w["probability"], abs=1e-6)
-            assert row["threshold"] == pytest.approx(threshold) and row["decision"] == int(row["probability"] >= threshold)
+            assert row["threshold"] == pytest.approx(threshold) and row["decision"] == int(
+                row["probability"] >= threshold
+            )
     calls = [{"id": f"t{i}", "turns": t["turns"]} for i, t in enumerate(transcripts[:2])]
     status, rows = http("POST", f"{base}/predict/seacat", calls)
     assert status == 200 and {r["model_version"] for r in rows} == {_manifest(exports["seacat"])["model_version"]}

@@ -146,7 +146,10 @@ def test_the_shadow_scores_a_copy_after_the_response_and_its_failure_never_reach
     status, rows, seconds = _post(_edge(slow, shadow="shad"), "/predict", records)
     assert status == 200 and {r["model_version"] for r in rows} == {"v-prod"}
     assert seconds < 0.2  # the response did not wait for the 0.25 s shadow
-    assert [(n, [r.get("id") for r in recs]) for n, recs in slow.calls] == [("prod", ["a", None]), ("shad", ["a", None])]
+    assert [(n, [r.get("id") for r in recs]) for n, recs in slow.calls] == [
+        ("prod", ["a", None]),
+        ("shad", ["a", None]),
+    ]
     for failing in (_Inner(fail={"shad"}), _Inner(delay={"shad": "not a number"})):  # 500, and an exception
         status, rows, _ = _post(_edge(failing, shadow="shad"), "/predict", records)
         assert status == 200 and [r["model_version"] for r in rows] == ["v-prod", "v-prod"]
@@ -246,7 +249,9 @@ def test_the_reloader_follows_a_repointed_link_refuses_a_bad_export_and_answers_
         loads.append(Path(folder).name)
         if Path(folder).name == "bad":
             raise RuntimeError("sha256 differs")
-        return Active(f"p{Path(folder).name}", json.loads(Path(folder, "manifest.json").read_text())["model_version"], folder)
+        return Active(
+            f"p{Path(folder).name}", json.loads(Path(folder, "manifest.json").read_text())["model_version"], folder
+        )
 
     control = tmp_path / "control"
     control.mkdir()
