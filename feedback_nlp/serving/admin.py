@@ -7,7 +7,7 @@
 
 Why loopback only: a reload is an operator's action (after re-pointing `current`), not a
 client's; from any other address the answer is 403. A reverse proxy on the same host must not
-forward /admin/ (see docs/serving.md). Why /admin/reload waits: the caller (a deploy script)
+forward /admin/ (docs/operating.md §7). Why /admin/reload waits: the caller (a deploy script)
 learns in one call whether every worker now serves the new version, or which one refused it
 and why; the old export keeps serving meanwhile (serving/reload.py).
 """
