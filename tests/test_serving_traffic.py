@@ -272,3 +272,28 @@ def test_the_reloader_follows_a_repointed_link_refuses_a_bad_export_and_answers_
     assert complete and done[0]["status"] == "failed" and "sha256 differs" in done[0]["error"]
     assert done[0]["model_version"] == "vb" and loads == ["b", "bad", "bad"]
     assert states(control, "prod")[0]["pid"] == os.getpid()
+
+
+def test_serve_refuses_every_bad_routing_flag_with_one_error_line_before_loading_a_model(tmp_path, capsys):
+    from feedback_nlp.cli import serve
+    from tests.serving_helpers import free_port, safety_export
+
+    export = safety_export(tmp_path / "prod")
+    two = ["--export", f"prod={export}", "--export", f"cand={export}", "--device", "cpu"]
+    for flags, message in [
+        (["--shadow", "cand"], "--shadow needs --prediction-log"),
+        (["--canary-fraction", "0.2"], "--canary-fraction needs --canary NAME"),
+        (["--canary", "nope"], "--canary 'nope' is not an --export name (prod, cand)"),
+        (["--canary", "cand", "--canary-fraction", "1.5"], "--canary-fraction must be in (0, 1), got 1.5"),
+        (["--canary", "prod"], "--canary 'prod' is the default export"),
+        (["--canary", "cand", "--shadow", "cand", "--prediction-log", str(tmp_path / "log")], "the same export"),
+        (["--default", "other"], "--default 'other' is not an --export name"),
+        (["--export", f"prod={export}"], "the name 'prod' is given twice"),
+        (["--export", f"new={tmp_path / 'missing'}"], "missing"),
+        (["--reload-poll", "-1"], "--reload-poll >= 0"),
+    ]:
+        capsys.readouterr()
+        code = serve.main([*two, *flags, "--port", str(free_port())])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "log").exists()  # refused before the log was created
