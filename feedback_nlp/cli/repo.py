@@ -1,4 +1,4 @@
-"""`feedback-nlp repo`: the question repository and the universal model (002 §3).
+r"""`feedback-nlp repo`: the question repository and the universal model (002 §3).
 
     feedback-nlp repo evaluate --config configs/experiment/universal_model_demo.yaml
     feedback-nlp repo evaluate --config configs/experiment/universal_model_clinc150.yaml \
