@@ -167,6 +167,20 @@ def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tm
     assert [p.name for p in scratch.iterdir() if p.name.startswith("feedback-serve")] == []
 
 
+def test_serve_refuses_bad_routing_flags_with_one_error_line_before_any_model_loads(seacat_run, tmp_path):
+    _, _, _, run_dir = seacat_run
+    if not (run_dir / "export").is_dir():
+        ok(run("export", "--run-dir", run_dir))
+    export = run_dir / "export"
+    two = ["--export", f"prod={export}", "--export", f"cand={export}", "--device", "cpu"]
+    # through the installed script: one flag check and one routing check (every case: test_serving_traffic.py)
+    for flags, message in [
+        (["--shadow", "cand"], "--shadow needs --prediction-log"),
+        (["--canary", "nope"], "--canary 'nope' is not an --export name (prod, cand)"),
+    ]:
+        assert message in one_error_line(run("serve", *two, *flags, "--port", str(free_port())))
+
+
 def test_sweep_refuses_a_misspelt_override_before_creating_its_study(seacat_run, tmp_path):
     _, _, base, _ = seacat_run
     spec = {
