@@ -69,6 +69,7 @@ bench: setup
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
 	$(PY) -m bench.serve_prediction_log
+	$(PY) -m bench.serve_shadow
 	$(PY) -m bench.gpu
 	$(PY) -m bench.cli_help
 
