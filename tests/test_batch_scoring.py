@@ -216,6 +216,31 @@ def test_every_task_scores_like_predict(task, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in export.rglob("*")} == before  # the export is only read
 
 
+def test_a_repository_updated_mid_run_fails_the_run_instead_of_mixing_versions(tmp_path):
+    """The actor (called here in-process, as Ray calls it) compares every batch's model version
+    with the one checked at the start; a `repo delete` in between is refused, not mixed in."""
+    from feedback_nlp.core.records import decode_row
+    from feedback_nlp.operations.batch_actor import ExportChanged, Scorer
+    from feedback_nlp.operations.batch_inputs import payload
+    from feedback_nlp.serving.registry import preflight
+    from feedback_nlp.serving.runtime import RuntimeOptions
+    from feedback_nlp.universal_model import updates
+
+    root, records = _repository(tmp_path)
+    for path in [root, *root.rglob("*")]:  # writable again: this test updates it
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    version = preflight(root, RuntimeOptions())["model_version"]
+    scorer = Scorer(str(root), "question", RuntimeOptions(batch_size=4), 1, "jsonl", version)
+    batch = pa.table({"payload": [payload(decode_row(r, "t", i + 1, "question")) for i, r in enumerate(records[:6])]})
+    lines = scorer(batch).column("line").to_pylist()
+    assert [json.loads(x)["model_version"] for x in lines] == [version] * 6
+    updates.delete(root, [json.loads(lines[0])["neighbors"][0]["id"]])
+    with pytest.raises(ExportChanged, match=f"the run started with {version}"):
+        scorer(batch)
+    with pytest.raises(ExportChanged):  # a new actor (a restart) on the updated repository refuses too
+        Scorer(str(root), "question", RuntimeOptions(batch_size=4), 1, "jsonl", version)
+
+
 def _actor_pids() -> set[int]:
     """The scoring actors among this test's own processes (the cluster is its child)."""
     import psutil

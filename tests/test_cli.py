@@ -68,7 +68,7 @@ def test_every_subcommand_has_a_fast_help_listing_its_flags(command):
     assert elapsed < HELP_BOUND_S, f"{command} --help took {elapsed:.1f} s"
     assert out.startswith(f"usage: feedback-nlp {command}")
     flags = {"train": "--config", "predict": "--on-error", "export": "--run-dir", "serve": "--max-batch-size"}
-    flags |= {"sweep": "--trials", "repo": "stats"}
+    flags |= {"sweep": "--trials", "repo": "stats", "score": "--address"}
     assert flags[command] in out
 
 

@@ -266,7 +266,7 @@ def dataset(
             return [
                 ReadTask(
                     functools.partial(read_blocks, f, kind, field_map, mode, block_rows),
-                    BlockMetadata(num_rows=None, size_bytes=f.size, input_files=[f.shown], exec_stats=None),
+                    BlockMetadata(num_rows=None, size_bytes=f.size, input_files=(f.shown,), exec_stats=None),
                 )
                 for f in files
             ]

@@ -21,9 +21,7 @@ The job, in order (nothing loads a model before step 4):
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -31,13 +29,10 @@ from typing import Any, Callable
 
 from feedback_nlp.core.errors import DataValidationError, Problem, UserError
 from feedback_nlp.operations import batch_cluster, batch_inputs, batch_outputs
+from feedback_nlp.operations.batch_actor import ExportChanged, Scorer, local_export
 
 ROWS_PER_CALL = 1024  # records per actor call (the predictor still runs --batch-size at a time)
 PROBLEMS_SHOWN = 20
-
-
-class ExportChanged(RuntimeError):
-    """The export's model_version differs from the one checked at the start (a repository updated mid-run)."""
 
 
 @dataclass(frozen=True)
@@ -62,79 +57,6 @@ class ScoringJob:
     overwrite: bool = False
 
 
-def local_export(export: str) -> str:
-    """A local folder holding the export: itself, or this node's cached copy of an object-store
-    export (one copy per node and model version, shared by its actors and later runs; its file
-    hashes are checked on load, as for any export)."""
-    if not batch_inputs.is_uri(export):
-        return export
-    import hashlib
-    import tempfile
-
-    from pyarrow import fs as pafs
-
-    fs, path = batch_inputs.filesystem(export)
-    try:
-        with fs.open_input_stream(f"{path}/manifest.json") as f:
-            version = json.loads(f.read()).get("model_version", "unversioned")
-    except (OSError, ValueError):
-        raise UserError(f"--export {export}: no manifest.json there (not an export folder)") from None
-    root = os.environ.get("FEEDBACK_NLP_EXPORT_CACHE") or os.path.join(tempfile.gettempdir(), "feedback-nlp-exports")
-    key = hashlib.sha256(f"{export}\n{version}".encode()).hexdigest()[:16]
-    target = os.path.join(root, key)
-    if os.path.isfile(os.path.join(target, "manifest.json")):
-        return target
-    os.makedirs(root, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=f".{key}.", dir=root)
-    pafs.copy_files(path, partial, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-    try:
-        os.rename(partial, target)  # atomic: another actor of this node may have won the race
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
-
-
-class Scorer:
-    """One actor: loads the export once, then scores the batches Ray Data hands it."""
-
-    def __init__(self, export: str, kind: str, options: Any, threads: int, fmt: str, model_version: str):
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import torch
-
-        from feedback_nlp.serving.registry import load_export
-
-        torch.set_num_threads(threads)
-        self.kind, self.fmt, self.batch_size = kind, fmt, options.batch_size
-        self.predictor, manifest = load_export(local_export(export), options)
-        self.model_version = manifest["model_version"]
-        if self.model_version != model_version:
-            raise ExportChanged(f"the export is now model {self.model_version}, the run started with {model_version}")
-
-    def __call__(self, batch: Any) -> Any:
-        from feedback_nlp.core.records import decode_row
-        from feedback_nlp.serving.protocol import stamp_rows
-
-        records = []
-        for i, text in enumerate(batch.column("payload").to_pylist()):
-            record = decode_row(json.loads(text), "<payload>", i + 1, self.kind)  # decoded once already
-            if isinstance(record, Problem):
-                raise RuntimeError(f"a checked record no longer decodes: {record}")
-            records.append(record)
-        rows: list[dict[str, Any]] = []
-        for start in range(0, len(records), self.batch_size):  # predict's chunks (cli/predict.py score_stream)
-            chunk = records[start : start + self.batch_size]
-            keyed = [replace(r, id=f"{i}:{r.id}") for i, r in enumerate(chunk)]
-            predicted = self.predictor.predict(keyed)
-            changed = {row["model_version"] for row in predicted if "model_version" in row} - {self.model_version}
-            if changed:  # a repository updated (repo add/delete) while the job ran: one model per output
-                raise ExportChanged(
-                    f"the export is now model {changed.pop()}, the run started with {self.model_version}"
-                )
-            stamped = stamp_rows(keyed, predicted, self.model_version)
-            rows += [{**row, "id": rec.id} for rec, row in zip(chunk, stamped)]
-        return batch_outputs.rows_to_table(rows, self.fmt)
-
-
 def _runtime_options(job: ScoringJob) -> Any:
     """predict's device/dtype/backend checks; the device is each actor's (CUDA when it has a GPU),
     not the driver's, which on a cluster often has none."""
@@ -148,29 +70,35 @@ def _runtime_options(job: ScoringJob) -> Any:
     return RuntimeOptions("cuda", job.dtype, job.backend, job.batch_size)
 
 
-def _check_pass(
-    files: list[Any], job: ScoringJob, kind: str, rows: int, log: Callable[[str], None]
-) -> tuple[int, int, int]:
-    """(valid records, their payload characters, bad records), reading every file once in file
-    order; bad records stop the run (stop) or go to --rejects (skip)."""
+@dataclass
+class CheckResult:
+    valid: int = 0  # records that decode
+    chars: int = 0  # their payloads' characters (sizes the scoring pass's blocks)
+    bad: int = 0
+    rejects_temp: str | None = None  # --rejects, written next to it; renamed when the output is
+
+
+def _check_pass(files: list[Any], job: ScoringJob, kind: str, rows: int, log: Callable[[str], None]) -> CheckResult:
+    """Read every file once, in file and line order: count the valid records; bad ones stop the
+    run (stop: DataValidationError, as predict lists them) or go to --rejects (skip)."""
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     ordered = ctx.execution_options.preserve_order
     ctx.execution_options.preserve_order = True  # problems in file and line order, streamed
-    valid, size, shown, bad = 0, 0, [], 0
-    rejects = open(f"{job.rejects}.tmp-check", "w", encoding="utf-8") if job.rejects else None
+    out = CheckResult(rejects_temp=f"{job.rejects}.tmp-{os.getpid()}" if job.rejects else None)
+    shown: list[Problem] = []
+    rejects = open(out.rejects_temp, "w", encoding="utf-8") if out.rejects_temp else None
     try:
         ds = batch_inputs.dataset(files, kind, job.field_map, "check", rows, batch_cluster.TASK_CPUS)
         for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for source, line, fld, message, count, chars in zip(
-                *(block.column(c).to_pylist() for c in batch_inputs.CHECK_COLUMNS)
-            ):
+            columns = (block.column(c).to_pylist() for c in batch_inputs.CHECK_COLUMNS)
+            for source, line, fld, message, count, chars in zip(*columns):
                 if fld is None:
-                    valid += count
-                    size += chars
+                    out.valid += count
+                    out.chars += chars
                     continue
-                bad += 1
+                out.bad += 1
                 problem = Problem(source, line, fld, message)
                 if len(shown) < PROBLEMS_SHOWN:
                     shown.append(problem)
@@ -178,22 +106,27 @@ def _check_pass(
                         log(f"skipped: {problem}")
                 if rejects is not None:
                     rejects.write(f"{problem}\n")
-        if bad and job.on_error == "stop":
-            raise DataValidationError(shown, limit=PROBLEMS_SHOWN, total=bad)
         if rejects is not None:
             rejects.flush()
             os.fsync(rejects.fileno())
-            rejects.close()
-            os.replace(f"{job.rejects}.tmp-check", job.rejects)
-        if bad > PROBLEMS_SHOWN and job.on_error == "skip":
-            log(f"skipped: ... and {bad - PROBLEMS_SHOWN} more" + (f" (all in {job.rejects})" if job.rejects else ""))
+    except BaseException:
+        discard_rejects(out)
+        raise
     finally:
         ctx.execution_options.preserve_order = ordered
-        if rejects is not None and not rejects.closed:
+        if rejects is not None:
             rejects.close()
-        if rejects is not None and os.path.exists(f"{job.rejects}.tmp-check"):
-            os.unlink(f"{job.rejects}.tmp-check")
-    return valid, size, bad
+    if out.bad and job.on_error == "stop":
+        discard_rejects(out)
+        raise DataValidationError(shown, limit=PROBLEMS_SHOWN, total=out.bad)
+    if out.bad > PROBLEMS_SHOWN and job.on_error == "skip":
+        log(f"skipped: ... and {out.bad - PROBLEMS_SHOWN} more" + (f" (all in {job.rejects})" if job.rejects else ""))
+    return out
+
+
+def discard_rejects(check: CheckResult) -> None:
+    if check.rejects_temp and os.path.exists(check.rejects_temp):
+        os.unlink(check.rejects_temp)
 
 
 def _scoring_pool(ds: Any, job: ScoringJob, kind: str, options: Any, res: Any, version: str, rows: int) -> Any:
@@ -236,10 +169,11 @@ def run(job: ScoringJob, log: Callable[[str], None] = print) -> dict[str, Any]:
         res = batch_cluster.plan_resources(
             job.actors, job.cpus_per_actor, job.gpus_per_actor, started_here and job.address == "local", log
         )
-        valid, size, bad = _check_pass(files, job, kind, rows, log)
+        check = _check_pass(files, job, kind, rows, log)
+        valid, bad = check.valid, check.bad
         scoring = time.perf_counter()
         try:
-            with batch_cluster.block_bytes(size / max(valid, 1) * rows):
+            with batch_cluster.block_bytes(check.chars / max(valid, 1) * rows):
                 ds = batch_inputs.dataset(files, kind, job.field_map, "score", rows, batch_cluster.TASK_CPUS)
             with warnings.catch_warnings():
                 # Ray 2.60 takes max_restarts / max_task_retries only as **ray_remote_args, which it
@@ -275,8 +209,11 @@ def run(job: ScoringJob, log: Callable[[str], None] = print) -> dict[str, Any]:
                 "scoring_seconds": round(scored_s, 3),
             }
             batch_outputs.publish(out, summary)
+            if check.rejects_temp and job.rejects:
+                os.replace(check.rejects_temp, job.rejects)
         except BaseException as e:
             batch_outputs.discard(out)
+            discard_rejects(check)
             cause = getattr(e, "cause", None)
             if isinstance(cause, ExportChanged) or isinstance(e, ExportChanged):
                 raise UserError(f"--export {job.export}: {cause or e}; nothing was written") from None
