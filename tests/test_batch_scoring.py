@@ -134,6 +134,19 @@ def test_bad_records_stop_the_run_before_any_actor_and_write_nothing(safety, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "in.parquet"]
 
 
+def test_nothing_valid_to_score_is_an_empty_output_without_actors(safety, tmp_path, monkeypatch):
+    inp = _jsonl(tmp_path / "in.jsonl", [{"text": 1}, "", '{"id": "x"}'])
+    monkeypatch.setattr(batch_scoring, "_scoring_pool", lambda *a, **k: pytest.fail("an actor pool was created"))
+    got, summary, lines = _score(tmp_path, safety, [inp], on_error="skip", rejects=str(tmp_path / "rej.txt"))
+    assert got == [] and (summary["records"], summary["skipped"]) == (0, 2)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_SUCCESS"]
+    assert (tmp_path / "rej.txt").read_text().splitlines() == [
+        f"{inp}:1: field 'text': expected a string, got int",
+        f"{inp}:3: field 'text': missing required field",
+    ]
+    assert lines[-1].startswith(f"wrote 0 predictions to {tmp_path / 'out'}")
+
+
 def _tiny_seacat(tmp: Path):
     import torch
 

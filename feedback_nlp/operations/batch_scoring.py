@@ -147,6 +147,26 @@ def _scoring_pool(ds: Any, job: ScoringJob, kind: str, options: Any, res: Any, v
     )
 
 
+def _score_into(
+    out: Any, files: list[Any], job: ScoringJob, kind: str, options: Any, res: Any, version: str, rows: int, size: float
+) -> None:
+    """The scoring pass: read tasks -> the actor pool -> Ray's writer, into out.temp."""
+    with batch_cluster.block_bytes(size):
+        ds = batch_inputs.dataset(files, kind, job.field_map, "score", rows, batch_cluster.TASK_CPUS)
+    with warnings.catch_warnings():
+        # Ray 2.60 takes max_restarts / max_task_retries only as **ray_remote_args, which it marks
+        # deprecated (removed in 2.64) but names as the way to set them for an actor pool
+        # (actor_pool_map_operator.py); bounded here, so a record that kills every actor fails
+        # the run instead of restarting actors forever. Revisit with the pin.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = _scoring_pool(ds, job, kind, options, res, version, rows)
+    remote = {"num_cpus": batch_cluster.TASK_CPUS}
+    if job.format == "parquet":
+        ds.write_parquet(out.temp, filesystem=out.fs, min_rows_per_file=job.rows_per_file, ray_remote_args=remote)
+    else:
+        ds.write_datasink(batch_outputs.jsonl_sink(out.temp, out.fs, job.rows_per_file), ray_remote_args=remote)
+
+
 def run(job: ScoringJob, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score every record of the inputs into job.output; returns the run's summary."""
     from feedback_nlp.serving.registry import preflight
@@ -173,25 +193,8 @@ def run(job: ScoringJob, log: Callable[[str], None] = print) -> dict[str, Any]:
         valid, bad = check.valid, check.bad
         scoring = time.perf_counter()
         try:
-            with batch_cluster.block_bytes(check.chars / max(valid, 1) * rows):
-                ds = batch_inputs.dataset(files, kind, job.field_map, "score", rows, batch_cluster.TASK_CPUS)
-            with warnings.catch_warnings():
-                # Ray 2.60 takes max_restarts / max_task_retries only as **ray_remote_args, which it
-                # marks deprecated (removed in 2.64) but names as the way to set them for an actor
-                # pool (actor_pool_map_operator.py); bounded here, so a record that kills every
-                # actor fails the run instead of restarting actors forever. Revisit with the pin.
-                warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-                ds = _scoring_pool(ds, job, kind, options, res, version, rows)
-            write_args = dict(
-                min_rows_per_file=job.rows_per_file, ray_remote_args={"num_cpus": batch_cluster.TASK_CPUS}
-            )
-            if job.format == "parquet":
-                ds.write_parquet(out.temp, filesystem=out.fs, **write_args)
-            else:
-                ds.write_datasink(
-                    batch_outputs.jsonl_sink(out.temp, out.fs, job.rows_per_file),
-                    ray_remote_args={"num_cpus": batch_cluster.TASK_CPUS},
-                )
+            if valid:  # nothing to score (every record skipped, empty files): no actor, an empty output
+                _score_into(out, files, job, kind, options, res, version, rows, check.chars / valid * rows)
             written = batch_outputs.count_rows(out.fs, out.temp, job.format)
             if written != valid:
                 raise RuntimeError(f"wrote {written} rows for {valid} valid records; the output was not published")
