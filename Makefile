@@ -12,7 +12,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup setup-batch demo demo-data lint test test-random test-fast bench embedder-mpnet clean
+.PHONY: setup setup-batch demo demo-data lint test test-random test-fast bench bench-quality embedder-mpnet clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -66,7 +66,7 @@ test-fast: setup setup-batch
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
-# numba is the reference's (bm25s) fast backend: installed for the benchmarks only.
+# numba (the bm25s reference's fast backend and our compiled BM25) comes with requirements.txt.
 bench: setup setup-batch
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.seq2seq_throughput
@@ -77,13 +77,21 @@ bench: setup setup-batch
 	$(PY) -m bench.universal_model_updates
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
+	$(PY) -m bench.serve_prediction_log
 	$(PY) -m bench.gpu
+	$(PY) -m bench.cli_help
 	$(PY) -m bench.batch_scoring
 
 # Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its
 # five PyPI parts, each pinned by sha256 (feedback_nlp/scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2
 embedder-mpnet: setup
 	$(PY) -m feedback_nlp.scripts.assemble_mpnet --out models/all-mpnet-base-v2
+
+# The universal model's quality levers side by side (issue 25): the packaged MiniLM default, mpnet in the
+# hybrid, vote calibration, BM25 normalisation and the quality preset, against mpnet dense k-NN (same run).
+bench-quality: embedder-mpnet
+	test -f data/clinc150/train.jsonl || $(PY) -m feedback_nlp.scripts.clinc150_to_questions
+	OMP_NUM_THREADS=$(DEMO_THREADS) $(PY) -m bench.universal_model_quality
 
 clean:
 	rm -rf outputs wandb lightning_logs data/demo .cache

@@ -4,7 +4,9 @@
     python -m bench.universal_model_updates --sizes 100000,300000
 
 Per size: `export` of N questions (the rebuild), then `add` of 1% new questions and `delete`
-of 1% of the ids (repository/updates.py, each a committed generation, hashes included).
+of 1% of the ids spread over the whole repository (updates.py, each a committed generation:
+id files verified, changed chunks written and hashed, fsync, manifest rename). Goal: each
+<= 5% of the index-only rebuild (vectors known, as the update's are).
 Embedding dominates a real rebuild; so that a run takes minutes, not hours, on a 2-core
 machine, vectors come from a table (real packaged-MiniLM embeddings of seed questions,
 perturbed per copy) and the embedding time is measured separately on real questions and
@@ -15,6 +17,7 @@ embedded x measured seconds per question. Delete embeds nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
@@ -94,14 +97,15 @@ def main() -> None:
         )
         print(f"  rebuild (export): {build:.1f} s index-only, {build + emb_build:.0f} s with embedding")
         print(
-            f"  add 1% ({len(extra)}): {add:.1f} s index-only = {100 * add / build:.0f}% of the rebuild; "
-            f"with embedding {add + emb_add:.1f} s = {100 * (add + emb_add) / (build + emb_build):.1f}% (goal <= 10%)"
+            f"  add 1% ({len(extra)}): {add:.2f} s index-only = {100 * add / build:.1f}% of the index-only rebuild "
+            f"(goal <= 5%); with embedding {add + emb_add:.1f} s = {100 * (add + emb_add) / (build + emb_build):.1f}%"
         )
         print(
-            f"  delete 1% ({n // 100}): {delete:.1f} s = {100 * delete / build:.0f}% of the index-only rebuild, "
-            f"{100 * delete / (build + emb_build):.1f}% of the rebuild with embedding (goal <= 10%)",
+            f"  delete 1% ({n // 100}): {delete:.2f} s = {100 * delete / build:.1f}% of the index-only rebuild "
+            f"(goal <= 5%), {100 * delete / (build + emb_build):.2f}% of the rebuild with embedding",
             flush=True,
         )
+        print(f"  machine load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,13 @@ def test_tokenize_lowercases_and_splits_on_non_alphanumerics():
     ]
 
 
-def lucene_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
-    """Lucene / tantivy BM25 by hand: idf = ln(1 + (N - n + 0.5) / (n + 0.5))."""
+def lucene_bm25(
+    docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75, lengths: list[int] | None = None
+) -> np.ndarray:
+    """Lucene / tantivy BM25 by hand: idf = ln(1 + (N - n + 0.5) / (n + 0.5)); `lengths`: the
+    document lengths the scorer uses, if not the token counts (the average stays the true one)."""
     n_docs, avgdl = len(docs), sum(map(len, docs)) / len(docs)
+    lengths = lengths or [len(d) for d in docs]
     out = np.zeros(n_docs)
     for term in query:
         n = sum(term in d for d in docs)
@@ -49,7 +53,7 @@ def lucene_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: flo
         idf = math.log(1 + (n_docs - n + 0.5) / (n + 0.5))
         for i, d in enumerate(docs):
             tf = d.count(term)
-            out[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avgdl)) if tf else 0.0
+            out[i] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[i] / avgdl)) if tf else 0.0
     return out
 
 
@@ -111,3 +115,123 @@ def test_same_top_k_allows_ties_to_order_differently():
     assert not same_top_k(ref, np.array([0, 5]), 2)  # 1.0 is below the K-th score
     assert same_top_k(ref, np.array([0, 1, 2, 3, 5]), 10)  # only matched (non-zero) documents
     assert not same_top_k(ref, np.array([0, 1, 2, 3, 5, 4]), 10)
+
+
+# -- the compiled engine (numba_bm25.py, bm25_kernels.py) ------------------------------------
+
+
+def test_field_norm_table_is_lucenes_one_byte_length_code():
+    from feedback_nlp.universal_model.bm25_segment import FIELD_NORMS, field_norm
+
+    assert list(FIELD_NORMS[:41]) == list(range(41)) and list(FIELD_NORMS[41:46]) == [42, 44, 46, 48, 50]
+    assert FIELD_NORMS[-1] == 2013265944 and (np.diff(FIELD_NORMS) > 0).all()
+    assert list(field_norm(np.array([0, 7, 40, 41, 43, 44, 59, 60]))) == [0, 7, 40, 40, 42, 44, 56, 60]
+
+
+def test_numba_lucene_scores_equal_tantivy_and_the_formula_with_rounded_lengths(tmp_path):
+    """Documents of 45 and 61 tokens are scored with lengths 44 and 60 (Lucene's one-byte code),
+    by tantivy and by the compiled engine alike."""
+    from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+    docs = [
+        "where is my package",
+        "my package is late late",
+        " ".join(["refund"] + ["word"] * 44),
+        " ".join(["package", "late"] + ["filler"] * 59),
+        "i want a refund",
+        "package",
+    ]
+    ours = NumbaBM25()
+    ours.add(range(10, 16), docs)
+    tantivy = TantivyBM25(tmp_path / "t")
+    tantivy.add(range(10, 16), docs)
+    tantivy.commit()
+    toks = [tokenize(d) for d in docs]
+    rounded = [{45: 44, 61: 60}.get(len(t), len(t)) for t in toks]
+    for q in ("package late", "refund my package", "late late package", "word refund"):
+        (k1, s1), (k2, s2) = ours.search([q], 10)[0], tantivy.search([q], 10)[0]
+        np.testing.assert_array_equal(k1, k2)
+        np.testing.assert_allclose(s1, s2, rtol=1e-6)
+        want = lucene_bm25(toks, tokenize(q), lengths=rounded)
+        np.testing.assert_allclose(s1, want[k1 - 10], rtol=2e-6)
+
+
+def test_numba_okapi_scores_are_rank_bm25s_bm25okapi(clinc):
+    from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+    train, test = clinc
+    ref = BM25Okapi([tokenize(t) for t in train])
+    ours = NumbaBM25(variant="okapi")
+    ours.add(np.arange(len(train)), train)
+    for k in (1, 10, 100):
+        hits = ours.search(test, k)
+        assert all(same_top_k(ref.get_scores(tokenize(q)), keys, k) for q, (keys, _) in zip(test, hits))
+    for q, (keys, scores) in zip(test, ours.search(test, 300)):
+        np.testing.assert_allclose(scores, ref.get_scores(tokenize(q))[keys], rtol=1e-6)
+
+
+def test_numba_grown_by_adds_and_deletes_scores_bit_for_bit_like_a_rebuild(clinc):
+    from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+    train, test = clinc
+    grown = NumbaBM25()
+    grown.add(range(200, 300), train[200:])  # keys need not arrive in order
+    grown.commit()
+    grown.add(range(0, 200), train[:200])
+    grown.delete([5, 77, 250])
+    grown.add([77], [train[77]])  # deleted, then added again (no commit in between)
+    keep = [i for i in range(300) if i not in (5, 250)]
+    rebuilt = NumbaBM25()
+    rebuilt.add(keep, [train[i] for i in keep])
+    assert len(grown) == len(rebuilt) == 298
+    for (ka, sa), (kb, sb) in zip(grown.search(test, 50), rebuilt.search(test, 50)):
+        np.testing.assert_array_equal(ka, kb)
+        np.testing.assert_array_equal(sa, sb)
+
+
+def test_numba_threads_and_edge_cases(clinc):
+    from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+    train, test = clinc
+    one, two = NumbaBM25(threads=1), NumbaBM25(threads=2)
+    for index in (one, two):
+        index.add(range(len(train)), train)
+    queries = test * 4
+    for (ka, sa), (kb, sb) in zip(one.search(queries, 20), two.search(queries, 20)):
+        np.testing.assert_array_equal(ka, kb)
+        np.testing.assert_array_equal(sa, sb)
+    word = tokenize(train[0])[-1]
+    (keys, _), (none, _), (empty, _) = one.search([word, "qqqzzz xxyyzz", ""], 1000)
+    assert 0 < len(keys) < len(train) and len(none) == len(empty) == 0  # only documents sharing a term
+    assert all(word in tokenize(train[k]) for k in keys)
+    assert one.search([], 5) == [] and len(NumbaBM25().search([word], 5)[0][0]) == 0
+
+
+def test_top_k_kernel_against_brute_force_with_many_ties():
+    """Random weights drawn from a few values (many exact ties): the kernel's top-k equals
+    numpy's full sort by (score desc, document asc), documents sharing no term excluded."""
+    from feedback_nlp.universal_model.bm25_kernels import BLOCK, postings_by_term, top_k_one
+
+    rng = np.random.default_rng(0)
+    for n_docs, n_terms, k in ((7, 3, 5), (130, 6, 10), (1000, 20, 100), (3000, 8, 64)):
+        rows, cols = np.nonzero(rng.random((n_docs, n_terms)) < 0.2)
+        vals = rng.choice(np.float32([0.5, 1.0, 1.5, 2.25]), len(rows)).astype(np.float32)
+        indptr, indices, data = postings_by_term(rows.astype(np.int64), cols.astype(np.int32), vals, n_terms)
+        dense = np.zeros((n_docs, n_terms), np.float32)
+        dense[rows, cols] = vals
+        acc = np.zeros(n_docs, np.float32)
+        bmax = np.zeros(-(-n_docs // BLOCK), np.float32)
+        work = (acc, bmax, np.zeros(k, np.float32), np.zeros(n_docs, np.int32), np.zeros(n_docs, np.float32))
+        for _ in range(20):
+            terms = np.sort(rng.choice(n_terms, rng.integers(1, 4), replace=False)).astype(np.int32)
+            counts = rng.integers(1, 3, len(terms)).astype(np.float32)
+            want = np.zeros(n_docs, np.float32)
+            for t, c in zip(terms, counts):
+                want += np.float32(c) * dense[:, t]
+            matched = np.flatnonzero(want > 0)
+            order = matched[np.lexsort((matched, -want[matched]))][:k]
+            doc, score = np.zeros(k, np.int32), np.zeros(k, np.float32)
+            n = top_k_one(terms, counts, k, indptr, indices, data, *work, doc, score)
+            np.testing.assert_array_equal(doc[:n], order)
+            np.testing.assert_array_equal(score[:n], want[order])
+            assert not acc.any()  # accumulator left clean for the next query

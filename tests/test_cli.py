@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -68,8 +67,11 @@ def test_every_subcommand_has_a_fast_help_listing_its_flags(command):
     assert elapsed < HELP_BOUND_S, f"{command} --help took {elapsed:.1f} s"
     assert out.startswith(f"usage: feedback-nlp {command}")
     flags = {"train": "--config", "predict": "--on-error", "export": "--run-dir", "serve": "--max-batch-size"}
-    flags |= {"sweep": "--trials", "repo": "stats", "score": "--address"}
+    flags |= {"sweep": "--trials", "repo": "stats", "monitor": "--outcomes", "compare": "--expect-sha256"}
+    flags |= {"score": "--address"}
     assert flags[command] in out
+    if command in ("serve", "predict"):
+        assert "--prediction-log" in out and "--log-text" in out
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c != "repo"])
@@ -80,27 +82,11 @@ def test_an_unknown_flag_is_one_error_line(command):
 @pytest.fixture(scope="module")
 def seacat_run(tmp_path_factory):
     """A tiny SeaCat trained through `feedback-nlp train` (the success path of train itself)."""
-    from feedback_nlp.demo_data.seacat import generate_transcripts
-    from tests.tiny_models import tiny_bert
+    from tests.tiny_models import tiny_seacat_run
 
     tmp = tmp_path_factory.mktemp("cli")
-    rows = generate_transcripts(random.Random(3), 48)
-    data = tmp / "transcripts.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    base = [
-        "--config",
-        "configs/experiment/seacat_demo.yaml",
-        f"data.path={data}",
-        f"model.pretrained={bert}",
-        "model.freeze_layers=0",
-        "data.batch_size=8",
-        "model.max_sentences=8",
-        "model.max_tokens=12",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "callbacks.serving_export=null",
-    ]
+    data, overrides = tiny_seacat_run(tmp, 48, 3)
+    base = ["--config", "configs/experiment/seacat_demo.yaml", *overrides]
     out = ok(run("train", *base, f"output_root={tmp / 'outputs'}"))
     assert "test/acc" in out
     (run_dir,) = (tmp / "outputs" / "seacat_demo").iterdir()

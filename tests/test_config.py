@@ -208,7 +208,7 @@ def test_subclass_settings_taken_as_base_kwargs_are_still_checked():
 
     params, open_ended = constructor_params(SeaCatDataModule)
     base, _ = constructor_params(RecordDataModule)
-    assert not open_ended and set(base) < set(params) and "max_sentences" in params
+    assert not open_ended and set(base) < set(params) and "dedupe_sentences" in params and "max_sentences" not in params
     with pytest.raises(ConfigError, match=r"unknown config key 'data.batch_sise'.*did you mean 'data.batch_size'"):
         check_kwargs(ProductSafetyDataModule, {"batch_sise": 8}, "data")
     with pytest.raises(ConfigError, match=r"'data.dev_fraction' expects float, got str"):

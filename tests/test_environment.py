@@ -35,5 +35,6 @@ def test_environment_matches_requirements():
         "pytest-cov",
         "pytest-randomly",
         "hypothesis",
+        "pyarrow",
     ):
         assert needed in req

@@ -13,15 +13,9 @@ import torch
 
 from feedback_nlp.core import io as io_mod
 from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from feedback_nlp.serving.manifest import ExportError, model_version, read_manifest, verify_export
 from feedback_nlp.serving.registry import load_export
-from feedback_nlp.training.export import (
-    ExportError,
-    export_module,
-    model_version,
-    read_manifest,
-    update_metrics,
-    verify_export,
-)
+from feedback_nlp.training.export import export_module, update_metrics
 
 LOADED: list[Path] = []
 

@@ -110,7 +110,7 @@ def test_threshold_survives_a_checkpoint(bert, tmp_path):
 
 
 def test_export_loads_without_pickles_and_matches_the_module(bert, tmp_path):
-    from feedback_nlp.training.export import content_hashes, model_version
+    from feedback_nlp.serving.manifest import content_hashes, model_version
 
     m = ProductSafetyClassifier(pretrained=bert, max_length=16).eval()
     m.set_threshold(0.5001, 0.95, 0.97)
@@ -195,3 +195,8 @@ def test_train_main_end_to_end_writes_kpis(bert, tmp_path):
 
     served = load_export(out / "export")[0].predict([by_id[p["id"]] for p in preds])
     np.testing.assert_allclose([s["probability"] for s in served], [p["probability"] for p in preds], atol=1e-5)
+    # the tested scores went into the export as its drift reference: hashed, same model version
+    reference = json.loads((out / "export" / "reference_scores.json").read_text())
+    assert sum(map(len, reference["splits"]["test"].values())) == saved["test/support"]
+    assert sum(map(len, reference["splits"]["traffic"].values())) == saved["traffic/size"]
+    assert "reference_scores.json" in manifest["files_sha256"] and (out / "reference_scores.json").is_file()

@@ -213,8 +213,8 @@ def test_missing_class_in_train_is_a_data_error(tmp_path, files):
 def test_batches_and_predict_file(files, tmp_path):
     from feedback_nlp.core.model_factory import load_tokenizer
 
-    dm = make_dm(files, "original", predict_path=files["claims"], max_length=8)
-    dm.connect(tokenizer=load_tokenizer(files["bert"]))
+    dm = make_dm(files, "original", predict_path=files["claims"])
+    dm.connect(tokenizer=load_tokenizer(files["bert"]), max_length=8)  # the model's max_length
     dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
     assert batch["input_ids"].shape[1] <= 8 and len(batch["ids"]) == len(batch["labels"])

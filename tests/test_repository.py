@@ -112,12 +112,12 @@ def test_export_manifest_hashes_and_damage_detection(tmp_path, clinc, embedder):
     assert m["embedder"]["name"] == "packaged:all-MiniLM-L6-v2" and len(m["embedder"]["revision"]) == 16
     assert m["labels"] == {"categorical": ["intent", "domain"], "numeric": []}
     assert m["retrieval"]["method"] == "hybrid" and m["prediction"] == PREDICTION
-    kinds = {Path(f).name for f in m["files"]}
-    assert {"questions.jsonl", "embeddings.npy", "vectors.faiss", "meta.json"} <= kinds
+    kinds = {Path(f).name.split(".", 2)[2] for f in m["files"]}
+    assert kinds == {"rows.jsonl", "ids.json", "bm25.npz", "keys.npy", "emb.npy"}  # one chunk, no faiss file
     Repository.open(tmp_path / "repo")  # verifies every sha256
     m2 = updates.add(tmp_path / "repo", _jsonl(tmp_path / "a.jsonl", train[60:70]), embedder=embedder)
     assert m2["model_version"] != m["model_version"] and m2["generation"] == m["generation"] + 1
-    victim = tmp_path / "repo" / next(f for f in m2["files"] if f.endswith("embeddings.npy"))
+    victim = tmp_path / "repo" / next(f for f in m2["files"] if f.endswith("emb.npy"))
     victim.write_bytes(victim.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(RepositoryError, match="sha256"):
         Repository.open(tmp_path / "repo")

@@ -1,6 +1,6 @@
 """One contract for every retrieval backend of the question repository: add, delete and
-search behave alike on tantivy, the bm25s BM25Okapi reference, faiss (exact and IVF) and
-OpenSearch. OpenSearch runs where OPENSEARCH_URL points at a server, else it is skipped."""
+search behave alike on the compiled engine (numba), tantivy, the bm25s BM25Okapi reference,
+faiss (exact and IVF) and OpenSearch. OpenSearch runs where OPENSEARCH_URL points at a server, else it is skipped."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def clinc():
 
 
 def _text_backend(name: str, tmp_path: Path):
+    if name == "numba":
+        from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+        return NumbaBM25()
     if name == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 
@@ -42,7 +46,7 @@ def _text_backend(name: str, tmp_path: Path):
     return OpenSearchIndex.from_env(f"contract-{uuid.uuid4().hex[:8]}")
 
 
-TEXT_BACKENDS = ["tantivy", "reference", pytest.param("opensearch", marks=NEEDS_OPENSEARCH)]
+TEXT_BACKENDS = ["numba", "tantivy", "reference", pytest.param("opensearch", marks=NEEDS_OPENSEARCH)]
 
 
 @pytest.mark.parametrize("backend", TEXT_BACKENDS)
@@ -78,7 +82,7 @@ def test_text_backend_add_delete_search_contract(backend, tmp_path, clinc):
 
 @pytest.mark.parametrize("backend", TEXT_BACKENDS)
 def test_text_backends_agree_with_rank_bm25_ordering_of_the_top(backend, tmp_path, clinc):
-    """tantivy / OpenSearch (Lucene BM25, k1=1.2) and the reference (BM25Okapi, k1=1.5) score
+    """numba / tantivy / OpenSearch (Lucene BM25, k1=1.2) and the reference (BM25Okapi, k1=1.5) score
     differently, but the best-matching questions must largely coincide with rank-bm25's."""
     train, test = clinc
     index = _text_backend(backend, tmp_path)

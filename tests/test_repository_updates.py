@@ -1,4 +1,4 @@
-"""Atomic updates of the question repository under kill -9, and the `universal-model`
+"""Atomic updates of the question repository under kill -9, and the `feedback-nlp repo`
 export / add / delete / stats commands end to end (exit codes, messages, files)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from feedback_nlp.core.records import Question
-from feedback_nlp.universal_model import updates
+from feedback_nlp.universal_model import chunks, updates
 from feedback_nlp.universal_model.repository import Repository
 from feedback_nlp.universal_model.repository_predictor import load_predictor
 from feedback_nlp.universal_model.retrieval import RetrievalSettings
@@ -70,52 +70,79 @@ def _kill_when(cmd: list[str], ready, predictor, query) -> int:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A 20K-question repository, exported once; each test updates its own copy."""
-    root = tmp_path_factory.mktemp("kill") / "base"
-    updates.export(
-        root,
-        _grown(20_000, 0),
-        RetrievalSettings(method="bm25"),
-        ["intent", "domain"],
-        [],
-        {"weighting": "count", "backfill_prior": True},
-        None,
-    )
-    return root
+def bases(tmp_path_factory):
+    """20K-question repositories (numba in chunks of 4,096 rows, tantivy), exported once per
+    backend; each test updates its own copy."""
+    made: dict[str, Path] = {}
+
+    def get(backend: str) -> Path:
+        if backend not in made:
+            root = tmp_path_factory.mktemp("kill") / backend
+            chunk_rows, chunks.CHUNK_ROWS = chunks.CHUNK_ROWS, 4096
+            try:
+                updates.export(
+                    root,
+                    _grown(20_000, 0),
+                    RetrievalSettings(method="bm25", backend=backend),
+                    ["intent", "domain"],
+                    [],
+                    {"weighting": "count", "backfill_prior": True},
+                    None,
+                )
+            finally:
+                chunks.CHUNK_ROWS = chunk_rows
+            made[backend] = root
+        return made[backend]
+
+    return get
 
 
-@pytest.mark.parametrize("point", ["temp generation", "tantivy commit", "renamed generation"])
-def test_kill_9_mid_update_leaves_before_or_after(tmp_path, base, point):
+def _tmp_generations(gens: Path) -> list[Path]:
+    return [p for p in gens.iterdir() if p.name.startswith(".tmp")]
+
+
+KILL_POINTS = [
+    ("numba", "add", "temp generation"),
+    ("numba", "add", "chunk written"),
+    ("numba", "add", "renamed generation"),
+    ("numba", "delete", "rows rewritten"),
+    ("numba", "delete", "renamed generation"),
+    ("tantivy", "add", "tantivy commit"),
+]
+
+
+@pytest.mark.parametrize("backend,op,point", KILL_POINTS)
+def test_kill_9_mid_update_leaves_before_or_after(tmp_path, bases, backend, op, point):
     new = _grown(3_000, 1)
     src = tmp_path / "new.jsonl"
     src.write_text("".join(json.dumps({"id": q.id, "question": q.question, **q.labels}) + "\n" for q in new))
+    gone = [q.id for q in _grown(20_000, 0)[::50]]  # 400 ids spread over every chunk
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(gone) + "\n")
     root = tmp_path / "repo"
-    shutil.copytree(base, root)
+    shutil.copytree(bases(backend), root)
     before = Repository.open(root).manifest
     gens = root / "generations"
     ready = {
-        "temp generation": lambda: any(p.name.startswith(".tmp") for p in gens.iterdir()),
+        "temp generation": lambda: bool(_tmp_generations(gens)),
+        "chunk written": lambda: any(p.glob("*.bm25.npz") for p in _tmp_generations(gens)),
+        "rows rewritten": lambda: any(p.glob("*.rows.jsonl") for p in _tmp_generations(gens)),
         "tantivy commit": lambda: any(
-            (p / "tantivy" / "meta.json").exists()
-            and p.name.startswith(".tmp")
-            and len(list((p / "tantivy").iterdir())) > 3
-            for p in gens.iterdir()
+            (p / "tantivy" / "meta.json").exists() and len(list((p / "tantivy").iterdir())) > 3
+            for p in _tmp_generations(gens)
         ),
         "renamed generation": lambda: (gens / f"{before['generation'] + 1:06d}").exists(),
     }[point]
     predictor = load_predictor(root)
     query = Question("q", "what is my current location")
-    rc = _kill_when(
-        [sys.executable, "-m", "feedback_nlp", "repo", "add", str(root), "--questions", str(src)],
-        ready,
-        predictor,
-        query,
-    )
+    cmd = [sys.executable, "-m", "feedback_nlp", "repo", op, str(root)]
+    cmd += ["--questions", str(src)] if op == "add" else ["--ids", str(ids)]
+    rc = _kill_when(cmd, ready, predictor, query)
     repo = Repository.open(root)  # verifies every file's sha256
     n = len(repo)
-    print(f"{point}: rc={rc}, questions={n}")
-    assert n in (20_000, 23_000)
+    after = 23_000 if op == "add" else 20_000 - len(gone)
+    print(f"{backend} {op} {point}: rc={rc}, questions={n}")
+    assert n in (20_000, after)
     assert (n == 20_000) == (repo.manifest["model_version"] == before["model_version"])
     if n == 20_000:
         assert rc == -signal.SIGKILL
@@ -124,11 +151,11 @@ def test_kill_9_mid_update_leaves_before_or_after(tmp_path, base, point):
     # the next update runs over whatever the killed one left behind (a temporary generation, or,
     # killed between the commit and the clean-up, the previous generation) and removes it
     if n == 20_000:
-        _cli("add", str(root), "--questions", str(src))
-        expected = 23_000
+        _cli(op, str(root), *(["--questions", str(src)] if op == "add" else ["--ids", str(ids)]))
+        expected = after
     else:
-        _cli("delete", str(root), "--ids", new[0].id)
-        expected = 22_999
+        _cli("delete", str(root), "--ids", new[0].id if op == "add" else _grown(20_000, 0)[1].id)
+        expected = after - 1
     assert len(Repository.open(root)) == expected
     assert [p.name for p in gens.iterdir()] == [f"{Repository.open(root).manifest['generation']:06d}"]
 

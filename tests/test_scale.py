@@ -141,7 +141,7 @@ def predict_ids(run_dir):
     cls = import_object(cfg.model.class_path)
     ckpt = sorted((run_dir / "checkpoints").glob("best*.ckpt"))[-1]
     model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-    dm.connect(tokenizer=model.tokenizer)
+    dm.connect(tokenizer=model.tokenizer, **model.contract().input_limits)
     dm.setup("predict")
     return {str(i) for batch in dm.predict_dataloader() for i in batch["ids"]}
 
@@ -153,7 +153,7 @@ def single_process_test(run_dir):
     cls = import_object(cfg.model.class_path)
     ckpt = sorted((run_dir / "checkpoints").glob("best*.ckpt"))[-1]
     model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-    dm.connect(tokenizer=model.tokenizer)
+    dm.connect(tokenizer=model.tokenizer, **model.contract().input_limits)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,

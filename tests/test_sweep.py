@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,8 @@ import yaml
 
 from feedback_nlp.cli import sweep, train
 from feedback_nlp.core.config import load_config
-from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO
-from tests.tiny_models import tiny_bert
+from tests.tiny_models import tiny_seacat_run
 
 SWEEPS = sorted((REPO / "configs/sweeps").glob("*.yaml"))
 TRAIN_SWEEPS = [p for p in SWEEPS if yaml.safe_load(p.read_text())["program"] == "train.py"]
@@ -92,24 +90,8 @@ def test_train_py_accepts_every_agent_command_unchanged(path, capsys, monkeypatc
 @pytest.fixture(scope="module")
 def tiny_seacat(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
-    rows = generate_transcripts(random.Random(9), 60)
-    data = tmp / "transcripts.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    fixed = [
-        f"data.path={data}",
-        f"model.pretrained={bert}",
-        "model.freeze_layers=0",
-        "data.batch_size=8",
-        "model.max_sentences=8",
-        "model.max_tokens=12",
-        "trainer.max_epochs=2",
-        "trainer.limit_train_batches=2",
-        "trainer.accelerator=cpu",
-        "callbacks.serving_export=null",
-        "run_predict=false",
-        "trainer.enable_progress_bar=false",
-    ]
+    _, overrides = tiny_seacat_run(tmp, 60, 9)
+    fixed = [*overrides, "trainer.max_epochs=2", "run_predict=false", "trainer.enable_progress_bar=false"]
     spec = {
         "name": "tiny_seacat",
         "program": "train.py",

@@ -4,7 +4,6 @@ resuming from a .ckpt file through fit (the step count continues)."""
 from __future__ import annotations
 
 import json
-import random
 import re
 import shutil
 import subprocess
@@ -15,9 +14,8 @@ import yaml
 
 from feedback_nlp.cli import train
 from feedback_nlp.core.config import ConfigError, load_config
-from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO, job_env, train_cmd
-from tests.tiny_models import tiny_bert
+from tests.tiny_models import tiny_seacat_run
 
 CONFIG = "configs/experiment/seacat_demo.yaml"
 
@@ -25,23 +23,8 @@ CONFIG = "configs/experiment/seacat_demo.yaml"
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train_cli")
-    rows = generate_transcripts(random.Random(5), 48)
-    data = tmp / "transcripts.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    return tmp, [
-        f"data.path={data}",
-        f"model.pretrained={bert}",
-        "model.freeze_layers=0",
-        "data.batch_size=8",
-        "model.max_sentences=8",
-        "model.max_tokens=12",
-        "trainer.max_epochs=1",
-        "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=1",
-        "trainer.accelerator=cpu",
-        "callbacks.serving_export=null",
-    ]
+    _, overrides = tiny_seacat_run(tmp, 48, 5)
+    return tmp, [*overrides, "trainer.limit_val_batches=1"]
 
 
 def snapshot(root):
@@ -68,7 +51,7 @@ def test_print_config_prints_the_resolved_yaml_and_writes_nothing(tmp_path):
 
     assert printed == OmegaConf.to_container(load_config(REPO / CONFIG, overrides), resolve=True)
     assert printed["data"]["batch_size"] == 3 and printed["trainer"]["max_epochs"] == 7
-    assert printed["model"]["max_tokens"] == printed["data"]["max_tokens"] == 32  # interpolation resolved
+    assert printed["model"]["max_tokens"] == 32 and "max_tokens" not in printed["data"]  # the model's, once
     assert snapshot(tmp_path) == []  # no run directory, no data read, no model loaded
 
 

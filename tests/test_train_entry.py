@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
 from feedback_nlp.cli import train
-from feedback_nlp.demo_data.seacat import generate_transcripts
 from tests.scale_helpers import REPO
-from tests.tiny_models import tiny_bert
+from tests.tiny_models import tiny_seacat_run
 
 CONFIG = str(REPO / "configs/experiment/seacat_demo.yaml")
 
@@ -18,26 +16,8 @@ CONFIG = str(REPO / "configs/experiment/seacat_demo.yaml")
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("entry")
-    rows = generate_transcripts(random.Random(9), 60)
-    data = tmp / "transcripts.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bert = tiny_bert(tmp / "bert", [t["text"] for r in rows for t in r["turns"]])
-    return (
-        tmp,
-        data,
-        [
-            f"data.path={data}",
-            f"model.pretrained={bert}",
-            "model.freeze_layers=0",
-            "data.batch_size=8",
-            "model.max_sentences=8",
-            "model.max_tokens=12",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.accelerator=cpu",
-            "callbacks.serving_export=null",
-        ],
-    )
+    data, overrides = tiny_seacat_run(tmp, 60, 9)
+    return tmp, data, overrides
 
 
 def snapshot(root):

@@ -58,3 +58,30 @@ def tiny_bert(out_dir: Path, texts: Iterable[str] = (), hidden: int = 32, layers
     )
     BertModel(cfg).save_pretrained(out_dir, safe_serialization=True)
     return str(out_dir)
+
+
+def tiny_seacat_run(folder: Path, n: int, seed: int) -> tuple[Path, list[str]]:
+    """(transcripts file, overrides of configs/experiment/seacat_demo.yaml) for a seconds-long
+    SeaCat run on `n` synthetic transcripts: a tiny BERT trained on their words, 8 sentences x
+    12 tokens, one epoch of 2 batches, no serving export."""
+    import json
+    import random
+
+    from feedback_nlp.demo_data.seacat import generate_transcripts
+
+    rows = generate_transcripts(random.Random(seed), n)
+    data = folder / "transcripts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bert = tiny_bert(folder / "bert", [t["text"] for r in rows for t in r["turns"]])
+    return data, [
+        f"data.path={data}",
+        f"model.pretrained={bert}",
+        "model.freeze_layers=0",
+        "data.batch_size=8",
+        "model.max_sentences=8",
+        "model.max_tokens=12",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.accelerator=cpu",
+        "callbacks.serving_export=null",
+    ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from lightning.pytorch.callbacks import Callback
 
@@ -34,14 +34,31 @@ HEADLINE: dict[str, str] = {
 }
 
 
+class Best(TypedDict):
+    """One metric's best value so far and where it was reached (a row of best_metrics.json)."""
+
+    value: float
+    epoch: int
+    step: int
+    mode: str  # min | max
+
+
 class BestMetrics(Callback):
+    """The best value of each headline metric so far, with its epoch and step, in run_dir/best_metrics.json.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        metrics: Metric name pattern -> min or max (null: the headline metrics of every task).
+        filename: Name of the best-metrics file in the run directory.
+    """
+
     def __init__(self, run_dir: str, metrics: dict[str, str] | None = None, filename: str = FILENAME):
         self.path = Path(run_dir) / filename
         self.patterns: dict[str, str] = dict(HEADLINE if metrics is None else metrics)
         for pattern, mode in self.patterns.items():
             if mode not in ("min", "max"):
                 raise ValueError(f"callbacks.best_metrics.metrics.{pattern}: mode must be min or max, got {mode!r}")
-        self.best: dict[str, dict[str, float | int]] = {}
+        self.best: dict[str, Best] = {}
         self._defined: set[str] = set()
         self._trainer: Any = None
 
@@ -80,7 +97,7 @@ class BestMetrics(Callback):
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
-        changed = {}
+        changed: dict[str, Best] = {}
         for key, value in trainer.callback_metrics.items():
             mode = self.mode_of(trainer, key)
             if mode is None or getattr(value, "numel", lambda: 1)() != 1:

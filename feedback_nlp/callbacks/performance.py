@@ -22,7 +22,14 @@ class Performance(Callback):
     """`compile`: torch.compile each backbone in place (parameter names and checkpoints unchanged;
     the first steps are slower while it compiles). `gradient_checkpointing`: recompute each
     layer's activations in the backward pass (about 30% more compute for a fraction of the
-    activation memory: longer inputs or a larger per-device batch on the same GPU)."""
+    activation memory: longer inputs or a larger per-device batch on the same GPU).
+
+    Args:
+        compile: torch.compile each Hugging Face backbone of the model.
+        compile_mode: torch.compile mode (default, reduce-overhead, max-autotune; null: torch's default).
+        compile_backend: torch.compile backend.
+        gradient_checkpointing: Recompute backbone activations in the backward pass (less memory, more compute).
+    """
 
     def __init__(
         self,

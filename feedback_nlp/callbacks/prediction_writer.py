@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from feedback_nlp.core.io import atomic_write_text
 
 
-def record_order(record_id: Any) -> tuple[int, Any]:
+def record_order(record_id: Any) -> tuple[int, int, str]:
     """Numeric ids in numeric order, then the rest as text: "2" before "10"."""
     text = str(record_id)
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
@@ -46,7 +46,12 @@ def gather_rows(trainer: Any, rows: list[dict]) -> list[list[dict]]:
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Collects the list-of-dict rows each predict_step returns into run_dir/predictions.jsonl."""
+    """Collects the list-of-dict rows each predict_step returns into run_dir/predictions.jsonl.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        filename: Name of the predictions file in the run directory.
+    """
 
     def __init__(self, run_dir: str, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")

@@ -20,6 +20,12 @@ from feedback_nlp.metrics.product_safety import threshold_at_recall
 
 
 class RecallThreshold(Callback):
+    """After each validation, the highest threshold whose dev recall reaches `target_recall`.
+
+    Args:
+        target_recall: Dev recall the decision threshold must reach, in (0, 1] (001 §4.2: 0.95).
+    """
+
     def __init__(self, target_recall: float = 0.95):
         if not 0.0 < target_recall <= 1.0:
             raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
@@ -34,6 +40,6 @@ class RecallThreshold(Callback):
             rank_zero_warn(f"RecallThreshold: the dev set has no positives; keeping threshold {choice.threshold:.4f}")
         pl_module.set_threshold(choice.threshold, self.target_recall, choice.recall)
         logs = {"val/threshold": choice.threshold, "val/target_recall": self.target_recall}
-        if choice.reached:
+        if choice.recall is not None and choice.precision is not None:  # reached: both measured
             logs.update({"val/recall_at_threshold": choice.recall, "val/precision_at_threshold": choice.precision})
         pl_module.log_dict(logs, sync_dist=True)

@@ -14,10 +14,19 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from feedback_nlp.core.config import to_dict
 from feedback_nlp.training.export import export_module
 
 
 class ServingExport(Callback):
+    """When fit ends, the best checkpoint's weights as a serving export folder in the run dir.
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        dirname: Name of the export folder in the run directory.
+        onnx: Also export the ONNX graph (checked against eager outputs).
+    """
+
     def __init__(self, run_dir: str, dirname: str = "export", onnx: bool = False):
         self.out_dir = Path(run_dir) / dirname
         self.onnx = onnx
@@ -32,7 +41,7 @@ class ServingExport(Callback):
             from omegaconf import OmegaConf
 
             cfg_path = self.out_dir.parent / "config.yaml"
-            config = OmegaConf.to_container(OmegaConf.load(cfg_path)) if cfg_path.is_file() else {}
+            config = to_dict(OmegaConf.load(cfg_path), resolve=False) if cfg_path.is_file() else {}
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
             export_module(pl_module, self.out_dir, config=config, metrics=metrics, onnx=self.onnx)
         trainer.strategy.barrier("serving_export")

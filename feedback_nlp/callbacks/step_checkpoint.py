@@ -17,6 +17,10 @@ class StepCheckpoint(ModelCheckpoint):
     next batch of the same epoch. `resume=<run dir>` takes the newest of step.ckpt, last.ckpt and
     SLURM's requeue checkpoint. Lightning writes through a temp file and a rename, so a kill
     during the write leaves the previous file.
+
+    Args:
+        every_n_train_steps: Optimizer steps between two restart checkpoints (0: off).
+        dirpath: Folder of step.ckpt (null: the run's checkpoints/ folder).
     """
 
     FILENAME = "step"

@@ -1,7 +1,7 @@
 """Export a trained checkpoint as a self-contained serving folder (any task).
 
-    export --run-dir outputs/<experiment>/<stamp> [--out DIR] [--onnx]
-    export --checkpoint path/to/best.ckpt --config path/to/config.yaml --out DIR [--onnx]
+    feedback-nlp export --run-dir outputs/<experiment>/<stamp> [--out DIR] [--onnx]
+    feedback-nlp export --checkpoint path/to/best.ckpt --config path/to/config.yaml --out DIR [--onnx]
 
 Why: the same exporter the ServingExport callback uses at the end of training, for runs that
 were trained without it or for a different checkpoint. With --run-dir, the checkpoint is the one
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from feedback_nlp.cli.args import Parser
-from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.config import ConfigError, to_dict
 from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.checkpoints import CheckpointError, check_checkpoint
 
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     from omegaconf.errors import OmegaConfBaseException
 
     from feedback_nlp.core.instantiate import import_object
+    from feedback_nlp.serving.manifest import REFERENCE_FILE
     from feedback_nlp.training.export import export_module
 
     if args.run_dir and args.checkpoint:
@@ -123,5 +124,8 @@ def run(args: argparse.Namespace) -> tuple[Path, Path]:
     out = args.out or base / "export"
     metrics_path = base / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    export_module(module, out, config=OmegaConf.to_container(cfg), metrics=metrics, onnx=args.onnx)
+    reference = None  # the tested score sample: only the run's best checkpoint was tested
+    if args.run_dir and (args.run_dir / REFERENCE_FILE).is_file():
+        reference = json.loads((args.run_dir / REFERENCE_FILE).read_text(encoding="utf-8"))
+    export_module(module, out, config=to_dict(cfg, resolve=False), metrics=metrics, onnx=args.onnx, reference=reference)
     return ckpt, out

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("feedback_nlp.cli.serve", "main", "serve an export over HTTP (LitServe)"),
     "sweep": ("feedback_nlp.cli.sweep", "cli", "run a W&B sweep YAML locally on Optuna"),
     "repo": ("feedback_nlp.cli.repo", "cli", "question repository: evaluate, export, add, delete, stats"),
+    "monitor": ("feedback_nlp.cli.monitor", "main", "KPIs per model version, window and language (prediction log)"),
+    "compare": ("feedback_nlp.cli.compare", "main", "candidate vs production exports on one frozen evaluation set"),
 }
 
 
@@ -37,8 +39,9 @@ def usage() -> str:
     return (
         "usage: feedback-nlp <command> [options]\n\n"
         "commands:\n" + "\n".join(lines) + "\n\n"
-        "`feedback-nlp <command> --help` lists a command's options; config-driven commands\n"
-        "(train, repo) list every config key with `--config FILE --list-keys`.\n"
+        "`feedback-nlp <command> --help` lists a command's options; `feedback-nlp train\n"
+        "--config FILE --list-keys` lists every config key of an experiment (repo: see the\n"
+        "comments of configs/experiment/universal_model_demo.yaml).\n"
     )
 
 

@@ -2,6 +2,7 @@
 
     feedback-nlp predict --export DIR --input in.jsonl --output out.jsonl [--on-error skip|stop]
             [--rejects bad.txt] [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
+            [--prediction-log DIR [--log-text] [--log-fsync]]
 
 Why: offline scoring must use exactly the exported weights and the server's input contract
 (feedback_nlp/core/records.py: a claim needs only `text`), and every output line must link back to the
@@ -10,7 +11,8 @@ temp file next to the output, renamed at the end: memory stays flat in the numbe
 and a failed run leaves no partial output. Everything that can be checked without the model
 (arguments, paths, the export's manifest and hashes, every input line) is checked before the
 model loads. Bad input lines are reported as file:line:field and either stop the run before
-any prediction (default) or are skipped (listed, and written to --rejects).
+any prediction (default) or are skipped (listed, and written to --rejects). With
+--prediction-log, every scored record is also kept in the prediction log (docs/operating.md).
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD=SOURCE",
         help="read schema FIELD from the input's SOURCE field",
     )
+    p.add_argument("--prediction-log", default=None, help="also keep every scored record here (folder or s3://...)")
+    p.add_argument("--log-text", action="store_true", help="with --prediction-log: keep the input text too")
+    p.add_argument("--log-fsync", action="store_true", help="with --prediction-log: fsync every batch")
     return p
 
 
@@ -109,17 +114,25 @@ def score_stream(
     out: IO[str],
     batch_size: int,
     on_problem: Any = None,
+    prediction_log: Any = None,
 ) -> int:
-    """Score records from `items` in chunks of `batch_size`, writing one JSON line per record."""
+    """Score records from `items` in chunks of `batch_size`, writing one JSON line per record
+    (and appending each chunk to `prediction_log`, a serving.prediction_log.PredictionLog, if given)."""
     from feedback_nlp.serving.protocol import stamp_rows
 
-    n, chunk = 0, []
+    n = 0
+    chunk: list[Any] = []
 
     def flush() -> int:
         # a file may repeat an id: the predictor sees unique keys, each row gets its record's id back
         keyed = [replace(r, id=f"{i}:{r.id}") for i, r in enumerate(chunk)]
-        rows = stamp_rows(keyed, predictor.predict(keyed), manifest["model_version"])
-        out.writelines(json.dumps({**row, "id": rec.id}, ensure_ascii=False) + "\n" for rec, row in zip(chunk, rows))
+        rows = [
+            {**row, "id": rec.id}
+            for rec, row in zip(chunk, stamp_rows(keyed, predictor.predict(keyed), manifest["model_version"]))
+        ]
+        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        if prediction_log is not None:
+            prediction_log.append(chunk, rows)
         chunk.clear()
         return len(rows)
 
@@ -163,6 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rejects = Path(args.rejects) if args.rejects else None
         if rejects is not None and not rejects.parent.is_dir():
             raise UsageError(f"--rejects {rejects}: folder {rejects.parent} does not exist")
+        if (args.log_text or args.log_fsync) and not args.prediction_log:
+            raise UsageError("--log-text and --log-fsync need --prediction-log")
+        log_root = None
+        if args.prediction_log:
+            from feedback_nlp.serving.prediction_log import check_root
+
+            log_root = check_root(args.prediction_log)
         options = resolve(args.device, args.dtype, args.backend, args.batch_size)
         kind = preflight(args.export, options)["record_kind"]  # manifest, task, hashes: no model yet
         if args.on_error == "stop":  # a first streaming pass: nothing is scored when any line is bad
@@ -180,8 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems.append(p)
         print(f"skipped: {p}", flush=True)
 
-    with atomic_output(out) as f:
-        n = score_stream(predictor, manifest, iter_jsonl(inp, kind, field_map), f, args.batch_size, skipped)
+    log = None
+    if log_root is not None:
+        from feedback_nlp.serving.prediction_log import PredictionLog
+
+        log = PredictionLog(log_root, manifest["task"], args.log_text, args.log_fsync)
+    try:
+        with atomic_output(out) as f:
+            n = score_stream(predictor, manifest, iter_jsonl(inp, kind, field_map), f, args.batch_size, skipped, log)
+    finally:
+        if log is not None:
+            log.close()
     if rejects is not None:
         with atomic_output(rejects) as f:
             f.writelines(f"{p}\n" for p in problems)

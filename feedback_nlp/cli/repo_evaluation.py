@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from feedback_nlp.core.config import ConfigError
+from feedback_nlp.core.config import ConfigError, to_dict
 from feedback_nlp.core.records import Question, Transcript, load_records
 from feedback_nlp.datamodules.splits import hash_unit
 from feedback_nlp.universal_model.baselines import RandomForestBaseline
@@ -30,7 +30,7 @@ from feedback_nlp.universal_model.retrieval import RetrievalSettings
 
 
 def _opts(section: Any) -> dict[str, Any]:
-    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section or {})
+    return to_dict(section) if isinstance(section, DictConfig) else dict(section or {})
 
 
 def seacat_predictor(repo_cfg: Any) -> Any:
@@ -116,9 +116,12 @@ def retrieval_settings(cfg: Any) -> RetrievalSettings:
         raise ConfigError(str(e)) from None
 
 
-def embedder_name(cfg: Any) -> str | None:
+def embedder_name(cfg: Any) -> str:
     r = cfg.retrieval
-    return r.get("embedder") or r.get("dense_model")
+    name = r.get("embedder") or r.get("dense_model")
+    if not name:
+        raise ConfigError("retrieval.embedder must name a sentence-transformers model for dense/hybrid retrieval")
+    return str(name)
 
 
 def export_repository(cfg: Any, questions: list[Question], root: Any, source: Any = "<questions>") -> dict:
@@ -131,7 +134,13 @@ def export_repository(cfg: Any, questions: list[Question], root: Any, source: An
         from feedback_nlp.universal_model.embedder import Embedder
 
         embedder = Embedder(embedder_name(cfg), cfg.retrieval.get("batch_size", 64))
-    prediction = {"weighting": cfg.prediction.weighting, "backfill_prior": cfg.prediction.backfill_prior}
+    p = cfg.prediction
+    prediction = {
+        "weighting": p.weighting,
+        "backfill_prior": p.backfill_prior,
+        "score_power": float(p.get("score_power", 1.0)),
+        "prior_power": float(p.get("prior_power", 0.0)),
+    }
     return export(
         root,
         questions,
@@ -149,14 +158,12 @@ def build_universal_model(cfg: Any, repo: list[Question], root: Any) -> Universa
     """002 §3.2: the universal model is its repository -- built here exactly as `export` does."""
     export_repository(cfg, repo, root)
     repository = Repository.open(root)
-    p = cfg.prediction
-    return UniversalModel(
+    return UniversalModel.from_settings(
         repository,
         list(cfg.labels.categorical),
         list(cfg.labels.numeric),
-        k=repository.settings.k,
-        weighting=p.weighting,
-        backfill_prior=p.backfill_prior,
+        repository.settings.k,
+        repository.manifest["prediction"],
     )
 
 

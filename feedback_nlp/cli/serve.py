@@ -1,8 +1,9 @@
 """`serve`: an export folder behind HTTP (LitServe), with dynamic batching and Prometheus metrics.
 
-    serve --export DIR [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
+    feedback-nlp serve --export DIR [--device auto|cpu|cuda] [--dtype fp32|bf16|fp16] [--backend torch|onnx]
           [--max-batch-size 8] [--batch-timeout 0.01] [--workers-per-device 1]
           [--host 127.0.0.1] [--port 8000] [--max-records 256] [--max-chars 20000]
+          [--prediction-log DIR [--log-text] [--log-fsync]]
 
 Endpoints: POST /predict (a JSON list of records -> one row per record, matched by `id`),
 GET /health (503 until the model is loaded and warmed up, then 200), GET /metadata (the
@@ -46,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait (then 504)")
     p.add_argument("--metrics-dir", default=None, help="prometheus multiprocess directory (default: a temp dir)")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--prediction-log", default=None, help="keep every scored record here (folder or s3://...)")
+    p.add_argument("--log-text", action="store_true", help="with --prediction-log: keep the input text too")
+    p.add_argument("--log-fsync", action="store_true", help="with --prediction-log: fsync every batch")
     return p
 
 
@@ -67,6 +71,8 @@ def check_args(a: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be >= 1, got {v}")
     if a.batch_timeout < 0 or a.timeout <= 0 or a.batch_timeout >= a.timeout:
         raise UsageError(f"need 0 <= --batch-timeout < --timeout, got {a.batch_timeout} and {a.timeout}")
+    if (a.log_text or a.log_fsync) and not a.prediction_log:
+        raise UsageError("--log-text and --log-fsync need --prediction-log")
     if not 1024 <= a.port <= 65535:
         raise UsageError(f"--port must be in 1024..65535, got {a.port}")
     import socket
@@ -88,6 +94,13 @@ def build(a: argparse.Namespace, temp_dirs: list[str]) -> tuple[Any, dict[str, A
 
     options = resolve(a.device, a.dtype, a.backend, a.batch_size)
     manifest = preflight(a.export, options)
+    log_options = None
+    if a.prediction_log:
+        from feedback_nlp.serving.prediction_log import check_root, compact
+
+        root = check_root(a.prediction_log)
+        compact(root)  # segments a killed server left: into Parquet before new ones start
+        log_options = {"root": root, "task": manifest["task"], "log_text": a.log_text, "fsync": a.log_fsync}
 
     import tempfile
 
@@ -123,6 +136,7 @@ def build(a: argparse.Namespace, temp_dirs: list[str]) -> tuple[Any, dict[str, A
         worker_threads(device, a.workers_per_device),
         ready_dir,
         a.workers_per_device * n_devices,
+        log_options,
     )
     limits = Limits(a.max_records, a.max_chars)
     devices: Any = "auto" if device == "cuda" else 1  # every visible GPU; one CPU "device"

@@ -1,6 +1,6 @@
 """Local sweeps on Optuna from the same YAML a W&B sweep uses (configs/sweeps/*.yaml).
 
-    sweep --sweep configs/sweeps/product_safety_ablation.yaml [--trials N] [--out DIR] [key=value ...]
+    feedback-nlp sweep --sweep configs/sweeps/product_safety_ablation.yaml [--trials N] [--out DIR] [key=value ...]
 
 Why: the papers' ablations (001 original / +NN / +NN+PC and beta; 000 shuffling) are grids of
 train.py overrides. One definition serves both worlds: `wandb sweep` + `wandb agent` where a

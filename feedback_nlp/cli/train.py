@@ -1,6 +1,6 @@
 """Train, test and predict one experiment from a config file.
 
-    python train.py --config configs/experiment/<name>.yaml trainer.max_epochs=3 data.batch_size=8
+    feedback-nlp train --config configs/experiment/<name>.yaml trainer.max_epochs=3 data.batch_size=8
 
 Why one short function (lightning-hydra-template's shape): everything task-specific lives in
 the configured LightningModule and DataModule; this file only wires them, in the order that
@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from feedback_nlp.cli.args import Parser
 from feedback_nlp.core.config import ConfigError, load_config, to_yaml
@@ -21,7 +21,7 @@ from feedback_nlp.core.errors import UserError
 from feedback_nlp.training.run_dir import ENV_VAR as RUN_DIR_ENV
 
 
-def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
         try:
@@ -77,7 +77,7 @@ def run(cfg: Any) -> dict[str, float]:
     # written, so a bad model key or an unavailable hub model leaves no run directory behind
     model = instantiate(cfg.model, "model", **datamodule.task_info())
     contract = model.contract()  # record kind, tokenizer, exporter: declared, checked before any write
-    datamodule.connect(tokenizer=contract.tokenizer)
+    datamodule.connect(tokenizer=contract.tokenizer, **contract.input_limits)
     trainer_kwargs = {k: v for k, v in cfg.trainer.items() if v is not None}
     if "strategy" in trainer_kwargs:  # FSDP: auto-wrap policy from this model's transformer layers
         from omegaconf import OmegaConf
@@ -105,7 +105,7 @@ def run(cfg: Any) -> dict[str, float]:
     callbacks = build_callbacks(
         cfg.get("callbacks"), run_dir, progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False
     )
-    is_zero = global_rank() == 0 and rank_zero_only.rank == 0
+    is_zero = global_rank() == 0 and rank_zero_only.rank == 0  # type: ignore[attr-defined]  # lightning sets it at import
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -134,9 +134,26 @@ def run(cfg: Any) -> dict[str, float]:
             from feedback_nlp.training.export import update_metrics
 
             update_metrics(run_dir / "export", metrics)
+        keep_reference_scores(model, run_dir)
         _print_metrics(cfg.experiment, metrics, run_dir)
     finish_wandb(trainer, metrics, run_dir, cfg)
     return metrics
+
+
+def keep_reference_scores(model: Any, run_dir: Path) -> None:
+    """The tested score sample (a module's `reference_scores()`, if it has one) next to the run's
+    metrics and in its export: `monitor` measures production drift against it, and a re-export
+    from the run directory copies it in (serving/reference_scores.py)."""
+    sample = model.reference_scores() if callable(getattr(model, "reference_scores", None)) else None
+    if not sample:
+        return
+    from feedback_nlp.core.io import atomic_write_json
+    from feedback_nlp.serving.manifest import REFERENCE_FILE
+    from feedback_nlp.training.export import add_reference_scores
+
+    atomic_write_json(run_dir / REFERENCE_FILE, sample)
+    if (run_dir / "export" / "manifest.json").is_file():
+        add_reference_scores(run_dir / "export", sample)
 
 
 def log_inputs(trainer: Any, cfg: Any) -> None:
@@ -187,6 +204,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="experiment YAML under configs/experiment/")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (+key=value adds a key)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="list every config key of this experiment (type, default, value, description) and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -194,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.list_keys:  # reads the configured classes' signatures; builds nothing
+            from feedback_nlp.cli.list_keys import render
+
+            print(render(cfg), end="", flush=True)
+            return {}
         if int(os.environ.get("LOCAL_RANK", "0")) == 0 and os.environ.get("RANK", "0") == "0":
             print(f"# resolved config ({args.config})\n{to_yaml(cfg)}", flush=True)
         if args.print_config:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, cast
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -44,6 +44,28 @@ def config_root(path: Path) -> Path:
 
 class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key."""
+
+
+def merge(*configs: DictConfig | Mapping[str, Any]) -> DictConfig:
+    """`OmegaConf.merge` of mappings, typed as what it returns for them: a DictConfig."""
+    merged = OmegaConf.merge(*configs)
+    if not isinstance(merged, DictConfig):  # pragma: no cover - merging mappings gives a mapping
+        raise TypeError(f"merging config mappings gave a {type(merged).__name__}")
+    return merged
+
+
+def to_dict(section: DictConfig | ListConfig | Mapping[str, Any], resolve: bool = True) -> dict[str, Any]:
+    """A config section as a plain dict (a copy; interpolations resolved unless `resolve=False`).
+
+    Why: `OmegaConf.to_container` is typed for any node (list, str, None); a section that holds
+    keyword arguments or a run's config is a mapping with string keys, and callers want that type.
+    """
+    if isinstance(section, (DictConfig, ListConfig)):
+        data = OmegaConf.to_container(section, resolve=resolve)
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a mapping, got a {type(data).__name__}")
+        return cast(dict[str, Any], data)  # a YAML mapping of settings: its keys are names (str)
+    return dict(section)
 
 
 def _load_yaml(path: Path) -> DictConfig:
@@ -82,8 +104,8 @@ def _load_piece(root: Path, group: str, name: str, chain: tuple[str, ...] = ()) 
         parent = entry.split("/", 1)[1] if entry.startswith(f"{group}/") else entry
         if "/" in parent:
             raise ConfigError(f"{path}: a {group} piece's defaults name {group} pieces, got {entry!r}")
-        merged = OmegaConf.merge(merged, _load_piece(root, group, parent, (*chain, f"{group}/{name}")))
-    return OmegaConf.merge(merged, own)
+        merged = merge(merged, _load_piece(root, group, parent, (*chain, f"{group}/{name}")))
+    return merge(merged, own)
 
 
 def _experiment_chain(path: Path, root: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, str], list[DictConfig]]:
@@ -115,9 +137,9 @@ def _compose(path: Path, root: Path, choices: dict[str, str] | None = None) -> D
     selections.update(choices or {})
     merged = _load_yaml(root / "base.yaml") if (root / "base.yaml").is_file() else OmegaConf.create({})
     for group, name in selections.items():
-        merged = OmegaConf.merge(merged, {group: _load_piece(root, group, name)})
+        merged = merge(merged, {group: _load_piece(root, group, name)})
     for body in bodies:
-        merged = OmegaConf.merge(merged, body)
+        merged = merge(merged, body)
     if bodies[-1].get("experiment") is None and len(bodies) > 1:
         merged.experiment = None  # a child experiment is named after its own file, not its parent
     return merged
@@ -151,7 +173,7 @@ def all_keys(cfg: Any, prefix: str = "") -> list[str]:
     out: list[str] = []
     if isinstance(cfg, DictConfig):
         for k in cfg.keys():
-            key = f"{prefix}{k}"
+            key = prefix + str(k)
             out.append(key)
             out.extend(all_keys(cfg._get_node(k), key + "."))
     return out

@@ -13,9 +13,9 @@ import re
 import typing
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from feedback_nlp.core.config import ConfigError, closest
+from feedback_nlp.core.config import ConfigError, closest, to_dict
 from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.signature import constructor_params
 
@@ -98,7 +98,7 @@ def instantiate(section: DictConfig | Mapping[str, Any], where: str, **extra: An
     first, the same way, so a component's settings stay one nested section that builds its own
     object instead of prefixed keys flattened into its owner's signature.
     """
-    data = OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    data = to_dict(section)
     if "class_path" not in data:
         raise ConfigError(f"config section '{where}' needs a class_path")
     cls = import_object(data.pop("class_path"))

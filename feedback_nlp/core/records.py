@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, overload
 
 from feedback_nlp.core.errors import REQUEST, DataValidationError, Problem
 
@@ -375,9 +375,30 @@ def read_records(
     return records, problems
 
 
+# the record type follows from the kind, so callers get list[Question] for "question", etc.
+@overload
+def load_records(
+    path: str | Path, kind: Literal["feedback"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Feedback]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["claim"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Claim]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["transcript"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Transcript]: ...
+@overload
+def load_records(
+    path: str | Path, kind: Literal["question"], field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> list[Question]: ...
+@overload
 def load_records(
     path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, limit: int = 50
-) -> list[Record]:
+) -> list[Record]: ...
+def load_records(
+    path: str | Path, kind: str, field_map: Mapping[str, str] | None = None, limit: int = 50
+) -> Sequence[Record]:  # a list; Sequence so that each overload's list[...] fits it
     """Read and validate a JSONL file of `kind` records; raise DataValidationError listing problems."""
     records, problems = read_records(path, kind, field_map)
     if problems:
@@ -395,6 +416,7 @@ class TextRecord:
     id: str
     text: str
     language: str | None = None
+    escalated: bool | None = None  # a claim's FCC flag (001 §4.2), kept in the prediction log
 
 
 @dataclass(frozen=True)
@@ -422,14 +444,22 @@ ScoringRecord = TextRecord | TranscriptRecord | QuestionRecord
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request limits: records per request and characters per text (None: unlimited)."""
+    """Per-request limits: records per request and characters per text (None: unlimited).
+
+    Args:
+        max_records: Records per request (over it: HTTP 413; null: unlimited).
+        max_chars: Characters per text (over it: HTTP 413; null: unlimited).
+    """
 
     max_records: int | None = None
     max_chars: int | None = None
 
 
 def _score_claim(obj: Mapping[str, Any], rid: str, max_chars: int | None) -> TextRecord:
-    return TextRecord(rid, _text(obj, "text", max_chars), _opt_str(obj, "language"))
+    escalated = obj.get("escalated")
+    if escalated is not None and not isinstance(escalated, bool):
+        raise _Bad("escalated", f"expected true/false, got {_short(escalated)}")
+    return TextRecord(rid, _text(obj, "text", max_chars), _opt_str(obj, "language"), escalated)
 
 
 def _score_feedback(obj: Mapping[str, Any], rid: str, max_chars: int | None) -> TextRecord:

@@ -18,3 +18,12 @@ TASK_PREFIXES = {  # 000 §3.2: one seq2seq model, task by prefix
 }
 ISSUE_SEPARATOR = ", "  # issues of one level, joined in the target text
 SAFETY_LABELS = ("not_product_safety", "product_safety")  # 001 §3: label 0 / label 1
+# the served tasks and the record kind each reads (core/records.py decodes it): the task
+# modules, the serving registry and the exports all take it from here
+TASK_RECORD_KINDS = {
+    "product_safety": "claim",  # 001
+    "multilevel_issues": "feedback",  # 000
+    "mcml_bert": "feedback",  # 000 §5.1 baseline
+    "seacat": "transcript",  # 002 §2
+    "universal_model": "question",  # 002 §3
+}

@@ -44,6 +44,23 @@ class RecordDataModule(L.LightningDataModule):
     `pad_to_multiple_of` (8 for tensor cores) is passed to the collators that pad.
     The position in the training epoch is part of the checkpoint (`state_dict`), so a job
     resumed from a mid-epoch checkpoint continues with the next batch.
+
+    Args:
+        path: One JSONL file of records, split into train/dev/test by `split`.
+        train_path: Explicit training JSONL (wins over the `path` split for train).
+        dev_path: Explicit dev JSONL (wins over the `path` split for dev).
+        test_path: Explicit test JSONL (wins over the `path` split for test).
+        field_map: Schema field -> source field renames, e.g. {text: narrative}.
+        split: How `path` is split: time (last labeled month is test), random, or auto (time when all are dated).
+        dev_fraction: Share of the training records held out as dev when no dev file is given.
+        test_fraction: Share of the records held out as test by a random split.
+        test_month: Test month "YYYY-MM" of a time split (null: the last month with a labeled record).
+        seed: Seed of the random split and of the training order.
+        batch_size: Global training batch (each of N DDP ranks gets batch_size // N).
+        eval_batch_size: Global batch for validation, test and predict (null: batch_size).
+        num_workers: DataLoader worker processes (null: 0 on CPU, up to 4 per GPU process).
+        pin_memory: Pin host memory for faster copies to the GPU (null: on with CUDA).
+        pad_to_multiple_of: Pad token sequences to a multiple of this (8 suits tensor cores; null: no rounding).
     """
 
     kind: str = ""  # record kind: feedback | claim | transcript | question
@@ -94,7 +111,11 @@ class RecordDataModule(L.LightningDataModule):
         """What the model must know about the data (labels, ...); passed to its constructor."""
         return {}
 
-    def connect(self, tokenizer: Any = None, **kwargs: Any) -> None:
+    def connect(self, tokenizer: Any = None, **limits: Any) -> None:
+        """The model's tokenizer and input limits (TaskContract), given when the model exists.
+        A subclass takes the limits it uses by name; any other is refused."""
+        if limits:
+            raise TypeError(f"{type(self).__name__}.connect got input limits it does not use: {sorted(limits)}")
         self.tokenizer = tokenizer
 
     # --- helpers ---------------------------------------------------------------------------

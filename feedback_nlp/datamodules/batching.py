@@ -12,7 +12,7 @@ arrive. Under DDP, Lightning re-creates this batch sampler around its Distribute
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Sized
 
 import torch
 from torch.utils.data import BatchSampler, RandomSampler, Sampler
@@ -21,7 +21,7 @@ from torch.utils.data import BatchSampler, RandomSampler, Sampler
 class EpochRandomSampler(RandomSampler):
     """A random permutation drawn from (seed, epoch); Lightning calls `set_epoch` every epoch."""
 
-    def __init__(self, data_source: Sequence, seed: int = 0):
+    def __init__(self, data_source: Sized, seed: int = 0):
         super().__init__(data_source)
         self.seed, self.epoch = seed, 0
 

@@ -117,8 +117,9 @@ def label_strip_id(tokenizer: Any) -> int | None:
     return None
 
 
-class Seq2SeqCollator:
-    """Tokenize with dynamic padding (to the batch's longest, capped at the max lengths)."""
+class Seq2SeqEncoding:
+    """Tokenize (source, target) text with dynamic padding (to the batch's longest, capped at the
+    max lengths): what the training and the evaluation collators share."""
 
     def __init__(
         self, tokenizer: Any, max_source_length: int, max_target_length: int, pad_to_multiple_of: int | None = None
@@ -140,13 +141,17 @@ class Seq2SeqCollator:
         labels = pad_last_dim(labels.masked_fill(mask == 0, -100), self.pad_to_multiple_of, -100).contiguous()
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
+
+class Seq2SeqCollator(Seq2SeqEncoding):
+    """Training rows ({id, task, source, target}) -> a batch."""
+
     def __call__(self, items: list[dict[str, str]]) -> dict[str, Any]:
-        out = self.encode([x["source"] for x in items], [x["target"] for x in items])
+        out: dict[str, Any] = self.encode([x["source"] for x in items], [x["target"] for x in items])
         out.update(ids=[x["id"] for x in items], tasks=[x["task"] for x in items])
         return out
 
 
-class FeedbackEvalCollator(Seq2SeqCollator):
+class FeedbackEvalCollator(Seq2SeqEncoding):
     """Whole feedback per item: rows [coarse of each record..., granular of each record...]."""
 
     def __init__(
@@ -163,7 +168,7 @@ class FeedbackEvalCollator(Seq2SeqCollator):
     def __call__(self, records: list[Feedback]) -> dict[str, Any]:
         sources = [self.prefixes[lvl] + r.text for lvl in LEVELS for r in records]
         annotated = [list(getattr(r, lvl)) for lvl in LEVELS for r in records]
-        out = self.encode(sources, [join_issues(a) for a in annotated])
+        out: dict[str, Any] = self.encode(sources, [join_issues(a) for a in annotated])
         out.update(
             ids=[r.id for r in records],
             texts=[r.text for r in records],
@@ -204,7 +209,24 @@ class MultiLabelCollator:
 
 
 class MultilevelIssuesDataModule(RecordDataModule):
-    """Feedback JSONL -> training/eval batches for the issue models (000)."""
+    """Feedback JSONL -> training/eval batches for the issue models (000).
+
+    Args:
+        prefixes: Task prefixes by task (coarse, granular, auxiliary tasks) over the defaults of 000 §3.2.
+        max_source_length: Tokens per input text (the model's encoder length).
+        max_target_length: Tokens per target issue list.
+        shuffle_sentences: Shuffle a feedback's sentences in each training sample (000 §4.2).
+        shuffle_issues: Shuffle the order of the target issues in each training sample (000 §4.2).
+        summarization_weight: Summarization samples per training feedback (App. A; 0: off; records need `summary`).
+        span_infilling_weight: T5-style span infilling samples per training feedback (App. A; 0: off).
+        classification_weight: Text-to-text classification samples per feedback (App. A; 0: off; records need `label`).
+        span_noise_density: Share of the tokens masked by span infilling.
+        span_mean_length: Mean length of a masked span, in tokens.
+        num_sentinels: Sentinel tokens available to span infilling (added to the tokenizer).
+        group_by_length: Batch training samples of similar length together (less padding).
+        length_group_size: Batches per length group (larger: more similar lengths, less randomness).
+        target_format: seq2seq (issue text, the 000 model) or multilabel (coarse multi-hot, MCML-BERT).
+    """
 
     kind = "feedback"
 
@@ -240,9 +262,8 @@ class MultilevelIssuesDataModule(RecordDataModule):
             "span_infilling": span_infilling_weight,
             "classification": classification_weight,
         }
-        self.span = dict(
-            span_noise_density=span_noise_density, span_mean_length=span_mean_length, num_sentinels=num_sentinels
-        )
+        self.span_noise_density, self.span_mean_length = span_noise_density, span_mean_length
+        self.num_sentinels = num_sentinels
         self.group_by_length, self.length_group_size = group_by_length, length_group_size
         self.target_format = target_format
         self.train_samples: MultiTaskSamples | None = None
@@ -261,7 +282,7 @@ class MultilevelIssuesDataModule(RecordDataModule):
             "prefixes": {lvl: self.prefixes[lvl] for lvl in LEVELS},
             "max_source_length": self.max_source_length,
             "max_target_length": self.max_target_length,
-            "sentinel_tokens": sentinel_tokens(self.span["num_sentinels"]) if use_spans else [],
+            "sentinel_tokens": sentinel_tokens(self.num_sentinels) if use_spans else [],
             "labels": self.coarse_labels(),
         }
 
@@ -275,7 +296,9 @@ class MultilevelIssuesDataModule(RecordDataModule):
                 {k: w for k, w in self.weights.items() if w > 0},
                 self.shuffle_sentences,
                 self.shuffle_issues,
-                **self.span,
+                self.span_noise_density,
+                self.span_mean_length,
+                self.num_sentinels,
             )
 
     def _require_tokenizer(self) -> Any:
@@ -301,8 +324,10 @@ class MultilevelIssuesDataModule(RecordDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         if self.target_format == "multilabel":
-            return self.loader(self.splits.train, self._eval_collate(), train=True)
+            return self.loader(self.validate().train, self._eval_collate(), train=True)
         samples = self.train_samples
+        if samples is None:  # pragma: no cover - setup("fit") builds them for seq2seq targets
+            raise RuntimeError("MultilevelIssuesDataModule.setup did not build the training samples")
         lengths = samples.lengths(self._require_tokenizer()) if self.group_by_length else None
         batch_sampler = EpochBatchSampler(
             EpochRandomSampler(samples, self.seed),

@@ -47,6 +47,8 @@ def _distances(
     """(len(a), len(b)) distances with one (m, n) buffer: euclidean via |a|^2+|b|^2-2ab, or 1-cos."""
     if metric == "cosine":
         return torch.mm(a, b.T).neg_().add_(1.0)
+    if a_sq is None or b_sq is None:
+        raise ValueError("euclidean distances need both squared norms (_prep gives them)")
     d2 = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
     return d2.add_(a_sq.unsqueeze(1)).clamp_(min=0.0).sqrt_()
 
@@ -192,6 +194,20 @@ class NoisyNegatives:
 
     Why an object: the pool's source, the embedder and the mining settings belong together and
     are what `data.noisy_negatives` in a config holds; the DataModule only hands it records.
+
+    Args:
+        beta: Ball radius as a share of each positive's distance to its nearest labeled negative, in (0, 1].
+        metric: Embedding distance: euclidean or cosine.
+        max_count: At most this many mined negatives (null: no count cap).
+        ratio: At most ratio x the number of labeled claims (null: no ratio cap).
+        selection: Which mined negatives a cap keeps: random or farthest (from every ball).
+        chunk_size: Rows per distance block (memory bound of the pairwise distances).
+        pool_max: Embed at most this many pool comments, a seeded sample (null: the whole pool).
+        unlabeled_path: Extra unlabeled comments JSONL added to the pool.
+        exclude_escalated: Leave comments that FCC escalated out of the pool.
+        embedding_model: Sentence-transformers model that embeds the claims.
+        embedding_cache_dir: Folder caching embeddings across runs (null: no cache).
+        embedding_batch_size: Texts per embedding batch.
     """
 
     def __init__(

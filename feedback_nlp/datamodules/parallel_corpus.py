@@ -141,6 +141,17 @@ class HFTranslator:
     `device`: where the model generates, in batches of `batch_size`; None is the job's device
     (this process's GPU, `cuda:$LOCAL_RANK`, when there is one): translating a corpus on CPU
     next to an idle GPU costs hours on the paper's data.
+
+    Args:
+        model_name: Hugging Face seq2seq translation model (style pair: a name holding {src} and {tgt}).
+        lang_codes: ISO code -> the model's language code (NLLB codes built in).
+        style: How the target language is chosen: auto, forced_bos, prefix or pair.
+        batch_size: Texts per generate call.
+        max_length: Tokens per source text and per translation.
+        num_beams: Beam width of generation (1: greedy).
+        cache_dir: Folder of the on-disk translation cache (null: no cache).
+        generate_kwargs: Extra keyword arguments for `generate`.
+        device: Where the model generates (null: this process's GPU if any, else CPU).
     """
 
     def __init__(
@@ -272,6 +283,12 @@ class ParallelCorpus:
     `path`); else a translator object built from its own nested section (e.g. HFTranslator).
     `languages` null means every language the corpus has. Evaluation translations (the fairness
     KPI) come from the corpus unless `translate_test` sends the test set through the translator.
+
+    Args:
+        languages: Target languages (null: every language in the corpus).
+        path: Extra JSONL of translated records (each with `source_id`).
+        translator: A machine translator built from its own section (e.g. class_path HFTranslator; null: the corpus).
+        translate_test: Translate the test set with `translator` too (fairness KPI) instead of using the corpus.
     """
 
     def __init__(

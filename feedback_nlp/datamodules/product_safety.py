@@ -69,14 +69,25 @@ def window_time_split(records: Sequence[Any], seed: int, dev_fraction: float, te
 
 
 class ProductSafetyDataModule(RecordDataModule):
-    """Claim records -> train/dev (per variant), test + traffic (fixed), predict batches."""
+    """Claim records -> train/dev (per variant), test + traffic (fixed), predict batches.
+
+    Args:
+        variant: Training data (Table 2/3): original, original+NN (+ noisy negatives), original+NN+PC (+ translations).
+        test_months: Labeled months in the test window of a time split (1: the paper's last month).
+        augment_dev: Also add translations and mined negatives to dev, as the paper does (Table 2).
+        labeled_means_escalated: A labeled claim without an `escalated` field counts as escalated (FCC volume).
+        predict_path: Claims JSONL that `predict` scores (null: the test period's traffic).
+        group_by_length: Batch claims of similar length together (less padding; order still seeded).
+        noisy_negatives: Mining of noisy negatives from unescalated traffic (section; class_path NoisyNegatives).
+        parallel_corpus: Translations of the labeled claims (section; class_path ParallelCorpus).
+        progress: Show progress bars while mining and translating.
+    """
 
     kind = "claim"
 
     def __init__(
         self,
         variant: str = "original+NN+PC",
-        max_length: int = 128,
         test_months: int = 1,
         augment_dev: bool = True,
         labeled_means_escalated: bool = True,
@@ -90,7 +101,8 @@ class ProductSafetyDataModule(RecordDataModule):
         super().__init__(**base)
         if variant not in VARIANTS:
             raise ValueError(f"data.variant must be one of {VARIANTS}, got {variant!r}")
-        self.variant, self.max_length, self.test_months = variant, max_length, test_months
+        self.variant, self.test_months = variant, test_months
+        self.max_length: int | None = None  # the model's (connect), not a data setting
         self.augment_dev, self.labeled_means_escalated = augment_dev, labeled_means_escalated
         self.predict_path, self.group_by_length, self.progress = predict_path, group_by_length, progress
         # the paper's defaults when a config names the variant but leaves a section out
@@ -221,7 +233,7 @@ class ProductSafetyDataModule(RecordDataModule):
 
     def _report(self, train: list, dev: list) -> None:
         """Table 2's statistics (size / mean #words) of this run's splits."""
-        s = self.splits
+        s = self.validate()  # built before the fit splits are
         rows = {"train": train, "dev": dev, "test": s.test, "traffic": s.traffic}
         for name, recs in rows.items():
             self.stats[f"data/{name}_size"] = len(recs)
@@ -265,6 +277,11 @@ class ProductSafetyDataModule(RecordDataModule):
             "is_original": not r.source_id,
             "escalated": escalated,
         }
+
+    def connect(self, tokenizer: Any = None, max_length: int | None = None, **limits: Any) -> None:
+        """The model's tokenizer and input length (model.max_length)."""
+        super().connect(tokenizer, **limits)
+        self.max_length = max_length
 
     def collate(self, items: list[dict]) -> dict[str, Any]:
         if self.tokenizer is None:

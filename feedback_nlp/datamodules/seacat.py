@@ -36,27 +36,40 @@ __all__ = [
 
 
 class SeaCatDataModule(RecordDataModule):
-    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train."""
+    """Transcript JSONL -> SeaCat batches; labels = product/service classes seen in train.
+
+    Args:
+        dedupe_sentences: Encode each distinct sentence of a batch once (same result, less work).
+        predict_split: Split that `predict` scores: train, dev, test or traffic.
+    """
 
     kind = "transcript"
+    default_overrides = {"batch_size": 16}  # this task's defaults for RecordDataModule's settings
 
     def __init__(
         self,
-        max_sentences: int = 64,
-        max_tokens: int = 128,
         dedupe_sentences: bool = True,
         predict_split: str = "test",
         **base: Any,  # path, splits, batch size, loader settings: RecordDataModule's parameters
     ):
-        super().__init__(**{"batch_size": 16, **base})  # this task's default batch
-        if max_sentences < 1 or max_tokens < 2:
-            raise ValueError(f"max_sentences must be >= 1 and max_tokens >= 2, got {max_sentences}, {max_tokens}")
+        super().__init__(**{**self.default_overrides, **base})
         if predict_split not in ("train", "dev", "test", "traffic"):
             raise ValueError(f"predict_split must be train, dev, test or traffic, got {predict_split!r}")
-        self.max_sentences, self.max_tokens = max_sentences, max_tokens
+        # the model's input sizes (model.max_sentences / model.max_tokens), set by `connect`
+        self.max_sentences, self.max_tokens = 64, 128
         self.dedupe_sentences, self.predict_split = dedupe_sentences, predict_split
         self._features: dict[str, list[TranscriptFeatures]] = {}
         self._label_index: dict[str, int] | None = None
+
+    def connect(
+        self, tokenizer: Any = None, max_sentences: int | None = None, max_tokens: int | None = None, **limits: Any
+    ) -> None:
+        """The model's tokenizer and input sizes; features already built for other sizes are dropped."""
+        super().connect(tokenizer, **limits)
+        if max_sentences is not None and max_sentences != self.max_sentences:
+            self.max_sentences, self._features = max_sentences, {}
+        if max_tokens is not None:
+            self.max_tokens = max_tokens
 
     def task_info(self) -> dict[str, Any]:
         splits = self.validate()

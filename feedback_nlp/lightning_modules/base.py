@@ -19,6 +19,7 @@ import torch
 
 from feedback_nlp.core.config import ConfigError, check_type, closest
 from feedback_nlp.core.errors import UserError
+from feedback_nlp.core.vocabulary import TASK_RECORD_KINDS
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -26,7 +27,18 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 @dataclasses.dataclass(frozen=True)
 class OptimSettings:
     """The `model.optim` section. `scheduler` is any name `transformers.get_scheduler` takes
-    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up."""
+    (constant, linear, cosine, polynomial, ...); "constant" with warmup_steps > 0 warms up.
+
+    Defaults here are overridden by each task's own (e.g. product safety: adam, lr 3e-6).
+
+    Args:
+        optimizer: adam or adamw.
+        lr: Learning rate (peak, after warmup).
+        weight_decay: Decoupled weight decay (adamw) or L2 penalty (adam).
+        scheduler: transformers schedule name: constant, linear, cosine, polynomial, ...
+        warmup_steps: Optimizer steps of linear warmup from 0 to lr.
+        fused: Use torch's fused optimizer kernel (one pass over all parameters).
+    """
 
     optimizer: str = "adamw"
     lr: float = 3e-5
@@ -79,30 +91,43 @@ class TaskContract:
     record_kind: str  # what predict.py / the server decode for it
     tokenizer: Any  # handed to the DataModule's `connect`
     exporter: Callable[[Path], dict[str, Any]]  # writes the serving folder's files
+    input_limits: Mapping[str, int] = dataclasses.field(default_factory=dict)  # handed to `connect`
 
 
 class TaskModule(L.LightningModule):
-    task: str = ""
-    record_kind: str = ""  # claim | feedback | transcript | question (feedback_nlp/core/records.py)
+    """The shared part of every task model: its served task name, record kind and optimizer.
+
+    Args:
+        optim: Optimizer and learning-rate schedule (section; keys: OptimSettings).
+    """
+
+    # config sections that a dataclass documents and checks (feedback-nlp train --list-keys)
+    setting_sections: dict[str, type] = {"optim": OptimSettings}
+    optim_defaults: dict[str, Any] = {}  # the task's own OptimSettings defaults (config keys win)
+    task: str = ""  # a served task (core/vocabulary.TASK_RECORD_KINDS), which decides the record kind
+
+    @property
+    def record_kind(self) -> str:
+        return TASK_RECORD_KINDS.get(self.task, "")
+
+    def input_limits(self) -> dict[str, int]:
+        """Input sizes the model was built for (e.g. max_length), handed to the DataModule's
+        `connect`: one setting in the model section, never restated in the data section."""
+        return {}
 
     def contract(self) -> TaskContract:
         """The declared contract, or TaskContractError naming what is missing."""
-        from feedback_nlp.core.records import RECORD_KINDS
         from feedback_nlp.serving.registry import known_tasks
 
         name = type(self).__name__
         if self.task not in known_tasks():
             raise TaskContractError(f"{name}.task = {self.task!r} is not a served task ({', '.join(known_tasks())})")
-        if self.record_kind not in RECORD_KINDS:
-            raise TaskContractError(
-                f"{name}.record_kind = {self.record_kind!r}; expected one of {', '.join(RECORD_KINDS)}"
-            )
         tokenizer = self.__dict__.get("tokenizer", getattr(self, "tokenizer", None))
         if tokenizer is None:
             raise TaskContractError(f"{name} declares no tokenizer (self.tokenizer) for its DataModule")
         if type(self).export_for_serving is TaskModule.export_for_serving:
             raise TaskContractError(f"{name} declares no exporter (export_for_serving)")
-        return TaskContract(self.task, self.record_kind, tokenizer, self.export_for_serving)
+        return TaskContract(self.task, self.record_kind, tokenizer, self.export_for_serving, self.input_limits())
 
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         """Write the serving folder's weights and settings; return the manifest fields."""
@@ -137,6 +162,11 @@ class TaskModule(L.LightningModule):
 
     def trainer_attached(self) -> bool:
         return self._trainer is not None
+
+    def trainer_datamodule(self) -> L.LightningDataModule | None:
+        """The trainer's DataModule (Lightning sets `trainer.datamodule` at run time; its Trainer
+        class does not declare the attribute, so it is read here, once, with its type)."""
+        return getattr(self.trainer, "datamodule", None)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups; a task overrides this to give new parameters their own lr."""

@@ -24,10 +24,23 @@ __all__ = ["McmlBertModule", "predicted_label_sets"]
 
 
 class McmlBertModule(TaskModule):
-    """Encoder + linear + sigmoid over the coarse label set seen in training."""
+    """Encoder + linear + sigmoid over the coarse label set seen in training.
+
+    Args:
+        labels: The coarse issue labels (from the DataModule's task_info).
+        pretrained: Hugging Face encoder name or folder.
+        pooling: Text vector from the token states: cls or mean.
+        dropout: Dropout before the linear head.
+        threshold: Probability from which a label is predicted.
+        at_least_one: Predict the most likely label when none reaches the threshold.
+        simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
+        simcse_threshold: Cosine above which a predicted and an annotated issue match (000 eq. 1: 0.7).
+        rouge_use_stemmer: Porter-stem words before ROUGE.
+        max_source_length: Tokens per feedback (from the DataModule's task_info).
+    """
 
     task = "mcml_bert"
-    record_kind = "feedback"
+    optim_defaults = {"lr": 5e-5}
 
     def __init__(
         self,
@@ -43,7 +56,7 @@ class McmlBertModule(TaskModule):
         max_source_length: int = 512,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=5e-5)
+        super().__init__(optim, **self.optim_defaults)
         if not labels:
             raise ValueError(
                 "McmlBertModule needs the coarse label set (MultilevelIssuesDataModule.task_info()['labels'])"
@@ -52,6 +65,7 @@ class McmlBertModule(TaskModule):
             raise ValueError(f"model.pooling must be cls or mean, got {pooling!r}")
         self.save_hyperparameters()
         self.labels = list(labels)
+        self.threshold, self.at_least_one, self.max_source_length = threshold, at_least_one, max_source_length
         self.net = McmlNet(load_encoder(pretrained), len(self.labels), pooling, dropout)
         self.tokenizer = load_tokenizer(pretrained)
         self.loss_fn = nn.BCEWithLogitsLoss()
@@ -77,9 +91,7 @@ class McmlBertModule(TaskModule):
         return loss
 
     def _predict_sets(self, logits: torch.Tensor) -> list[list[str]]:
-        return predicted_label_sets(
-            torch.sigmoid(logits.float()).cpu(), self.labels, self.hparams.threshold, self.hparams.at_least_one
-        )
+        return predicted_label_sets(torch.sigmoid(logits.float()).cpu(), self.labels, self.threshold, self.at_least_one)
 
     def _eval_step(self, stage: str, batch: dict[str, Any], metrics: LevelMetrics) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -121,7 +133,12 @@ class McmlBertModule(TaskModule):
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         from feedback_nlp.serving.mcml_bert import write_export
 
-        hp = self.hparams
         return write_export(
-            Path(out_dir), self.net, self.tokenizer, self.labels, hp.threshold, hp.at_least_one, hp.max_source_length
+            Path(out_dir),
+            self.net,
+            self.tokenizer,
+            self.labels,
+            self.threshold,
+            self.at_least_one,
+            self.max_source_length,
         )

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch import nn
 
 from feedback_nlp.core.issue_sets import join_issues
 from feedback_nlp.core.model_factory import PACKAGED_MINILM, set_dropout
@@ -29,6 +28,7 @@ from feedback_nlp.lightning_modules.seq2seq_backbone import (
     new_parameter_names,
     seq2seq_loss,
 )
+from feedback_nlp.metrics.module_map import ModuleMap
 from feedback_nlp.metrics.multilevel_issues import LevelMetrics, SentenceEmbedder
 from feedback_nlp.nets.multilevel_issues import generate_issue_sets, generation_kwargs
 
@@ -37,10 +37,34 @@ __all__ = ["MultiLevelIssuesModule"]
 
 
 class MultiLevelIssuesModule(TaskModule):
-    """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule."""
+    """Seq2seq issue identification; `prefixes`, max lengths and sentinels come from the DataModule.
+
+    Args:
+        pretrained: Hugging Face model name or folder (seq2seq, or an encoder to warm-start on both sides).
+        architecture: auto (from the checkpoint), seq2seq, or encoder-decoder (warm-started encoder pair).
+        encoder_layers: Keep only this many encoder layers of a warm start (null: all).
+        decoder_layers: Keep only this many decoder layers of a warm start (null: all).
+        cross_attention_init: A warm start's new cross-attention: random or self_attention (copied).
+        freeze_embeddings: Freeze the word embeddings.
+        dropout: Dropout of the whole model (null: the checkpoint's own).
+        new_params_lr: Learning rate of the parameters a warm start creates (null: optim.lr).
+        num_beams: Beam width of generation (000 App. C: 2).
+        length_penalty: Length penalty of beam search (000 App. C: 2.5).
+        no_repeat_ngram_size: Forbid repeating n-grams of this size in generation (0: off).
+        simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
+        simcse_threshold: Cosine above which a generated and an annotated issue match (000 eq. 1: 0.7).
+        rouge_use_stemmer: Porter-stem words before ROUGE.
+        generate_on_validation: Generate and score issue lists at every validation (slower; else loss only).
+        copy_input_baseline: Also score the copy-the-input baseline at test.
+        log_generations: Validation rows logged as (input, target, prediction) per validation.
+        prefixes: Task prefixes (from the DataModule's task_info).
+        max_source_length: Tokens per input text (from the DataModule's task_info).
+        max_target_length: Tokens per generated issue list (from the DataModule's task_info).
+        sentinel_tokens: Span-infilling sentinels added to the tokenizer (from the DataModule's task_info).
+    """
 
     task = "multilevel_issues"
-    record_kind = "feedback"  # what predict.py reads for this export
+    optim_defaults = {"lr": 5e-5, "fused": True}
 
     def __init__(
         self,
@@ -67,8 +91,11 @@ class MultiLevelIssuesModule(TaskModule):
         max_target_length: int = 64,
         sentinel_tokens: Sequence[str] | None = None,
     ):
-        super().__init__(optim, lr=5e-5, fused=True)
+        super().__init__(optim, **self.optim_defaults)
         self.save_hyperparameters()
+        self.new_params_lr, self.log_generations = new_params_lr, log_generations
+        self.generate_on_validation, self.copy_input_baseline = generate_on_validation, copy_input_baseline
+        self.simcse_threshold, self.rouge_use_stemmer = simcse_threshold, rouge_use_stemmer
         self.model, self.tokenizer = build_seq2seq(
             pretrained, architecture, encoder_layers, decoder_layers, cross_attention_init
         )
@@ -87,21 +114,20 @@ class MultiLevelIssuesModule(TaskModule):
         self.val_metrics, self.test_metrics, self.copy_metrics = (self._level_metrics() for _ in range(3))
         self._samples: list[dict[str, str]] = []
 
-    def _level_metrics(self) -> nn.ModuleDict:
-        hp = self.hparams
-        return nn.ModuleDict(
-            {lvl: LevelMetrics(self.embedder, hp.simcse_threshold, hp.rouge_use_stemmer) for lvl in LEVELS}
+    def _level_metrics(self) -> ModuleMap[LevelMetrics]:
+        return ModuleMap(
+            {lvl: LevelMetrics(self.embedder, self.simcse_threshold, self.rouge_use_stemmer) for lvl in LEVELS}
         )
 
     def param_groups(self) -> list[dict[str, Any]]:
         """With `new_params_lr`, the parameters an EncoderDecoder warm start creates from scratch
         (cross-attention, LM-head transform) get their own learning rate: they have everything to
         learn, the pretrained rest little."""
-        new = new_parameter_names(self.model) if self.hparams.new_params_lr else set()
+        new = new_parameter_names(self.model) if self.new_params_lr else set()
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        groups = [{"params": [p for n, p in named if n not in new]}]
+        groups: list[dict[str, Any]] = [{"params": [p for n, p in named if n not in new]}]
         if new:
-            groups.append({"params": [p for n, p in named if n in new], "lr": self.hparams.new_params_lr})
+            groups.append({"params": [p for n, p in named if n in new], "lr": self.new_params_lr})
         return groups
 
     # --- steps ------------------------------------------------------------------------------
@@ -124,13 +150,14 @@ class MultiLevelIssuesModule(TaskModule):
         self._log_task_losses("train", batch["tasks"], row_sum, row_count, on_step=False)
         return loss
 
-    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: nn.ModuleDict, generate: bool) -> None:
+    def _eval_step(self, stage: str, batch: dict[str, Any], metrics: ModuleMap[LevelMetrics], generate: bool) -> None:
         loss, row_sum, row_count = self(batch["input_ids"], batch["attention_mask"], batch["labels"])
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["levels"]), sync_dist=True)
         self._log_task_losses(stage, batch["levels"], row_sum, row_count, on_step=False)
         table = self._table_rows(batch) if stage == "val" else []
         if generate:
             self.embedder.device = self.device
+            predicted: list[list[str]] | dict[int, list[str]]
             predicted = self.generate_issue_sets(batch["input_ids"], batch["attention_mask"])
             for lvl in LEVELS:
                 rows = [i for i, level in enumerate(batch["levels"]) if level == lvl]
@@ -149,17 +176,17 @@ class MultiLevelIssuesModule(TaskModule):
 
     def _table_rows(self, batch: dict[str, Any]) -> list[int]:
         """Rows for the generations table: both levels of the first feedback, until it is full."""
-        room = self.hparams.log_generations - len(self._samples)
+        room = self.log_generations - len(self._samples)
         n = len(batch["ids"])
         pairs = [j for i in range(n) for j in (i, n + i)]
         return pairs[: max(0, room)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step("val", batch, self.val_metrics, self.hparams.generate_on_validation)
+        self._eval_step("val", batch, self.val_metrics, self.generate_on_validation)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step("test", batch, self.test_metrics, True)
-        if self.hparams.copy_input_baseline:
+        if self.copy_input_baseline:
             # a copy-the-input baseline: the feedback's own sentences offered as its issues
             copied = [split_sentences(t) for t in batch["texts"]]
             n = len(copied)
@@ -177,7 +204,7 @@ class MultiLevelIssuesModule(TaskModule):
         )
 
     # --- epoch ends -------------------------------------------------------------------------
-    def _log_levels(self, stage: str, metrics: nn.ModuleDict, prefix: str = "") -> None:
+    def _log_levels(self, stage: str, metrics: ModuleMap[LevelMetrics], prefix: str = "") -> None:
         for lvl in LEVELS:
             if int(metrics[lvl].simcse.count) == 0 and not torch.distributed.is_initialized():
                 continue
@@ -186,13 +213,13 @@ class MultiLevelIssuesModule(TaskModule):
             metrics[lvl].reset()
 
     def on_validation_epoch_end(self) -> None:
-        if self.hparams.generate_on_validation:
+        if self.generate_on_validation:
             self._log_levels("val", self.val_metrics)
         self._write_generations()
 
     def on_test_epoch_end(self) -> None:
         self._log_levels("test", self.test_metrics)
-        if self.hparams.copy_input_baseline:
+        if self.copy_input_baseline:
             self._log_levels("test", self.copy_metrics, prefix="copy_input_")
 
     def _write_generations(self) -> None:

@@ -23,6 +23,7 @@ from torchmetrics import CatMetric, MeanMetric
 from feedback_nlp.core.model_factory import load_encoder, load_tokenizer, set_dropout
 from feedback_nlp.core.vocabulary import SAFETY_LABELS
 from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.metrics.module_map import ModuleMap
 from feedback_nlp.metrics.product_safety import safety_kpis
 from feedback_nlp.nets.product_safety import ENCODER_INPUTS, cls_logits
 from feedback_nlp.serving import product_safety as safety_export
@@ -33,8 +34,18 @@ __all__ = ["ENCODER_INPUTS", "ProductSafetyClassifier", "cls_logits"]
 
 
 class ProductSafetyClassifier(TaskModule):
+    """001 §3.1: encoder [CLS] -> dropout -> linear -> softmax over {not safety, safety}.
+
+    Args:
+        pretrained: Hugging Face encoder name or folder (001: bert-base-multilingual-cased).
+        labels: The two class names (from the DataModule's task_info).
+        max_length: Tokens per claim the model was trained with (kept in the export).
+        dropout: Dropout on the [CLS] vector before the linear head.
+        encoder_dropout: Dropout inside the encoder (null: the checkpoint's own).
+    """
+
     task = "product_safety"
-    record_kind = "claim"
+    optim_defaults = {"lr": 3e-6, "optimizer": "adam"}  # 001 §3.1, §4.2
 
     def __init__(
         self,
@@ -45,7 +56,7 @@ class ProductSafetyClassifier(TaskModule):
         encoder_dropout: float | None = None,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=3e-6, optimizer="adam")  # 001 §3.1, §4.2
+        super().__init__(optim, **self.optim_defaults)
         self.save_hyperparameters()
         self.labels = list(labels or DEFAULT_LABELS)
         if len(self.labels) != 2:
@@ -64,9 +75,9 @@ class ProductSafetyClassifier(TaskModule):
         self.target_recall: float | None = None
         self.dev_recall: float | None = None
         self.val_loss = MeanMetric()
-        self.val_store = nn.ModuleDict({k: CatMetric() for k in ("index", "labels", "probs")})
-        self.test_store = nn.ModuleDict({k: CatMetric() for k in (*EVAL_FIELDS, "probs")})
-        self._version: str | None = None
+        self.val_store = ModuleMap({k: CatMetric() for k in ("index", "labels", "probs")})
+        self.test_store = ModuleMap({k: CatMetric() for k in (*EVAL_FIELDS, "probs")})
+        self._model_version: str | None = None  # not `_version`: nn.Module's state_dict format version
         self.test_arrays: dict[str, Any] | None = None  # the last test's gathered arrays, for plots
 
     # --- model -----------------------------------------------------------------------------
@@ -117,7 +128,7 @@ class ProductSafetyClassifier(TaskModule):
 
     def on_test_epoch_end(self) -> None:
         out = _gather(self.test_store)
-        names = list(getattr(self.trainer.datamodule, "languages", []) or [])
+        names = list(getattr(self.trainer_datamodule(), "languages", []) or [])
         langs = [names[i] if 0 <= i < len(names) else f"lang{i}" for i in out["language"].astype(np.int64)]
         threshold = float(self.threshold)
         flat, rows = safety_kpis(
@@ -134,7 +145,7 @@ class ProductSafetyClassifier(TaskModule):
         for key in ("target_recall", "dev_recall"):
             if getattr(self, key) is not None:
                 flat[f"test/{key}"] = float(getattr(self, key))
-        flat.update({k: float(v) for k, v in (getattr(self.trainer.datamodule, "stats", None) or {}).items()})
+        flat.update({k: float(v) for k, v in (getattr(self.trainer_datamodule(), "stats", None) or {}).items()})
         for key, value in flat.items():
             self.log(key, value, sync_dist=True)
         self.test_arrays = {**out, "languages": langs, "rows": rows, "threshold": threshold}
@@ -159,9 +170,21 @@ class ProductSafetyClassifier(TaskModule):
             flush=True,
         )
 
+    def reference_scores(self) -> dict[str, Any] | None:
+        """The last test's probabilities per split (test, traffic; originals only) and language:
+        the reference `feedback-nlp monitor` measures score drift against (serving/reference_scores.py)."""
+        a = self.test_arrays
+        if not a or not len(a["probs"]):
+            return None
+        from feedback_nlp.serving.reference_scores import reference_sample
+
+        orig = a["is_original"].astype(bool)
+        splits = {"test": orig & a["in_test"].astype(bool), "traffic": orig & a["in_traffic"].astype(bool)}
+        return reference_sample(self.task, "probability", a["probs"], a["languages"], splits)
+
     # --- predict: 001 §5 every prediction links back to a model version ------------------------
     def on_predict_start(self) -> None:
-        self._version = self.export_version()
+        self._model_version = self.export_version()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict]:
         probs = self.probabilities(batch).tolist()
@@ -174,7 +197,7 @@ class ProductSafetyClassifier(TaskModule):
                 "decision": int(p >= t),
                 "label": self.labels[int(p >= t)],
                 "threshold": t,
-                "model_version": self._version,
+                "model_version": self._model_version,
                 "predicted_at": stamp,
             }
             for i, p in zip(batch["ids"], probs)
@@ -196,6 +219,9 @@ class ProductSafetyClassifier(TaskModule):
             self.set_threshold(state["threshold"], state.get("target_recall"), state.get("dev_recall"))
 
     # --- serving export (format: feedback_nlp/serving/product_safety.py) ---------------------------------------------
+    def input_limits(self) -> dict[str, int]:
+        return {"max_length": self.max_length}
+
     def export_version(self) -> str:
         """The model version an export of this module would get (serving/manifest.model_version:
         a hash of every file, so a new threshold is a new version)."""
@@ -219,7 +245,7 @@ class ProductSafetyClassifier(TaskModule):
         )
 
 
-def _gather(store: nn.ModuleDict) -> dict[str, np.ndarray]:
+def _gather(store: ModuleMap[CatMetric]) -> dict[str, np.ndarray]:
     """Synced CatMetric states as arrays, each item once (DistributedSampler pads with repeats)."""
     out = {
         k: (m.compute().reshape(-1).cpu().numpy() if m._update_count else np.zeros(0, dtype=np.float32))

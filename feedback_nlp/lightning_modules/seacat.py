@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from feedback_nlp.core.model_factory import load_encoder, load_tokenizer
 from feedback_nlp.lightning_modules.base import TaskModule
+from feedback_nlp.metrics.module_map import ModuleMap
 from feedback_nlp.nets.main_question import rule_accuracy
 from feedback_nlp.nets.seacat import NET_INPUTS, POOLINGS, SeaCatNet, prediction_rows
 
@@ -38,7 +39,10 @@ def encoder_layers(encoder: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
         for part in path.split("."):
             obj = getattr(obj, part, None)
         if isinstance(obj, nn.ModuleList):
-            return encoder.embeddings, list(obj)
+            embeddings = encoder.embeddings
+            if not isinstance(embeddings, nn.Module):
+                raise ValueError(f"freeze_layers: {type(encoder).__name__}.embeddings is not a module")
+            return embeddings, list(obj)
     raise ValueError(f"freeze_layers: don't know the layers of {type(encoder).__name__}")
 
 
@@ -56,8 +60,25 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
 
 
 class SeaCat(TaskModule):
+    """002 §2.2-2.4: sentence encoder + position embedding + attention pooling -> label softmax.
+
+    Args:
+        labels: Product/service classes (from the DataModule's task_info).
+        pretrained: Sentence encoder name or folder (Hugging Face).
+        max_sentences: Sentences per transcript the position embedding covers (the DataModule's cut).
+        max_tokens: Tokens per sentence.
+        pooling: How a sentence's token states become its vector: mean or cls.
+        position_embedding: Add the sinusoidal offset from the agent's first sentence (002 §2.3).
+        main_question_window: Rule 2 picks among customer sentences at most this far from the agent's first (002 §2.4).
+        freeze_layers: Freeze the embeddings and this many lowest encoder layers (-1: the whole encoder).
+        dropout: Dropout on the pooled transcript vector before the classifier.
+        embedding_cache_size: Sentence embeddings cached across steps while the encoder is frozen (0: off).
+        head_lr: Learning rate of the new layers (key vector, classifier; null: optim.lr).
+        log_examples: Test transcripts logged with their sentence weights (W&B table).
+    """
+
     task = "seacat"
-    record_kind = "transcript"
+    optim_defaults = {"lr": 5e-5, "weight_decay": 0.01}
 
     def __init__(
         self,
@@ -75,12 +96,14 @@ class SeaCat(TaskModule):
         log_examples: int = 8,
         optim: Mapping[str, Any] | None = None,
     ):
-        super().__init__(optim, lr=5e-5, weight_decay=0.01)
+        super().__init__(optim, **self.optim_defaults)
         if not labels:
             raise ValueError("SeaCat needs the label list (the data module's task_info provides it)")
         self.save_hyperparameters()
         self.labels = list(labels)
         self.window, self.head_lr, self.log_examples = main_question_window, head_lr, log_examples
+        self.pretrained, self.max_sentences, self.max_tokens = pretrained, max_sentences, max_tokens
+        self.pooling, self.position_embedding = pooling, position_embedding
         self.tokenizer = load_tokenizer(pretrained)
         encoder = load_encoder(pretrained)
         freeze_lower_layers(encoder, freeze_layers)
@@ -88,12 +111,15 @@ class SeaCat(TaskModule):
             encoder, len(labels), max_sentences, pooling, position_embedding, dropout, embedding_cache_size
         )
         n = len(labels)
-        self.acc = nn.ModuleDict({s: MulticlassAccuracy(num_classes=n, average="micro") for s in ("val", "test")})
-        self.loss_mean = nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
-        self.rule_counts = nn.ModuleDict(
+        self.acc = ModuleMap({s: MulticlassAccuracy(num_classes=n, average="micro") for s in ("val", "test")})
+        self.loss_mean = ModuleMap({s: MeanMetric() for s in ("val", "test")})
+        self.rule_counts = ModuleMap(
             {f"{s}_{k}": SumMetric() for s in ("val", "test") for k in ("rule1", "rule2", "annotated")}
         )
         self._examples: list[list[Any]] = []
+
+    def input_limits(self) -> dict[str, int]:
+        return {"max_sentences": self.max_sentences, "max_tokens": self.max_tokens}
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(**{k: batch[k] for k in NET_INPUTS})
@@ -177,7 +203,7 @@ class SeaCat(TaskModule):
                         round(w, 4),
                         i == row["main_question_index"]["rule1"],
                         i == row["main_question_index"]["rule2"],
-                        bool(truth) and is_main_question(sent, truth),
+                        bool(truth and is_main_question(sent, truth)),
                     ]
                 )
 
@@ -212,14 +238,13 @@ class SeaCat(TaskModule):
 
     def serving_settings(self) -> dict[str, Any]:
         """What the serving folder records so a predictor rebuilds this network exactly."""
-        hp = self.hparams
         return {
             "task": self.task,
             "labels": list(self.labels),
-            "max_sentences": hp.max_sentences,
-            "max_tokens": hp.max_tokens,
-            "pooling": hp.pooling,
-            "position_embedding": hp.position_embedding,
-            "main_question_window": hp.main_question_window,
-            "pretrained": hp.pretrained,
+            "max_sentences": self.max_sentences,
+            "max_tokens": self.max_tokens,
+            "pooling": self.pooling,
+            "position_embedding": self.position_embedding,
+            "main_question_window": self.window,
+            "pretrained": self.pretrained,
         }

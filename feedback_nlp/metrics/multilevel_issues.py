@@ -36,8 +36,8 @@ class LevelMetrics(nn.Module):
     def compute(self) -> dict[str, float]:
         simcse = self.simcse.compute()
         return {
-            "rouge1": float(self.rouge1.compute()),
-            "rouge2": float(self.rouge2.compute()),
+            "rouge1": float(self.rouge1.fmeasure()),
+            "rouge2": float(self.rouge2.fmeasure()),
             "simcse_precision": float(simcse["precision"]),
             "simcse_recall": float(simcse["recall"]),
             "simcse_f1": float(simcse["f1"]),

@@ -16,7 +16,7 @@ Conventions (stated once, used everywhere):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -53,7 +53,19 @@ def threshold_at_recall(probs: Any, labels: Any, target_recall: float = 0.95, fa
     return ThresholdChoice(float(thresholds[i]), float(recall[i]), float(precision[i]), True)
 
 
-def precision_recall_at(probs: Any, labels: Any, threshold: float) -> dict[str, float | int | None]:
+class PrecisionRecall(TypedDict):
+    """Counts and rates of `probs >= threshold` over the labeled entries."""
+
+    precision: float  # 0.0 when nothing is predicted positive
+    recall: float | None  # None when there is no positive
+    tp: int
+    fp: int
+    fn: int
+    support: int
+    positives: int
+
+
+def precision_recall_at(probs: Any, labels: Any, threshold: float) -> PrecisionRecall:
     """Precision and recall of `probs >= threshold` over the labeled entries (label >= 0)."""
     p, y = np.asarray(probs, dtype=np.float64), np.asarray(labels)
     keep = y >= 0

@@ -4,7 +4,7 @@ Why torchmetrics' ROUGEScore: 000 §4.3 reports ROUGE-1 and ROUGE-2 "between the
 text and human-annotated issues"; torchmetrics reproduces the `rouge-score` package (Lin 2004 as
 implemented by Google; tests/test_rouge.py checks the parity) and, for ROUGE-n, needs no
 downloaded nltk data. This file only adapts it to issue sets: an issue list is scored as its
-target text ("a, b"), and the metric is one scalar, the mean of per-feedback F.
+target text ("a, b"), and the metric's number is one scalar, the mean of per-feedback F (`fmeasure()`).
 """
 
 from __future__ import annotations
@@ -36,5 +36,7 @@ class RougeF(ROUGEScore):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
         super().update([as_text(p) for p in preds], [as_text(t) for t in targets])
 
-    def compute(self) -> torch.Tensor:
-        return super().compute()[f"rouge{self.n}_fmeasure"].float()
+    def fmeasure(self) -> torch.Tensor:
+        """The mean ROUGE-n F (synced over ranks): this metric's one number. `compute()` keeps the
+        base class's dict (precision, recall, fmeasure), so the metric stays a ROUGEScore."""
+        return self.compute()[f"rouge{self.n}_fmeasure"].float()

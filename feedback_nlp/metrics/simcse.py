@@ -112,6 +112,9 @@ class SimCSEScore(Metric):
 
     higher_is_better = True
     full_state_update = False
+    precision_sum: torch.Tensor  # states (add_state): summed over feedback, then over ranks
+    recall_sum: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, embed: Embed, threshold: float = 0.7, **kwargs: Any):
         super().__init__(**kwargs)

@@ -23,7 +23,8 @@ class McmlNet(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(pool(hidden, attention_mask, self.pooling))
+        logits: torch.Tensor = self.head(pool(hidden, attention_mask, self.pooling))  # a module call is typed Any
+        return logits
 
 
 class McmlProbabilities(nn.Module):

@@ -51,7 +51,8 @@ class Seq2SeqEncoder(nn.Module):
         self.encoder = model.get_encoder()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        states: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return states
 
 
 def _flat(cache: Any, cross: bool) -> list[torch.Tensor]:

@@ -23,7 +23,8 @@ def cls_logits(
     """001 §3.1: last-layer [CLS] vector -> linear layer."""
     out = encoder(**{k: batch[k] for k in ENCODER_INPUTS if k in batch})
     cls = cls_pool(out.last_hidden_state)
-    return head(dropout(cls) if dropout is not None else cls)
+    logits: torch.Tensor = head(dropout(cls) if dropout is not None else cls)  # a module call is typed Any
+    return logits
 
 
 class SafetyProbability(nn.Module):

@@ -25,7 +25,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from feedback_nlp.core.config import ConfigError, load_config
 from feedback_nlp.core.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -77,7 +77,7 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40]
 
 
-def relative_table(results: dict[str, dict[str, dict[str, float]]], fractions: Sequence[float]) -> str:
+def relative_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], fractions: Sequence[float]) -> str:
     """Markdown in Table 3's shape: one row per issue, F1 relative to its 100% run."""
     head = "| Level - selected issue | " + " | ".join(f"{f:.0%} samples" for f in fractions) + " |"
     lines = [head, "|---|" + "---|" * len(fractions)]
@@ -118,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     embed = SentenceEmbedder(cfg.model.get("simcse_model") or "packaged:all-MiniLM-L6-v2")
     threshold = float(cfg.model.get("simcse_threshold") or 0.7)
     runs: dict[str, Path] = {}  # training-set fingerprint -> run dir
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    # issue -> fraction ('%g') -> a JSON row: the SimCSE scores (float), train_samples_with_issue
+    # (int), run_dir (str), relative_f1 (float or None); earlier runs' rows come back from JSON
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for level, issue in issues:
         name = f"{'L-Coarse' if level == 'coarse' else 'L-Granular'} - {issue}"
         results[name] = {}

@@ -9,6 +9,7 @@ one model call and gives every request back exactly its own rows, matched by id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -48,12 +49,15 @@ class RecordsAPI(ls.LitAPI):
         threads: int | None = None,
         ready_dir: str | Path = "",
         workers: int = 1,
+        prediction_log: dict[str, Any] | None = None,
     ):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
         self.export_dir, self.kind, self.model_version = str(export_dir), kind, model_version
         self.dtype, self.backend, self.batch_size, self.threads = dtype, backend, batch_size, threads
         self.requested_device, self.ready_dir, self.workers = device, str(ready_dir), workers
         self.predictor: Any = None
+        self.log_options = prediction_log  # PredictionLog arguments; the log itself is per worker
+        self.prediction_log: Any = None
         self._loaded: threading.Event | None = None
         self._failure: BaseException | None = None
 
@@ -67,7 +71,24 @@ class RecordsAPI(ls.LitAPI):
         earlier wait for the load instead of failing.
         """
         self._loaded = threading.Event()
+        if self.log_options is not None:
+            self._open_log()
         threading.Thread(target=self._load, args=(device,), name="load-export", daemon=True).start()
+
+    def _open_log(self) -> None:
+        """This worker's prediction log (serving/prediction_log.py), flushed to Parquet when the
+        worker stops: LitServe stops workers with SIGTERM, which by default ends a process
+        without cleanup, so SIGTERM exits through Python and the finalizer closes the log."""
+        import multiprocessing.util
+        import signal
+
+        from feedback_nlp.serving.prediction_log import PredictionLog
+
+        assert self.log_options is not None
+        self.prediction_log = PredictionLog(**self.log_options)
+        multiprocessing.util.Finalize(self, self.prediction_log.close, exitpriority=100)
+        with contextlib.suppress(ValueError):  # not the main thread (in-process tests)
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     def _load(self, device: str) -> None:
         assert self._loaded is not None
@@ -153,6 +174,8 @@ class RecordsAPI(ls.LitAPI):
         for group in groups:
             out.append([{**row, "id": rec.id} for rec, row in zip(group, rows[start : start + len(group)])])
             start += len(group)
+        if self.prediction_log is not None:  # in the log before any response is sent
+            self.prediction_log.append([r for g in groups for r in g], [row for g in out for row in g])
         return out
 
     def unbatch(self, output: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
@@ -160,6 +183,10 @@ class RecordsAPI(ls.LitAPI):
 
     def encode_response(self, output):  # type: ignore[no-untyped-def]
         return output
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def worker_threads(device: str, workers_per_device: int) -> int | None:

@@ -23,6 +23,7 @@ MANIFEST = "manifest.json"
 MODEL_CARD = "README.md"
 UNHASHED = (MANIFEST, MODEL_CARD)  # written after the hashes; they describe the export
 GRAPH_SUFFIXES = (".onnx", ".onnx.data")  # another runtime's copy of the same model
+REFERENCE_FILE = "reference_scores.json"  # the tested score sample (serving/reference_scores.py)
 
 
 class ExportError(UserError, RuntimeError):
@@ -40,8 +41,9 @@ def content_hashes(folder: Path) -> dict[str, str]:
 
 
 def model_version(hashes: Mapping[str, str]) -> str:
-    """A short stable id of what an export predicts: its files (names included), ONNX graphs aside."""
-    kept = {k: v for k, v in hashes.items() if not k.endswith(GRAPH_SUFFIXES)}
+    """A short stable id of what an export predicts: its files (names included), ONNX graphs and
+    the reference score sample aside (neither changes a prediction)."""
+    kept = {k: v for k, v in hashes.items() if not k.endswith(GRAPH_SUFFIXES) and k != REFERENCE_FILE}
     h = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(kept.items())).encode())
     return h.hexdigest()[:16]
 

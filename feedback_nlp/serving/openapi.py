@@ -31,6 +31,8 @@ def record_schema(kind: str, limits: Limits) -> dict[str, Any]:
     text = _text(limits, "the text to score (not blank, valid Unicode)")
     if kind in ("claim", "feedback"):
         props: dict[str, Any] = {"id": _ID, "text": text, "language": {"type": ["string", "null"]}}
+        if kind == "claim":  # the FCC flag, kept in the prediction log
+            props["escalated"] = {"type": ["boolean", "null"]}
         required = ["text"]
     elif kind == "transcript":
         turn = {

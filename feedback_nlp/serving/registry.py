@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from feedback_nlp.core.records import RECORD_KINDS
+from feedback_nlp.core.vocabulary import TASK_RECORD_KINDS
 from feedback_nlp.serving.manifest import ExportError, read_manifest, verify_export
 from feedback_nlp.serving.runtime import RuntimeOptions
 
-# task -> (module, loader function, record kind the task reads)
-REGISTRY: dict[str, tuple[str, str, str]] = {
-    "product_safety": ("feedback_nlp.serving.product_safety", "load", "claim"),
-    "multilevel_issues": ("feedback_nlp.serving.multilevel_issues", "load", "feedback"),
-    "mcml_bert": ("feedback_nlp.serving.mcml_bert", "load", "feedback"),
-    "seacat": ("feedback_nlp.serving.seacat", "load", "transcript"),
-    # built on the `repository` branch; it verifies its own file hashes
-    "universal_model": ("feedback_nlp.universal_model.repository_predictor", "load_predictor", "question"),
+# task -> (module, loader function); the record kind a task reads is core/vocabulary's
+LOADERS: dict[str, tuple[str, str]] = {
+    "product_safety": ("feedback_nlp.serving.product_safety", "load"),
+    "multilevel_issues": ("feedback_nlp.serving.multilevel_issues", "load"),
+    "mcml_bert": ("feedback_nlp.serving.mcml_bert", "load"),
+    "seacat": ("feedback_nlp.serving.seacat", "load"),
+    "universal_model": ("feedback_nlp.universal_model.repository_predictor", "load_predictor"),  # verifies itself
 }
+REGISTRY: dict[str, tuple[str, str, str]] = {task: (*LOADERS[task], TASK_RECORD_KINDS[task]) for task in LOADERS}
 SELF_VERIFYING = {"universal_model"}
 
 
@@ -51,7 +52,8 @@ def _loader(task: str, export_dir: Path) -> Callable[..., Any]:
     """The registered loader of `task`, imported now; a missing one is an ExportError naming it."""
     module_name, fn_name, _ = REGISTRY[task]
     try:
-        return getattr(importlib.import_module(module_name), fn_name)
+        loader: Callable[..., Any] = getattr(importlib.import_module(module_name), fn_name)
+        return loader
     except (ImportError, AttributeError) as e:
         raise ExportError(
             f"{export_dir}: task {task} needs {module_name}.{fn_name}, which this installation lacks ({e})"

@@ -8,6 +8,10 @@ at start-up, not a slow failure on the first request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported when a dtype is asked for, not with the options
+    import torch
 
 from feedback_nlp.core.errors import UserError
 
@@ -22,12 +26,21 @@ class RuntimeOptionError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class RuntimeOptions:
+    """How a predictor runs (`predict` / `serve` flags, checked by `resolve`).
+
+    Args:
+        device: cpu, cuda or cuda:N (the flags' auto is resolved to one of these).
+        dtype: Weights and activations of the torch backend: fp32, bf16 or fp16 (CUDA only).
+        backend: torch (eager) or onnx (the export's ONNX graph, fp32).
+        batch_size: Records per forward pass.
+    """
+
     device: str = "cpu"
     dtype: str = "fp32"
     backend: str = "torch"
     batch_size: int = 32
 
-    def torch_dtype(self):
+    def torch_dtype(self) -> torch.dtype:
         import torch
 
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.dtype]

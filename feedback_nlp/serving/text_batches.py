@@ -6,7 +6,7 @@ with a torch or an ONNX backend; only their heads and rows differ.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import torch
 
@@ -31,8 +31,12 @@ def run_graph(
         return torch.from_numpy(session.run(None, {k: v.numpy() for k, v in inputs.items()})[0])
     assert module is not None
     with torch.inference_mode():
-        return module(*(v.to(options.device) for v in inputs.values())).float().cpu()
+        out: torch.Tensor = module(*(v.to(options.device) for v in inputs.values()))  # a module call is Any
+        return out.float().cpu()
 
 
-def place(module: torch.nn.Module, options: RuntimeOptions) -> torch.nn.Module:
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def place(module: M, options: RuntimeOptions) -> M:
     return module.to(device=options.device, dtype=options.torch_dtype()).eval()

@@ -7,14 +7,19 @@ strategy from importing a callback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def hf_backbones(module: nn.Module) -> list[nn.Module]:
+
+def hf_backbones(module: nn.Module) -> list[PreTrainedModel]:
     """The outermost `transformers.PreTrainedModel` submodules (a T5 inside a task, not its blocks)."""
     from transformers import PreTrainedModel
 
-    found: list[nn.Module] = []
+    found: list[PreTrainedModel] = []
 
     def visit(m: nn.Module) -> None:
         if isinstance(m, PreTrainedModel):

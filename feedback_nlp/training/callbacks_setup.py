@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from feedback_nlp.core.config import to_dict
 from feedback_nlp.core.instantiate import import_object, instantiate
 
 
@@ -22,15 +24,15 @@ def build_callbacks(cfg: DictConfig | None, run_dir: Path, progress_bar: bool = 
     for name, section in (cfg or {}).items():
         if section is None or (isinstance(section, DictConfig) and section.get("enabled", True) is False):
             continue
-        section = OmegaConf.to_container(section, resolve=True)
-        section.pop("enabled", None)
-        cls = import_object(section["class_path"])
+        settings = to_dict(section)
+        settings.pop("enabled", None)
+        cls = import_object(settings["class_path"])
         if not progress_bar and isinstance(cls, type) and issubclass(cls, ProgressBar):
             continue
-        extra = {}
-        if issubclass(cls, ModelCheckpoint) and not section.get("dirpath"):
-            section["dirpath"] = str(run_dir / "checkpoints")
+        extra: dict[str, Any] = {}
+        if issubclass(cls, ModelCheckpoint) and not settings.get("dirpath"):
+            settings["dirpath"] = str(run_dir / "checkpoints")
         if "run_dir" in inspect.signature(cls).parameters:
             extra["run_dir"] = str(run_dir)
-        out.append(instantiate(section, f"callbacks.{name}", **extra))
+        out.append(instantiate(settings, "callbacks." + str(name), **extra))
     return out

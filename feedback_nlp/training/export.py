@@ -13,27 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
+from feedback_nlp.core.io import atomic_directory, atomic_write_json, atomic_write_text
 from feedback_nlp.serving.manifest import (
     MANIFEST,
+    REFERENCE_FILE,
     ExportError,
     content_hashes,
     model_version,
     read_manifest,
-    verify_export,
 )
-
-__all__ = [
-    "MANIFEST",
-    "ExportError",
-    "export_module",
-    "model_version",
-    "read_manifest",
-    "sha256_file",
-    "update_metrics",
-    "content_hashes",
-    "verify_export",
-]
 
 
 def git_commit() -> str | None:
@@ -59,8 +47,8 @@ def _model_card(manifest: Mapping[str, Any]) -> str:
     return (
         f"# {manifest['task']} model ({manifest['model_version']})\n\n"
         f"Exported for serving by the feedback-nlp training codebase. Load with\n"
-        f"`predict --export <this dir> --input in.jsonl --output out.jsonl`, or serve it with\n"
-        f"`serve --export <this dir>` (docs/serving.md).\n\n"
+        f"`feedback-nlp predict --export <this dir> --input in.jsonl --output out.jsonl`, or serve it with\n"
+        f"`feedback-nlp serve --export <this dir>` (docs/serving.md).\n\n"
         f"## Manifest\n{fields}\n\n## Metrics\n| metric | value |\n|---|---|\n{metrics}\n\n"
         f"The exact training configuration is in `manifest.json` (`config`). Weights are safetensors;\n"
         f"loading never unpickles Python objects.\n"
@@ -74,12 +62,14 @@ def export_module(
     metrics: Mapping[str, float] | None = None,
     onnx: bool = False,
     onnx_examples: Sequence[Any] = (),
+    reference: Mapping[str, Any] | None = None,
 ) -> Path:
     """Export a task LightningModule through its declared exporter (`export_for_serving`).
 
     With `onnx`, the task's ONNX graphs are written too, each checked against the torch model
     loaded back from the same folder (feedback_nlp/serving/onnx_export.py). The manifest names the task (the
     server picks the loader from its own registry), the record kind and the hash of every file.
+    `reference`: the tested score sample (serving/reference_scores.py), written as its own file.
     """
     out_dir = Path(out_dir)
     contract = module.contract()
@@ -90,6 +80,8 @@ def export_module(
             from feedback_nlp.serving.onnx_export import export_for_task
 
             fields.update(export_for_task(tmp, fields, examples=onnx_examples))
+        if reference is not None:
+            atomic_write_json(tmp / REFERENCE_FILE, reference)
         hashes = content_hashes(tmp)
         manifest = {
             **fields,
@@ -103,6 +95,36 @@ def export_module(
         atomic_write_json(tmp / MANIFEST, manifest)
         atomic_write_text(tmp / "README.md", _model_card(manifest))
     return out_dir
+
+
+def add_reference_scores(export_dir: str | Path, reference: Mapping[str, Any]) -> None:
+    """Put the tested score sample into a finished export, in one rename: the new folder is built
+    from hard links to the old one's files plus the sample and a re-hashed manifest (the model
+    version stays: the sample is not part of it)."""
+    import os
+    import shutil
+
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    with atomic_directory(export_dir) as tmp:
+        shutil.copytree(export_dir, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
+        atomic_write_json(tmp / REFERENCE_FILE, reference)
+        hashes = content_hashes(tmp)
+        if model_version(hashes) != manifest["model_version"]:
+            raise ExportError(f"{export_dir}: its files no longer give model_version {manifest['model_version']}")
+        manifest["files_sha256"] = hashes
+        os.unlink(tmp / MANIFEST)  # a link to the old manifest: replace, never write through it
+        atomic_write_json(tmp / MANIFEST, manifest)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def update_metrics(export_dir: str | Path, metrics: Mapping[str, float]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from feedback_nlp.core.io import sha256_file
-from feedback_nlp.training.export import MANIFEST
+from feedback_nlp.serving.manifest import MANIFEST
 
 DATA_KEYS = ("path", "train_path", "dev_path", "test_path", "pc_path")
 

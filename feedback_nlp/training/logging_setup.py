@@ -15,6 +15,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from feedback_nlp.core.config import to_dict
 from feedback_nlp.core.errors import UserError
 from feedback_nlp.core.io import atomic_write_text
 
@@ -84,7 +85,7 @@ def wandb_enabled(cfg: DictConfig | dict | None) -> bool:
 def wandb_init_options(cfg: DictConfig | dict) -> dict[str, Any]:
     """The `logger.wandb` section as wandb.init keywords (lineage switches removed, mode explicit)."""
     wb = cfg.get("wandb") or {}
-    opts: dict[str, Any] = OmegaConf.to_container(wb, resolve=True) if isinstance(wb, DictConfig) else dict(wb)  # type: ignore[assignment]
+    opts = to_dict(wb)
     opts.pop("enabled", None)
     for key in LINEAGE_KEYS:
         opts.pop(key, None)

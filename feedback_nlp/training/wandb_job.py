@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from feedback_nlp.core.config import to_dict
 from feedback_nlp.training.logging_setup import (
     job_run_id,
     lineage_options,
@@ -40,12 +41,11 @@ def log_job(
     if not wandb_enabled(logger_cfg):
         return None
     import wandb
-    from omegaconf import DictConfig, OmegaConf
 
     opts = wandb_init_options(logger_cfg)
     opts.pop("log_model", None)  # a WandbLogger option; there are no checkpoints here
     opts["job_type"] = job_type
-    config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    config = to_dict(cfg)
     run = wandb.init(dir=str(run_dir), id=job_run_id(run_dir), resume="allow", config=config, **opts)
     try:
         if data and lineage_options(logger_cfg)["log_datasets"]:
@@ -53,7 +53,7 @@ def log_job(
 
             log_datasets(run, data)
         payload: dict[str, Any] = {key: wandb.Image(str(path)) for key, path in images.items()}
-        payload.update({key: wandb.Table(columns=cols, data=rows) for key, (cols, rows) in tables.items()})
+        payload.update({key: wandb.Table(columns=list(cols), data=rows) for key, (cols, rows) in tables.items()})
         if payload:
             run.log(payload)
         for key, value in summary.items():

@@ -63,7 +63,8 @@ def split_questions(
     questions: Sequence[Question], test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[Question], list[Question]]:
     """(repository, queries) by a seeded hash of the id: stable when the file grows."""
-    repo, queries = [], []
+    repo: list[Question] = []
+    queries: list[Question] = []
     for q in questions:
         (queries if hash_unit(q.id, seed) < test_fraction else repo).append(q)
     return repo, queries

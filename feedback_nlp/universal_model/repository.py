@@ -1,17 +1,18 @@
 """002 §3.1-3.2: the question repository as an exported, updatable folder.
 
 Why: the universal model never trains -- it "only requires periodic updating" of its
-repository. `export` writes questions (ids, labels), the BM25 index, the faiss index and the
-embeddings behind one manifest; `add` and `delete` change it in place, each as one atomic
-generation (repository_store.py): `add` embeds and indexes only the new questions, `delete`
-embeds nothing (by default it rewrites the BM25 segments so that statistics equal a
-rebuild's, see docs/question_repository.md); `open` verifies every file's sha256 and loads
-without embedding anything.
+repository. `export` writes questions (ids, labels), their BM25 term frequencies and their
+embeddings in chunks behind one manifest; `add` and `delete` change it in place, each as
+one atomic generation (repository_store.py) that shares unchanged chunk files with the
+previous one by hard links (chunks.py): `add` embeds and writes only the new questions,
+`delete` embeds nothing and rewrites only the rows and BM25 files of the chunks it touches.
+`open` verifies every file's sha256 and loads without embedding anything; BM25 statistics
+and the faiss index are rebuilt from the live rows at load, so a grown repository answers
+like one exported from the same questions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from feedback_nlp.core.records import Question
+from feedback_nlp.universal_model import chunks as ch
 from feedback_nlp.universal_model import repository_store as store
+from feedback_nlp.universal_model.normalize import bm25_texts
 from feedback_nlp.universal_model.ranking import Hits
 from feedback_nlp.universal_model.retrieval import RetrievalSettings, search
 
@@ -35,7 +38,13 @@ def _row(key: int, q: Question) -> dict[str, Any]:
     return {"key": key, "id": q.id, "question": q.question, "labels": q.labels}
 
 
-def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, Any]) -> Any:
+def _text_index(settings: RetrievalSettings, gen_dir: Path, manifest: dict[str, Any], keys: np.ndarray) -> Any:
+    if settings.backend == "numba":
+        from feedback_nlp.universal_model.bm25_segment import Segment
+        from feedback_nlp.universal_model.numba_bm25 import NumbaBM25
+
+        segments = [Segment.load(gen_dir / c["bm25"]) for c in manifest["chunks"]]
+        return NumbaBM25.from_segments(segments, live=keys, threads=settings.threads)
     if settings.backend == "tantivy":
         from feedback_nlp.universal_model.tantivy_index import TantivyBM25
 
@@ -56,13 +65,16 @@ class Repository:
         self.root, self.manifest = root, manifest
         self.settings = RetrievalSettings.from_mapping(manifest["retrieval"])
         self.gen_dir = root / manifest["generation_dir"]
-        rows = read_rows(self.gen_dir / "questions.jsonl")
-        self.keys = np.asarray([r["key"] for r in rows], dtype=np.int64)
+        rows = [r for c in manifest["chunks"] for r in ch.read_rows(self.gen_dir, c)]
+        self.keys = np.sort(np.asarray([r["key"] for r in rows], dtype=np.int64))
         self.rows = {r["key"]: Question(r["id"], r["question"], r["labels"]) for r in rows}
-        self.text_index = _text_index(self.settings, self.gen_dir, manifest)
+        self.text_index = _text_index(self.settings, self.gen_dir, manifest, self.keys)
         if self.settings.backend == "reference":
-            self.text_index.add(self.keys, [self.rows[int(k)].question for k in self.keys])
+            self.text_index.add(
+                self.keys, bm25_texts(self.settings.bm25_text, [self.rows[int(k)].question for k in self.keys])
+            )
         self.vectors, self._embedder = None, embedder
+        self._counts: dict[str, dict[Any, int]] = {}
         if manifest.get("embedder"):
             self.vectors = self._load_vectors()
 
@@ -72,9 +84,16 @@ class Repository:
         from feedback_nlp.universal_model.vector_index import FaissVectors
 
         s = self.settings
-        return FaissVectors(self.manifest["embedder"]["dimension"], s.exact_max, s.nlist, s.nprobe).load(
-            self.gen_dir / "vectors.faiss"
-        )
+        vectors = FaissVectors(self.manifest["embedder"]["dimension"], s.exact_max, s.nlist, s.nprobe)
+        centroids = self.manifest["vectors"].get("centroids")
+        vectors.reset(np.load(self.gen_dir / centroids) if centroids else None)
+        for keys, emb, assign in self._chunk_vectors():
+            vectors.add_parts(keys, emb, assign)
+        return vectors
+
+    def _chunk_vectors(self):
+        for c in self.manifest["chunks"]:
+            yield ch.live_vectors(self.gen_dir, c, self.keys)
 
     @classmethod
     def open(cls, root: str | Path, verify: bool = True, embedder: Any = None, retries: int = 3) -> Repository:
@@ -116,19 +135,19 @@ class Repository:
         counts = self.manifest["counts"]["labels"].get(name, {})
         return [value for _, (value, _n) in sorted(counts.items(), key=lambda x: (-x[1][1], x[0]))]
 
+    def label_counts(self, name: str) -> dict[Any, int]:
+        """Questions per label value in this generation (the vote's prior_power calibration)."""
+        if name not in self._counts:
+            self._counts[name] = {v: n for v, n in self.manifest["counts"]["labels"].get(name, {}).values()}
+        return self._counts[name]
+
     def embeddings(self) -> np.ndarray:
-        return np.load(self.gen_dir / "embeddings.npy")
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of questions.jsonl in one C-level parse (json.dumps escapes newlines inside
-    strings, so raw newlines only separate rows): ~10x faster than a json.loads per line."""
-    text = path.read_text(encoding="utf-8").rstrip("\n")
-    return json.loads("[" + text.replace("\n", ",") + "]") if text else []
-
-
-def row_lines(rows: Sequence[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        """The live questions' embeddings in key order (those of deleted questions left out)."""
+        parts = list(self._chunk_vectors())
+        if not parts:
+            return np.zeros((0, self.manifest["embedder"]["dimension"]), np.float32)
+        keys = np.concatenate([k for k, _, _ in parts])
+        return np.concatenate([e for _, e, _ in parts])[np.argsort(keys, kind="stable")]
 
 
 def merge_counts(a: dict[str, dict[str, list]], b: dict[str, dict[str, list]], sign: int = 1) -> dict:
@@ -152,82 +171,28 @@ def label_counts(rows: Sequence[dict[str, Any]], categorical: Sequence[str]) -> 
     return out
 
 
-def build_generation(
-    root: Path,
-    gen: int,
-    rows: list[dict[str, Any]],
-    emb: np.ndarray | None,
-    settings: RetrievalSettings,
-    prev_dir: Path | None = None,
-    added: Sequence[dict[str, Any]] = (),
-    deleted: Sequence[int] = (),
-    vectors: Any = None,
-    manifest: dict[str, Any] | None = None,
-    rows_bytes: bytes | None = None,
-) -> Path:
-    """Write generation `gen` into a temp folder: rows, embeddings, faiss, BM25. With `prev_dir`
-    the BM25 index is the previous one plus `added` minus `deleted` (or a purge, see docs)."""
-    tmp = store.new_generation_dir(root, gen)
-    (tmp / "questions.jsonl").write_bytes(row_lines(rows) if rows_bytes is None else rows_bytes)
-    if emb is not None:
-        np.save(tmp / "embeddings.npy", emb)
-        vectors.save(tmp / "vectors.faiss")
-    if settings.backend == "tantivy":
-        from feedback_nlp.universal_model.tantivy_index import TantivyBM25
-
-        incremental = prev_dir is not None and not (deleted and settings.purge_on_delete)
-        if incremental:
-            store.link_tree(prev_dir / "tantivy", tmp / "tantivy")
-        index = TantivyBM25(tmp / "tantivy")
-        if incremental:
-            index.delete(deleted)
-            index.add([r["key"] for r in added], [r["question"] for r in added])
-        else:
-            index.add([r["key"] for r in rows], [r["question"] for r in rows])
-        index.commit()
-        del index
-    elif settings.backend == "opensearch":
-        from feedback_nlp.universal_model.opensearch_index import OpenSearchIndex
-
-        index = OpenSearchIndex.from_env(
-            manifest["opensearch"]["index"], (manifest.get("embedder") or {}).get("dimension")
-        )
-        todo = rows if prev_dir is None else added
-        index.delete(deleted)
-        index.add(
-            [r["key"] for r in todo],
-            [r["question"] for r in todo],
-            None if emb is None else emb[np.searchsorted([r["key"] for r in rows], [r["key"] for r in todo])],
-        )
-        index.commit()
-    return tmp
-
-
 def commit(
     root: Path,
     tmp: Path,
     manifest: dict[str, Any],
-    rows: Sequence[dict[str, Any]],
     op: str,
     n_changed: int,
-    counts: dict[str, Any] | None = None,
+    counts: dict[str, Any],
+    known: dict[str, str],
 ) -> dict[str, Any]:
-    """Hash the new generation, fill the manifest and publish it (the commit point)."""
+    """Hash the new generation (files linked from the previous one keep their known hash),
+    fill the manifest and publish it (the commit point)."""
     gen = manifest["generation"]
     final = store.gen_name(gen)
-    files = {rel.replace(str(tmp.relative_to(root)), final, 1): h for rel, h in store.hash_tree(root, tmp).items()}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    files = {f"{final}/{rel}": h for rel, h in store.hash_tree(tmp, known).items()}
     manifest.update(
         generation_dir=final,
         files=files,
-        model_version=f"g{gen}-{digest}",
+        model_version=store.repository_version(gen, files, manifest),
         updated_at=_now(),
         last_update={"op": op, "questions": n_changed, "at": _now()},
     )
-    manifest["counts"] = {
-        "questions": len(rows),
-        "labels": counts if counts is not None else label_counts(rows, manifest["labels"]["categorical"]),
-    }
+    manifest["counts"] = {"questions": sum(c["live"] for c in manifest["chunks"]), "labels": counts}
     store.publish(root, tmp, gen, manifest)
     store.collect_garbage(root, final)
     return manifest

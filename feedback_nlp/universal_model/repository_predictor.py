@@ -34,30 +34,26 @@ class RepositoryPredictor:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._model: UniversalModel | None = None
+        self._repo: Repository | None = None  # the model's repository, with its Repository type
         self._refresh()
 
-    def _refresh(self) -> UniversalModel:
+    def _refresh(self) -> tuple[UniversalModel, Repository]:
         st = os.stat(self.root / MANIFEST)
         stamp = (st.st_mtime_ns, st.st_ino)
         with self._lock:
-            if stamp != self._stamp or self._model is None:
-                embedder = self._model.repository._embedder if self._model is not None else None
+            if stamp != self._stamp or self._model is None or self._repo is None:
+                embedder = self._repo._embedder if self._repo is not None else None
                 repo = Repository.open(self.root, verify=self.verify, embedder=embedder)
-                p = repo.manifest["prediction"]
-                self._model = UniversalModel(
-                    repo,
-                    repo.manifest["labels"]["categorical"],
-                    repo.manifest["labels"]["numeric"],
-                    repo.settings.k,
-                    p.get("weighting", "similarity"),
-                    p.get("backfill_prior", True),
+                labels = repo.manifest["labels"]
+                self._model = UniversalModel.from_settings(
+                    repo, labels["categorical"], labels["numeric"], repo.settings.k, repo.manifest["prediction"]
                 )
-                self._stamp = stamp
-            return self._model
+                self._repo, self._stamp = repo, stamp
+            return self._model, self._repo
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self._refresh().repository.manifest
+        return self._refresh()[1].manifest
 
     @property
     def model_version(self) -> str:
@@ -66,9 +62,9 @@ class RepositoryPredictor:
     def predict(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         """One row per record: its id, per label the prediction (with the categorical
         distribution), the neighbours' ids and scores, and the repository's model_version."""
-        model = self._refresh()
+        model, repo = self._refresh()
         rows = model.predict([_text(r) for r in records])
-        version = model.repository.manifest["model_version"]
+        version = repo.manifest["model_version"]
         out = []
         for record, row in zip(records, rows):
             rid = record.get("id") if isinstance(record, dict) else getattr(record, "id", None)

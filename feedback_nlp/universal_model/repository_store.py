@@ -1,27 +1,32 @@
 """On-disk layout of an exported question repository: generations behind one manifest.
 
 Why generations: an update (add / delete) must be atomic even under kill -9, and readers
-must keep answering while it runs. Each update writes a complete new generation folder
-(tantivy segments are hard-linked from the previous one, so unchanged segments are not
-copied), fsyncs it, and only then replaces manifest.json -- the single commit point -- in
+must keep answering while it runs. Each update writes a new generation folder in which
+the files it keeps from the previous generation are hard links (chunks.py: files are never
+modified, so sharing them is safe and costs no copy) and only changed chunks are new files;
+it fsyncs the folder, and only then replaces manifest.json -- the single commit point -- in
 one rename. Before that rename a reader (or a crash) sees the old generation, after it the
-new one; older generations and leftovers of interrupted updates are removed afterwards.
+new one; older generations and leftovers of interrupted updates are removed afterwards (a
+shared file lives on through its links).
 
-    DIR/manifest.json                      pointer + settings + sha256 of every file
-    DIR/generations/000003/questions.jsonl rows: key, id, question, labels
-    DIR/generations/000003/embeddings.npy  float32, one row per question, same order
-    DIR/generations/000003/vectors.faiss   faiss index (ids = keys)
-    DIR/generations/000003/tantivy/        BM25 segments
+    DIR/manifest.json                         pointer + settings + chunk list + sha256 of every file
+    DIR/generations/000009/c000003.g000009.*  chunk files (chunks.py), some linked from older generations
+    DIR/generations/000009/ivf.g000004.centroids.npy   IVF centroids (above exact_max)
+    DIR/generations/000009/tantivy/           BM25 segments (backend tantivy only)
+
+Format version 1 (one rows / embeddings / faiss file per generation, rewritten by every
+update) is not read: open or update such a folder and the error says to re-export it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ from feedback_nlp.core.io import atomic_write_json, sha256_file
 
 MANIFEST = "manifest.json"
 FORMAT = "feedback-nlp/question-repository"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SKIP = (".tantivy-writer.lock", ".tantivy-meta.lock")
 
 
@@ -38,13 +43,27 @@ class RepositoryError(UserError, ValueError):
     """A repository folder that is missing, damaged or used against its settings."""
 
 
-def hash_tree(root: Path, gen_dir: Path) -> dict[str, str]:
-    """sha256 of every file of a generation, keyed by path relative to the repository root."""
-    return {
-        str(p.relative_to(root)): sha256_file(p)
-        for p in sorted(gen_dir.rglob("*"))
-        if p.is_file() and p.name not in SKIP and not p.name.startswith(".tmp")
-    }
+def hash_tree(gen_dir: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """sha256 of every file of a generation, keyed by path relative to the generation folder;
+    `known` hashes (of files hard-linked from the previous generation) are not recomputed."""
+    known = known or {}
+    out = {}
+    for p in sorted(gen_dir.rglob("*")):
+        if p.is_file() and p.name not in SKIP and not p.name.startswith(".tmp"):
+            rel = str(p.relative_to(gen_dir))
+            out[rel] = known[rel] if rel in known else sha256_file(p)
+    return out
+
+
+# the manifest's sections that decide a prediction: the model version covers them with the files,
+# so editing the vote or retrieval settings by hand is refused, never served under the old version
+PREDICTION_SETTINGS = ("embedder", "retrieval", "prediction", "labels")
+
+
+def repository_version(generation: int, files: dict[str, str], manifest: dict[str, Any]) -> str:
+    """`g<generation>-<hash of every file and of the prediction settings>`."""
+    payload = {"files": files, **{key: manifest.get(key) for key in PREDICTION_SETTINGS}}
+    return f"g{generation}-{hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -60,12 +79,28 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise RepositoryError(f"{path}: unreadable manifest ({e})") from None
     if manifest.get("format") != FORMAT or manifest.get("task") != "universal_model":
         raise RepositoryError(f"{path}: not a question repository manifest (format {manifest.get('format')!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise RepositoryError(
+            f"{path}: question repository format version {manifest.get('format_version')}, this code reads "
+            f"version {FORMAT_VERSION} (chunks shared between generations); re-export it from its questions "
+            "with `feedback-nlp repo export --config ... out=DIR`"
+        )
+    want = repository_version(manifest.get("generation", 0), manifest.get("files") or {}, manifest)
+    if manifest.get("model_version") != want:
+        raise RepositoryError(
+            f"{path}: model_version {manifest.get('model_version')!r} is not the version of its files and "
+            f"settings ({', '.join(PREDICTION_SETTINGS)}): the manifest was edited; change settings by re-exporting"
+        )
     return manifest
 
 
-def verify(root: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists exists with its sha256 (a damaged export fails loudly)."""
-    for rel, want in manifest["files"].items():
+def verify(root: Path, manifest: dict[str, Any], only: Iterable[str] | None = None) -> None:
+    """Every file the manifest lists (or the names in `only`, in its generation folder) exists
+    with its sha256: a damaged export fails loudly."""
+    files = manifest["files"]
+    if only is not None:
+        files = {f"{manifest['generation_dir']}/{name}": files[f"{manifest['generation_dir']}/{name}"] for name in only}
+    for rel, want in files.items():
         path = root / rel
         if not path.is_file():
             raise FileNotFoundError(f"{path}: listed in {root / MANIFEST} but missing")

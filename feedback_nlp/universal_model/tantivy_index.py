@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from feedback_nlp.universal_model.ranking import Hits, ties_cut, top_k
 from feedback_nlp.universal_model.text import tokenize
+
+if TYPE_CHECKING:
+    import tantivy
 
 LOCK_FILES = (".tantivy-writer.lock", ".tantivy-meta.lock")
 
@@ -48,13 +52,13 @@ class TantivyBM25:
         self.index = tantivy.Index(_schema(), path=str(self.path), reuse=True)
         self.schema = self.index.schema
         self.threads, self.heap_bytes = max(1, int(threads)), heap_bytes
-        self._writer = None
+        self._writer: tantivy.IndexWriter | None = None  # opened on the first add/delete
         self._searcher = self.index.searcher()
 
     def __len__(self) -> int:
         return int(self._searcher.num_docs)
 
-    def _w(self):
+    def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
             self._writer = self.index.writer(self.heap_bytes, 1)
         return self._writer

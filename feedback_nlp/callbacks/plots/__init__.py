@@ -15,6 +15,13 @@ from lightning.pytorch.callbacks import Callback
 
 
 class PaperPlots(Callback):
+    """The papers' figures of the finished run (PNG in the run dir, and to W&B when it logs).
+
+    Args:
+        run_dir: The run directory (set by the train command, not in configs).
+        seacat_transcripts: Transcripts drawn with their sentence weights (002 Fig. 4 view).
+    """
+
     def __init__(self, run_dir: str, seacat_transcripts: int = 6):
         self.run_dir = Path(run_dir)
         self.seacat_transcripts = seacat_transcripts

@@ -37,7 +37,9 @@ def confusion(probs: Any, labels: Any, threshold: float) -> np.ndarray:
     return np.array([[tn, pr["fp"]], [pr["fn"], pr["tp"]]], dtype=np.int64)
 
 
-def threshold_sweep(probs: Any, labels: Any, traffic_probs: Any, grid: Sequence[float]) -> dict[str, np.ndarray]:
+def threshold_sweep(
+    probs: Any, labels: Any, traffic_probs: Any, grid: Sequence[float] | np.ndarray
+) -> dict[str, np.ndarray]:
     """Recall on the labeled set and Volume(Model) on traffic at each threshold of `grid`."""
     traffic = np.asarray(traffic_probs, dtype=np.float64)
     recall = [precision_recall_at(probs, labels, float(t))["recall"] for t in grid]
