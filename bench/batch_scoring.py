@@ -7,8 +7,7 @@
 Every run is the installed command in its own process, timed from start to exit, as a user runs
 it: predict includes its model load; score includes starting its local Ray cluster, the check
 pass and one model load per actor. The reference is predict at its best on this machine: run
-once per --predict-threads value (OMP_NUM_THREADS; default 1 and 2 on a 2-core machine), the
-fastest kept. Printed: records/s end to end per run, score's own records/s in its scoring pass,
+once per --predict-threads value (OMP_NUM_THREADS; default: the core count), the fastest kept. Printed: records/s end to end per run, score's own records/s in its scoring pass,
 the machine's load average around each run (the machine is shared), the ratio score / predict
 (goal >= 0.8 on 2 cores, where Ray's fixed cost shows most) and the scaling from 1 to 2 actors.
 The rows are checked too: every id once, and the probabilities of score and predict compared.

@@ -64,7 +64,9 @@ def test_a_jsonl_file_decodes_to_predicts_records_and_messages(tmp_path):
     assert problems == want_problems and len(problems) == 4
     assert sum(r["valid"] for r in rows if r["field"] is None) == len(want_payloads) == 2
     got = [p for b in _decoded(path, mode="score", block_rows=1) for p in b.column("payload").to_pylist()]
-    assert got == want_payloads and json.loads(got[1]) == {"id": "5", "text": "no id, line 5", "language": "en"}
+    assert got == want_payloads
+    given = {k: v for k, v in json.loads(got[1]).items() if v is not None}  # unset optional fields are null
+    assert given == {"id": "5", "text": "no id, line 5", "language": "en"}
 
 
 def test_a_file_without_a_final_line_break_and_with_crlf_lines(tmp_path):
@@ -93,8 +95,8 @@ def test_parquet_rows_get_the_same_field_checks_as_file_row_field(tmp_path):
     ]
     payloads = [json.loads(p) for b in _decoded(path, mode="score") for p in b.column("payload").to_pylist()]
     assert payloads == [
-        {"id": "p1", "text": "fine", "language": "en"},
-        {"id": "2", "text": "no id: row 2", "language": None},
+        {"id": "p1", "text": "fine", "language": "en", "escalated": None},
+        {"id": "2", "text": "no id: row 2", "language": None, "escalated": None},
     ]
     # nested Parquet columns (a transcript's turns) decode like JSON objects
     tpath = tmp_path / "t.parquet"
@@ -246,3 +248,26 @@ def test_publish_on_a_filesystem_without_rename_moves_parts_then_success(tmp_pat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["_SUCCESS", "part-0.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert [r["id"] for r in batch_outputs.read_output(str(tmp_path / "out"))] == ["x", "y"]
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds_not_minutes():
+    """Ray's own client retries a missing head for minutes; the probe answers at once."""
+    import socket
+    import time
+
+    from feedback_nlp.operations.batch_cluster import ClusterError, probe
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        probe(f"127.0.0.1:{port}")  # something answers: Ray takes it from here
+        probe(f"ray://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=f"--address 127.0.0.1:{port}: no Ray cluster answers there"):
+        probe(f"127.0.0.1:{port}")  # closed now
+    assert time.monotonic() - started < 5
+    with pytest.raises(ClusterError, match="expected local, auto, HOST:PORT or ray://HOST:PORT"):
+        probe("head:port")
+    probe("local")
+    probe("auto")

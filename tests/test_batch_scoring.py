@@ -33,7 +33,7 @@ from feedback_nlp.operations import batch_scoring  # noqa: E402
 from feedback_nlp.operations.batch_outputs import read_output  # noqa: E402
 from feedback_nlp.operations.batch_scoring import ScoringJob, run  # noqa: E402
 from tests.scale_helpers import job_env  # noqa: E402
-from tests.serving_helpers import CLAIMS, safety_export  # noqa: E402
+from tests.serving_helpers import CLAIMS, free_port, safety_export  # noqa: E402
 
 SCRIPT = str(Path(sys.executable).parent / "feedback-nlp")
 pytestmark = pytest.mark.slow
@@ -384,3 +384,51 @@ def test_the_installed_command_from_object_store_uris_to_jsonl(safety, tmp_path)
     assert len(list((tmp_path / "cache").iterdir())) == 1  # one copy of the export for the node's actors
     again = subprocess.run([SCRIPT, "score", *args], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and again.stderr.startswith("error: --output") and "already exists" in again.stderr
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """Exit 2, no traceback, one `error:` line (detail lines indented), as tests/test_cli.py checks."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines and lines[0].startswith("error: "), proc.stderr
+    assert [x for x in lines[1:] if not x.startswith("  ")] == [], proc.stderr
+    return proc.stderr
+
+
+def test_the_installed_command_joins_a_cluster_by_address_and_handles_bad_records(safety, tmp_path):
+    """`--address` = this module's running cluster (what `ray start --head` gives a user): bad
+    records stop the run with one error line naming file:line:field and nothing written; with
+    `--on-error skip` they go to --rejects and the rest equal predict's rows; the joined cluster
+    is left running; bad flags and a cluster that is not there are one error line too."""
+    address = ray.get_runtime_context().gcs_address
+    records = [{"id": f"r{i}", "text": CLAIMS[i % len(CLAIMS)]} for i in range(40)]
+    records[3] = '{"id": "r3", "text": '
+    records[9] = {"id": "r9", "text": ["a list"]}
+    inp = _jsonl(tmp_path / "in.jsonl", records)
+    base = ["score", "--export", str(safety), "--input", str(inp), "--address", address]
+    env = job_env()
+
+    def score(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SCRIPT, *base, *args], env=env, capture_output=True, text=True, timeout=600)
+
+    err = _one_error_line(score("--output", str(tmp_path / "stopped")))
+    assert f"{inp}:4: field '<line>': invalid JSON" in err and f"{inp}:10: field 'text': expected a string" in err
+    assert "--on-error skip" in err and not (tmp_path / "stopped").exists()
+    rejects = tmp_path / "rejects.txt"
+    args = ["--output", str(tmp_path / "out"), "--on-error", "skip", "--rejects", str(rejects), "--format", "jsonl"]
+    proc = score(*args, "--batch-size", "4")
+    assert proc.returncode == 0 and proc.stderr == "", (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert "38 predictions" in proc.stdout.strip().splitlines()[-1] and "records/s" in proc.stdout
+    assert "Total Progress" in proc.stdout  # Ray Data's progress, logged when stdout is not a terminal
+    want = _predict(safety, inp, tmp_path, "--on-error", "skip", "--rejects", str(tmp_path / "p.rej"))
+    _same_rows(read_output(str(tmp_path / "out")), want)
+    assert rejects.read_text().splitlines() == (tmp_path / "p.rej").read_text().splitlines()
+    assert [line.split(": field ")[0] for line in rejects.read_text().splitlines()] == [f"{inp}:4", f"{inp}:10"]
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2  # the joined cluster still runs
+    assert "--actors" in _one_error_line(score("--output", str(tmp_path / "o2"), "--actors", "0"))
+    assert "--batch-size" in _one_error_line(score("--output", str(tmp_path / "o2"), "--batch-size", "0"))
+    free = free_port()
+    err = _one_error_line(score("--output", str(tmp_path / "o2"), "--address", f"127.0.0.1:{free}"))
+    assert f"--address 127.0.0.1:{free}: no Ray cluster answers there" in err
+    assert not (tmp_path / "o2").exists()

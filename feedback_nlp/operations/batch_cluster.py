@@ -41,6 +41,29 @@ class ActorResources:
     threads: int  # torch threads per actor
 
 
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe(address: str) -> None:
+    """Fail fast on a HOST:PORT (or ray://HOST:PORT) where nothing listens.
+
+    Why: Ray's client retries a missing head for minutes, logging warnings, before it gives up;
+    a mistyped --address should be one error line in seconds. `local` and `auto` are Ray's own."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address in ("local", "auto") or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except ValueError:
+        raise ClusterError(f"--address {address}: expected local, auto, HOST:PORT or ray://HOST:PORT") from None
+    except OSError as e:
+        raise ClusterError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
+
+
 def connect(address: str) -> bool:
     """Start (`local`) or join a Ray cluster; False when this process was already connected
     (a test's shared cluster, a notebook), which the job then leaves running."""
@@ -48,6 +71,7 @@ def connect(address: str) -> bool:
 
     if ray.is_initialized():
         return False
+    probe(address)
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         ray.init(address=address, **kwargs)
