@@ -5,11 +5,12 @@
     python -m bench.batch_scoring --num-gpus 1          # where a GPU is lent (predict --device cuda)
 
 Every run is the installed command in its own process, timed from start to exit, as a user runs
-it: predict includes its model load; score includes starting its local Ray cluster, the check
-pass and one model load per actor. The reference is predict at its best on this machine: run
-once per --predict-threads value (OMP_NUM_THREADS; default: the core count), the fastest kept. Printed: records/s end to end per run, score's own records/s in its scoring pass,
-the machine's load average around each run (the machine is shared), the ratio score / predict
-(goal >= 0.8 on 2 cores, where Ray's fixed cost shows most) and the scaling from 1 to 2 actors.
+it: predict includes its model load; score includes starting its local Ray cluster, the check pass
+and one model load per actor. The reference is predict at its best on this machine: run once per
+--predict-threads value (OMP_NUM_THREADS; default: the core count), the fastest kept. Printed:
+records/s end to end per run, score's own records/s in its scoring pass, the machine's load average
+around each run (the machine is shared), the ratio score / predict (goal >= 0.8 on 2 cores, where
+Ray's fixed cost shows most) and the scaling from 1 to 2 actors.
 The rows are checked too: every id once, and the probabilities of score and predict compared.
 Without --export, a product-safety export is built from the packaged all-MiniLM-L6-v2 with a
 random head (speed does not depend on the head's values; bench/serve.py builds the same one).

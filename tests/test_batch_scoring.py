@@ -432,3 +432,24 @@ def test_the_installed_command_joins_a_cluster_by_address_and_handles_bad_record
     err = _one_error_line(score("--output", str(tmp_path / "o2"), "--address", f"127.0.0.1:{free}"))
     assert f"--address 127.0.0.1:{free}: no Ray cluster answers there" in err
     assert not (tmp_path / "o2").exists()
+
+
+def test_actor_resources_leave_room_for_reads_and_refuse_what_the_cluster_lacks():
+    """On this module's 2-CPU cluster: the default shares split 2 - 0.5 CPU between the actors
+    (reads and writes keep 0.5, so 2 actors at Ray's default 1 CPU, which hang, are refused);
+    a GPU asked of a GPU-less cluster is refused when the command started it, and only warned
+    about on a joined cluster (it may autoscale)."""
+    from feedback_nlp.operations.batch_cluster import ClusterError, plan_resources
+
+    warnings: list[str] = []
+    one = plan_resources(1, None, 0.0, True, warnings.append)
+    two = plan_resources(2, None, 0.0, True, warnings.append)
+    assert (one.cpus, one.threads, two.cpus, two.threads) == (1.5, 2, 0.75, 1)
+    assert plan_resources(3, 0.5, 0.0, True, warnings.append).cpus == 0.5  # 3 x 0.5 + 0.5 = 2: fits
+    with pytest.raises(ClusterError, match=r"2 actor\(s\) x 1 CPU \+ 0.5 CPU for reads and writes"):
+        plan_resources(2, 1.0, 0.0, True, warnings.append)
+    with pytest.raises(ClusterError, match=r"1 actor\(s\) x 1 GPU is more than the cluster's 0 GPU"):
+        plan_resources(1, None, 1.0, True, warnings.append)
+    assert warnings == []
+    gpu = plan_resources(1, None, 1.0, False, warnings.append)
+    assert (gpu.cpus, gpu.gpus) == (1.0, 1.0) and len(warnings) == 1 and "waiting for the cluster" in warnings[0]
