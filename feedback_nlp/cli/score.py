@@ -2,7 +2,7 @@
 
     feedback-nlp score --export DIR|URI --input PATH|URI|GLOB [...] --output FOLDER|URI
             [--format parquet|jsonl] [--on-error stop|skip] [--rejects bad.txt]
-            [--address local|auto|ray://HOST:10001] [--actors N] [--cpus-per-actor C]
+            [--address local|auto|HOST:PORT|ray://HOST:10001] [--actors N] [--cpus-per-actor C]
             [--gpus-per-actor G] [--batch-size B] [--dtype ...] [--backend ...]
 
 Why next to `predict`: predict is one process on one device; this runs the same export and the
@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         "--address",
         default="local",
         help="`local` (default): start a Ray cluster on this machine; `auto`: the cluster this node joined "
-        "(`ray start`); ray://HOST:10001: a remote cluster through Ray Client",
+        "(`ray start`); HOST:PORT: a running cluster's head (`ray start --head` prints it); "
+        "ray://HOST:10001: a remote cluster through Ray Client",
     )
     p.add_argument("--actors", type=_positive_int, default=1, help="scoring actors, one model each (default 1)")
     p.add_argument(
