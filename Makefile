@@ -78,6 +78,7 @@ bench: setup setup-batch
 	$(PY) -m bench.seacat_step
 	$(PY) -m bench.serve
 	$(PY) -m bench.serve_prediction_log
+	$(PY) -m bench.serve_shadow
 	$(PY) -m bench.gpu
 	$(PY) -m bench.cli_help
 	$(PY) -m bench.batch_scoring

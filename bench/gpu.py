@@ -87,8 +87,6 @@ def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
         dev_path=data,
         batch_size=a.batch_size,
         seed=0,
-        max_source_length=a.max_length,
-        max_target_length=64,
         pad_to_multiple_of=8,
     )
     dm.validate()
@@ -98,9 +96,11 @@ def seq2seq_task(a: argparse.Namespace) -> dict[str, Any]:
         optim={"lr": 1e-4, "fused": True},
         generate_on_validation=False,
         copy_input_baseline=False,
+        max_source_length=a.max_length,
+        max_target_length=64,
         **info,
     )
-    dm.connect(tokenizer=module.tokenizer)
+    dm.connect(tokenizer=module.tokenizer, **module.input_limits())
     dm.setup("fit")
     samples = dm.train_samples
     items = [samples[(0, i)] for i in range(len(samples))]
@@ -139,7 +139,6 @@ def safety_task(a: argparse.Namespace) -> dict[str, Any]:
         path=data,
         variant="original",
         batch_size=a.batch_size,
-        max_length=a.max_length,
         seed=0,
         progress=False,
         pad_to_multiple_of=8,
@@ -151,7 +150,7 @@ def safety_task(a: argparse.Namespace) -> dict[str, Any]:
         optim={"lr": 2e-5, "optimizer": "adamw", "fused": True},
         **dm.task_info(),
     )
-    dm.connect(tokenizer=module.tokenizer)
+    dm.connect(tokenizer=module.tokenizer, **module.input_limits())
     dm.setup("fit")
     items = [x for x in dm._train_items(dm.fit_items()[0]) if x["label"] >= 0]
 

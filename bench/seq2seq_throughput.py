@@ -51,8 +51,6 @@ def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, Mul
         dev_path=data,
         batch_size=a.batch_size,
         seed=0,
-        max_source_length=a.max_source_length,
-        max_target_length=a.max_target_length,
         group_by_length=not a.no_grouping,
     )
     dm.validate()
@@ -64,9 +62,11 @@ def build(a: argparse.Namespace, data: str) -> tuple[MultiLevelIssuesModule, Mul
         optim={"lr": a.lr},
         generate_on_validation=False,
         copy_input_baseline=False,
+        max_source_length=a.max_source_length,
+        max_target_length=a.max_target_length,
         **info,
     )
-    dm.connect(tokenizer=module.tokenizer)
+    dm.connect(tokenizer=module.tokenizer, **module.input_limits())
     dm.setup("fit")
     return module, dm
 

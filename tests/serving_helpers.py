@@ -148,3 +148,19 @@ def running_server(
         proc.wait(timeout=30)
         if log:
             out.close()
+
+
+def seacat_export(folder: Path, transcripts: Sequence[dict]) -> Path:
+    """A random tiny SeaCat (002 §2) over the labels and words of `transcripts`, exported as
+    train.py's callback would (tests/test_serving_api.py's recipe)."""
+    import torch
+
+    from feedback_nlp.lightning_modules.seacat import SeaCat
+    from feedback_nlp.training.export import export_module
+    from tests.tiny_models import tiny_bert
+
+    bert = tiny_bert(folder / "bert", [t["text"] for r in transcripts for t in r["turns"]])
+    torch.manual_seed(0)
+    labels = sorted({r["label"] for r in transcripts})
+    module = SeaCat(labels=labels, pretrained=bert, max_sentences=16, max_tokens=24)
+    return export_module(module.eval(), folder / "export")

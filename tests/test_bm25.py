@@ -207,10 +207,35 @@ def test_numba_threads_and_edge_cases(clinc):
     assert one.search([], 5) == [] and len(NumbaBM25().search([word], 5)[0][0]) == 0
 
 
-def test_top_k_kernel_against_brute_force_with_many_ties():
+def _kernels(compiled: bool):
+    """The compiled kernels, or a fresh copy of the same file with numba's JIT off: the Python
+    source then runs line by line (what coverage can see), and must agree with the machine code."""
+    import importlib.util
+
+    import numba
+
+    from feedback_nlp.universal_model import bm25_kernels
+
+    if compiled:
+        return bm25_kernels
+    saved = numba.config.DISABLE_JIT
+    numba.config.DISABLE_JIT = True
+    try:
+        spec = importlib.util.spec_from_file_location("bm25_kernels_interpreted", bm25_kernels.__file__)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        numba.config.DISABLE_JIT = saved
+    return module
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreted"])
+def test_top_k_kernel_against_brute_force_with_many_ties(compiled):
     """Random weights drawn from a few values (many exact ties): the kernel's top-k equals
     numpy's full sort by (score desc, document asc), documents sharing no term excluded."""
-    from feedback_nlp.universal_model.bm25_kernels import BLOCK, postings_by_term, top_k_one
+    kernels = _kernels(compiled)
+    BLOCK, postings_by_term, top_k_one = kernels.BLOCK, kernels.postings_by_term, kernels.top_k_one
 
     rng = np.random.default_rng(0)
     for n_docs, n_terms, k in ((7, 3, 5), (130, 6, 10), (1000, 20, 100), (3000, 8, 64)):
@@ -222,6 +247,7 @@ def test_top_k_kernel_against_brute_force_with_many_ties():
         acc = np.zeros(n_docs, np.float32)
         bmax = np.zeros(-(-n_docs // BLOCK), np.float32)
         work = (acc, bmax, np.zeros(k, np.float32), np.zeros(n_docs, np.int32), np.zeros(n_docs, np.float32))
+        batch: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for _ in range(20):
             terms = np.sort(rng.choice(n_terms, rng.integers(1, 4), replace=False)).astype(np.int32)
             counts = rng.integers(1, 3, len(terms)).astype(np.float32)
@@ -235,3 +261,12 @@ def test_top_k_kernel_against_brute_force_with_many_ties():
             np.testing.assert_array_equal(doc[:n], order)
             np.testing.assert_array_equal(score[:n], want[order])
             assert not acc.any()  # accumulator left clean for the next query
+            batch.append((terms, counts, order))
+        # the batch kernel (what NumbaBM25.search runs per thread) answers each query the same
+        qptr = np.cumsum([0] + [len(t) for t, _, _ in batch]).astype(np.int64)
+        qterms, qcounts = np.concatenate([t for t, _, _ in batch]), np.concatenate([c for _, c, _ in batch])
+        out_doc, out_score = np.zeros((len(batch), k), np.int32), np.zeros((len(batch), k), np.float32)
+        out_n = np.zeros(len(batch), np.int64)
+        kernels.top_k_serial(qptr, qterms, qcounts, k, indptr, indices, data, *work, out_doc, out_score, out_n)
+        for q, (_, _, order) in enumerate(batch):
+            np.testing.assert_array_equal(out_doc[q, : out_n[q]], order)

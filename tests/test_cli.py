@@ -117,6 +117,18 @@ def test_train_export_predict_succeed_quietly_and_refuse_bad_input(seacat_run):
     assert "wrote 48 predictions" in out
 
 
+def _wait_healthy(proc: subprocess.Popen, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if http("GET", f"http://127.0.0.1:{port}/health", timeout=5)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tmp_path):
     _, _, _, run_dir = seacat_run
     if not (run_dir / "export").is_dir():
@@ -126,24 +138,23 @@ def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tm
     env = job_env(TMPDIR=str(scratch))
     # a failed start (an export that is not one): exit 2, nothing left behind
     assert "is not an export" in one_error_line(run("serve", "--export", tmp_path, env=env))
-    port = free_port()
-    proc = subprocess.Popen(
-        [SCRIPT, "serve", "--export", run_dir / "export", "--device", "cpu", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    for _attempt in range(3):  # a free port can be taken by a parallel test's server before ours binds it
+        port = free_port()
+        proc = subprocess.Popen(
+            [SCRIPT, "serve", "--export", run_dir / "export", "--device", "cpu", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        healthy = _wait_healthy(proc, port, 240)
+        if healthy or proc.poll() is None:
+            break
+        _, err = proc.communicate()
+        assert proc.returncode == 2 and "port" in err, err[-3000:]  # only a lost port race is retried
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if http("GET", f"http://127.0.0.1:{port}/health", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        assert healthy, "serve did not answer /health in 240 s"
         assert sorted(p.name.rsplit("-", 1)[0] for p in scratch.iterdir() if p.name.startswith("feedback")) == [
             "feedback-serve-metrics",
             "feedback-serve-ready",
@@ -155,6 +166,20 @@ def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tm
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
     assert [p.name for p in scratch.iterdir() if p.name.startswith("feedback-serve")] == []
+
+
+def test_serve_refuses_bad_routing_flags_with_one_error_line_before_any_model_loads(seacat_run, tmp_path):
+    _, _, _, run_dir = seacat_run
+    if not (run_dir / "export").is_dir():
+        ok(run("export", "--run-dir", run_dir))
+    export = run_dir / "export"
+    two = ["--export", f"prod={export}", "--export", f"cand={export}", "--device", "cpu"]
+    # through the installed script: one flag check and one routing check (every case: test_serving_traffic.py)
+    for flags, message in [
+        (["--shadow", "cand"], "--shadow needs --prediction-log"),
+        (["--canary", "nope"], "--canary 'nope' is not an --export name (prod, cand)"),
+    ]:
+        assert message in one_error_line(run("serve", *two, *flags, "--port", str(free_port())))
 
 
 def test_sweep_refuses_a_misspelt_override_before_creating_its_study(seacat_run, tmp_path):

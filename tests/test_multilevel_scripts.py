@@ -173,8 +173,8 @@ def test_label_efficiency_end_to_end(tmp_path):
                 "model.new_params_lr=null",
                 f"data.path={data}",
                 "data.batch_size=8",
-                "data.max_source_length=32",
-                "data.max_target_length=8",
+                "model.max_source_length=32",
+                "model.max_target_length=8",
                 "trainer.max_epochs=1",
                 "trainer.limit_train_batches=2",
             ]

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from feedback_nlp.lightning_modules.base import TaskModule
 from feedback_nlp.lightning_modules.product_safety import ProductSafetyClassifier
 from feedback_nlp.lightning_modules.seacat import SeaCatNet
 from tests.test_product_safety_data import tiny_bert
@@ -95,3 +96,60 @@ def test_warmup_then_linear_decay_and_per_group_learning_rates(tmp_path):
         SeaCat(labels=["a", "b"], pretrained=bert, optim={"lrr": 1e-3})
     with pytest.raises(ConfigError, match=r"'model.optim.lr' expects float, got str"):
         SeaCat(labels=["a", "b"], pretrained=bert, optim={"lr": "fast"})
+
+
+class _Line(TaskModule):
+    """One linear layer: enough to watch what an optimizer step does to the weights."""
+
+    def __init__(self, optim: dict):
+        super().__init__(optim)
+        self.lin = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        return (self.lin(batch[0]) - 100.0).pow(2).mean()  # far from the target: large gradients
+
+
+def _one_step(module: TaskModule, tmp_path, **trainer_options) -> L.Trainer:
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **trainer_options,
+    )
+    trainer.fit(module, DataLoader([(torch.ones(4),)], batch_size=1))
+    return trainer
+
+
+@pytest.mark.parametrize("clip", [1e-9, 0.0])
+def test_fused_adamw_clips_under_bf16_mixed_precision(clip, tmp_path):
+    """Lightning refuses to clip a fused optimizer under AMP; under bf16 TaskModule clips itself.
+
+    The run failed with "AdamW does not allow for gradient clipping" before the fix (seen on an
+    H200 with the T5 recipe's settings). Adam's step is ~lr whatever the gradient's size, unless
+    the gradient is clipped far below eps (1e-8): then the step shrinks to ~lr * |g| / eps.
+    """
+    torch.manual_seed(0)
+    module = _Line({"optimizer": "adamw", "lr": 1.0, "fused": True})
+    before = module.lin.weight.detach().clone()
+    trainer = _one_step(module, tmp_path, precision="bf16-mixed", gradient_clip_val=clip)
+    assert trainer.optimizers[0].defaults["fused"]  # the fused kernel ran
+    step = (module.lin.weight.detach() - before).abs().max().item()
+    if clip:
+        assert step < 0.2  # clipped to 1e-9: Adam's update ~ lr * 1e-9 / (1e-9 + 1e-8) ~ 0.09
+    else:
+        assert step == pytest.approx(1.0, abs=0.02)  # unclipped: the full lr-sized Adam step
+
+
+def test_fp16_mixed_precision_with_clipping_falls_back_to_the_unfused_step(tmp_path):
+    """fp16 scales the loss: a fused step would unscale after clipping, so the plain step runs.
+    (Lightning gives CPU fp16 no scaler; the CUDA one is built here on CPU.)"""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    module = _Line({"optimizer": "adamw", "lr": 1.0, "fused": True})
+    scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+    trainer = _one_step(module, tmp_path, plugins=[scaler], gradient_clip_val=1.0)
+    assert not trainer.optimizers[0].defaults["fused"]

@@ -1,4 +1,4 @@
-"""`feedback-nlp repo`: the question repository and the universal model (002 §3).
+r"""`feedback-nlp repo`: the question repository and the universal model (002 §3).
 
     feedback-nlp repo evaluate --config configs/experiment/universal_model_demo.yaml
     feedback-nlp repo evaluate --config configs/experiment/universal_model_clinc150.yaml \
@@ -8,8 +8,14 @@
     feedback-nlp repo add exports/clinc150 --questions new.jsonl
     feedback-nlp repo delete exports/clinc150 --ids ids.txt        # or: --ids ID [ID ...]
     feedback-nlp repo stats exports/clinc150 [--json]
+    feedback-nlp repo update exports/repo --transcripts new.jsonl --seacat-export exports/seacat \
+        --queries frozen_queries.jsonl [--expect-sha256 HEX] [--delete-ids ids.txt] [--rule product/top1>=-0.01]
 
 `export`, `add`, `delete`, `stats`: the question repository folder (docs/question_repository.md).
+`update`: the periodic job (operations/repository_update.py, docs/operating.md §8): new transcripts
+-> SeaCat main questions -> added with their labels, the deletion list applied, the repository
+before vs after compared on a frozen query set; committed atomically, and only if every --rule
+holds (exit 1 and the repository unchanged otherwise).
 `evaluate` writes run_dir/{config.yaml, metrics.json, metrics.md, predictions.jsonl}
 with keys like test/top1, test/top5, test/within_5, rf/top1. `scaling` writes
 run_dir/scaling.{md,json}: the universal model and the RF at growing repository sizes
@@ -234,7 +240,49 @@ def repository_command(command: str, argv: list[str]) -> Any:
     return m
 
 
-COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats")
+def update_command(argv: list[str]) -> int:
+    """`repo update`: every input is checked before a model loads (exit 2 with one error line)."""
+    p = Parser("repo update", SUMMARIES["update"])
+    p.add_argument("dir", type=Path, help="repository folder (feedback-nlp repo export ... out=DIR)")
+    p.add_argument("--transcripts", required=True, type=Path, help="new transcripts (SeaCat's training format)")
+    p.add_argument("--seacat-export", required=True, type=Path, help="SeaCat export that tags the main questions")
+    p.add_argument("--queries", required=True, type=Path, help="frozen query set (question JSONL with labels)")
+    p.add_argument("--expect-sha256", default=None, help="refuse a query file with another sha256")
+    p.add_argument("--delete-ids", type=Path, default=None, help="GDPR deletions: question or transcript ids")
+    p.add_argument("--rule", action="append", default=[], help="commit only if after - before holds, e.g. x/top1>=0")
+    p.add_argument("--main-question-rule", default="rule2", choices=("rule1", "rule2"))
+    p.add_argument("--label-field", default="product", help="the label a transcript's label is stored under")
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds of the before/after compare")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where SeaCat and the embedder run")
+    p.add_argument("--out", type=Path, default=None, help="also write update.json and update.md here")
+    a = p.parse_args(argv)
+    from feedback_nlp.operations import repository_update as job
+
+    plan = job.prepare(
+        a.dir,
+        a.transcripts,
+        a.seacat_export,
+        a.queries,
+        a.delete_ids,
+        a.expect_sha256,
+        a.main_question_rule,
+        a.label_field,
+        a.rule,
+        a.rounds,
+        a.seed,
+        batch_size=a.batch_size,
+        device=a.device,
+    )
+    report = job.run(plan)
+    if a.out is not None:
+        job.write_report(a.out, report)
+    print(job.summary(report), end="", flush=True)
+    return 0 if report["committed"] else 1
+
+
+COMMANDS = ("evaluate", "scaling", "export", "add", "delete", "stats", "update")
 
 
 def _log_job(
@@ -271,6 +319,7 @@ SUMMARIES = {
     "add": "add the questions of a JSONL file to a repository folder",
     "delete": "delete questions by id from a repository folder",
     "stats": "counts, labels and the last update of a repository folder",
+    "update": "the periodic update: new transcripts via SeaCat, deletions, before/after compare, atomic",
 }
 
 
@@ -297,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> Any:
     try:
         if command in ("add", "delete", "stats"):
             return repository_command(command, argv)
+        if command == "update":
+            code = update_command(argv)
+            if code:
+                raise SystemExit(code)
+            return None
         parser = Parser(f"repo {command}", SUMMARIES[command])
         parser.add_argument("--config", required=True, help="configs/experiment/universal_model_*.yaml")
         parser.add_argument("overrides", nargs="*", help="dotted key=value overrides (export: out=DIR)")

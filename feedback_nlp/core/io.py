@@ -21,12 +21,18 @@ os.umask(_UMASK)
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to a sibling temp file, fsync, then rename over `path`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to a sibling temp file, fsync, then rename over `path`: a crash never leaves
+    half a file (a PNG, a JSON) where a reader looks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual file mode

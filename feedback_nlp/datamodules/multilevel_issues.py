@@ -213,8 +213,6 @@ class MultilevelIssuesDataModule(RecordDataModule):
 
     Args:
         prefixes: Task prefixes by task (coarse, granular, auxiliary tasks) over the defaults of 000 §3.2.
-        max_source_length: Tokens per input text (the model's encoder length).
-        max_target_length: Tokens per target issue list.
         shuffle_sentences: Shuffle a feedback's sentences in each training sample (000 §4.2).
         shuffle_issues: Shuffle the order of the target issues in each training sample (000 §4.2).
         summarization_weight: Summarization samples per training feedback (App. A; 0: off; records need `summary`).
@@ -233,8 +231,6 @@ class MultilevelIssuesDataModule(RecordDataModule):
     def __init__(
         self,
         prefixes: Mapping[str, str] | None = None,
-        max_source_length: int = 512,
-        max_target_length: int = 64,
         shuffle_sentences: bool = True,
         shuffle_issues: bool = True,
         summarization_weight: float = 0.0,
@@ -255,7 +251,8 @@ class MultilevelIssuesDataModule(RecordDataModule):
         if target_format not in ("seq2seq", "multilabel"):
             raise ValueError(f"data.target_format must be seq2seq or multilabel, got {target_format!r}")
         self.prefixes = {**DEFAULT_PREFIXES, **(prefixes or {})}
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        # the model's input sizes (model.max_source_length / max_target_length), given by `connect`
+        self.max_source_length, self.max_target_length = 512, 64
         self.shuffle_sentences, self.shuffle_issues = shuffle_sentences, shuffle_issues
         self.weights = {
             "summarization": summarization_weight,
@@ -280,8 +277,6 @@ class MultilevelIssuesDataModule(RecordDataModule):
         use_spans = self.weights["span_infilling"] > 0
         return {
             "prefixes": {lvl: self.prefixes[lvl] for lvl in LEVELS},
-            "max_source_length": self.max_source_length,
-            "max_target_length": self.max_target_length,
             "sentinel_tokens": sentinel_tokens(self.num_sentinels) if use_spans else [],
             "labels": self.coarse_labels(),
         }
@@ -300,6 +295,20 @@ class MultilevelIssuesDataModule(RecordDataModule):
                 self.span_mean_length,
                 self.num_sentinels,
             )
+
+    def connect(
+        self,
+        tokenizer: Any = None,
+        max_source_length: int | None = None,
+        max_target_length: int | None = None,
+        **limits: Any,
+    ) -> None:
+        """The model's tokenizer and input sizes (model.max_source_length / max_target_length)."""
+        super().connect(tokenizer, **limits)
+        if max_source_length is not None:
+            self.max_source_length = max_source_length
+        if max_target_length is not None:
+            self.max_target_length = max_target_length
 
     def _require_tokenizer(self) -> Any:
         if self.tokenizer is None:

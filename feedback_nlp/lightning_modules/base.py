@@ -183,6 +183,8 @@ class TaskModule(L.LightningModule):
         groups = [g for g in self.param_groups() if g["params"]]
         params = [p for g in groups for p in g["params"]]
         fused = s.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        if fused and self._trainer is not None and self.trainer.gradient_clip_val and _loss_scaler(self.trainer):
+            fused = False  # fp16: a fused step unscales inside, too late for clipping (bf16 has no scaler)
         opt = OPTIMIZERS[s.optimizer](
             groups, lr=s.lr, weight_decay=s.weight_decay, **({"fused": True} if fused else {})
         )
@@ -192,6 +194,32 @@ class TaskModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
         sched = get_scheduler(name, opt, num_warmup_steps=s.warmup_steps, num_training_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: float | None = None, gradient_clip_algorithm: Any = None
+    ) -> None:
+        """Clip a fused optimizer's gradients under bf16 mixed precision, which Lightning refuses.
+
+        Lightning forbids clipping under AMP whenever the optimizer unscales gradients itself (the
+        fused kernels), because with fp16 they are still scaled at this point. bf16 has no loss
+        scaler, so the gradients are true values: refusing made every fused bf16 run (the paper's
+        T5 recipe: `fused: true`, `bf16-mixed`, `gradient_clip_val: 1.0`) fail at its first step
+        on a GPU.
+        """
+        handles_unscaling = getattr(optimizer, "_step_supports_amp_scaling", False)
+        if gradient_clip_val and handles_unscaling and not _loss_scaler(self.trainer):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if str(getattr(gradient_clip_algorithm, "value", gradient_clip_algorithm)) == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def _loss_scaler(trainer: Any) -> Any:
+    """The fp16 AMP loss scaler of a trainer, None for bf16 / fp32."""
+    return getattr(trainer.precision_plugin, "scaler", None)
 
 
 def _as_tuple(x: Any) -> Any:

@@ -36,7 +36,7 @@ class McmlBertModule(TaskModule):
         simcse_model: Sentence encoder of the SimCSE metric (000 §4.3).
         simcse_threshold: Cosine above which a predicted and an annotated issue match (000 eq. 1: 0.7).
         rouge_use_stemmer: Porter-stem words before ROUGE.
-        max_source_length: Tokens per feedback (from the DataModule's task_info).
+        max_source_length: Tokens per feedback; the DataModule truncates to it.
     """
 
     task = "mcml_bert"
@@ -130,6 +130,9 @@ class McmlBertModule(TaskModule):
         return [{"id": rid, "coarse": s} for rid, s in zip(batch["ids"], sets)]
 
     # --- serving (format: feedback_nlp/serving/mcml_bert.py) ------------------------------------------------------
+    def input_limits(self) -> dict[str, int]:
+        return {"max_source_length": self.max_source_length}
+
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         from feedback_nlp.serving.mcml_bert import write_export
 

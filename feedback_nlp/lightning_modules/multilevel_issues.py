@@ -58,8 +58,8 @@ class MultiLevelIssuesModule(TaskModule):
         copy_input_baseline: Also score the copy-the-input baseline at test.
         log_generations: Validation rows logged as (input, target, prediction) per validation.
         prefixes: Task prefixes (from the DataModule's task_info).
-        max_source_length: Tokens per input text (from the DataModule's task_info).
-        max_target_length: Tokens per generated issue list (from the DataModule's task_info).
+        max_source_length: Tokens per input text (000 App. C: 512); the DataModule truncates to it.
+        max_target_length: Tokens per generated or target issue list (000 App. C: 64).
         sentinel_tokens: Span-infilling sentinels added to the tokenizer (from the DataModule's task_info).
     """
 
@@ -241,6 +241,9 @@ class MultiLevelIssuesModule(TaskModule):
         )
 
     # --- serving ----------------------------------------------------------------------------
+    def input_limits(self) -> dict[str, int]:
+        return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length}
+
     def export_for_serving(self, out_dir: Path) -> dict[str, Any]:
         """Write model + tokenizer + generation config (safetensors) and the task settings."""
         from feedback_nlp.serving.multilevel_issues import write_export

@@ -8,13 +8,13 @@ plumbing; the PNG is written to a temp file and renamed, as every other file of 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from feedback_nlp.core.io import atomic_write_bytes
 
 
 def _pyplot() -> Any:
@@ -32,14 +32,7 @@ def save_png(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def kpi_figure(rows: Sequence[Mapping[str, Any]], version: str, window: str, metrics: Sequence[str]) -> Any:

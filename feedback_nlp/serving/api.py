@@ -23,6 +23,7 @@ from feedback_nlp.core.errors import DataValidationError
 from feedback_nlp.core.records import QuestionRecord, TextRecord, TranscriptRecord, Turn, decode_request
 from feedback_nlp.serving.middleware import ERROR_KEY, error_body
 from feedback_nlp.serving.protocol import stamp_rows
+from feedback_nlp.serving.reload import Active, Reloader
 
 WARMUP = {
     "claim": [TextRecord("warmup-0", "The heel broke off and I fell.", "en"), TextRecord("warmup-1", "ok")],
@@ -50,16 +51,31 @@ class RecordsAPI(ls.LitAPI):
         ready_dir: str | Path = "",
         workers: int = 1,
         prediction_log: dict[str, Any] | None = None,
+        name: str = "default",
+        api_path: str = "/predict",
+        reload_poll: float = 0.0,
     ):
-        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=api_path)
         self.export_dir, self.kind, self.model_version = str(export_dir), kind, model_version
         self.dtype, self.backend, self.batch_size, self.threads = dtype, backend, batch_size, threads
         self.requested_device, self.ready_dir, self.workers = device, str(ready_dir), workers
-        self.predictor: Any = None
+        # `export_dir` as given (a `current` link stays a link); reload_poll > 0: watched (serving/reload.py)
+        self.name, self.reload_poll = name, reload_poll
+        self._active: Active | None = None  # swapped as one reference by a reload
         self.log_options = prediction_log  # PredictionLog arguments; the log itself is per worker
         self.prediction_log: Any = None
         self._loaded: threading.Event | None = None
         self._failure: BaseException | None = None
+        self._device = "cpu"
+
+    @property
+    def predictor(self) -> Any:
+        """The predictor serving now (None until loaded)."""
+        return None if self._active is None else self._active.predictor
+
+    @predictor.setter
+    def predictor(self, value: Any) -> None:
+        self._active = Active(value, self.model_version, self.export_dir)
 
     def setup(self, device: str) -> None:
         """Start loading the export on the worker's device, in the background.
@@ -95,28 +111,58 @@ class RecordsAPI(ls.LitAPI):
         try:
             import torch
 
-            from feedback_nlp.serving.registry import load_export
-            from feedback_nlp.serving.runtime import resolve
-
             if self.threads:
                 torch.set_num_threads(self.threads)
-            worker_device = device if self.requested_device != "cpu" else "cpu"
-            options = resolve(worker_device, self.dtype, self.backend, self.batch_size)
-            predictor, _ = load_export(self.export_dir, options)
-            predictor.predict(WARMUP[self.kind])
-            self.predictor = predictor
+            self._device = device if self.requested_device != "cpu" else "cpu"
+            self._active = self._load_active(os.path.realpath(self.export_dir))
             if self.ready_dir:
-                Path(self.ready_dir, f"ready-{os.getpid()}").touch()
+                Path(self.ready_dir, f"ready-{self.name}@{os.getpid()}").touch()
         except BaseException as e:  # reported on every request; /health stays 503
             self._failure = e
             logging.getLogger(__name__).exception("loading %s failed", self.export_dir)
         finally:
             self._loaded.set()
+        if self.ready_dir and self.reload_poll > 0:
+            reloader = Reloader(
+                self.name,
+                self.export_dir,
+                self.ready_dir,
+                self._load_active,
+                self._swap,
+                lambda: self._active,
+                self.reload_poll,
+            )
+            failure = None if self._failure is None else repr(self._failure)
+            reloader.write_state("loaded" if self._active is not None else "failed", failure)
+            reloader.start()
+
+    def _load_active(self, folder: str) -> Active:
+        """An export loaded from `folder` (hashes checked by load_export), of this route's record
+        kind, after a warm-up prediction: ready to take the next batch."""
+        from feedback_nlp.serving.manifest import ExportError
+        from feedback_nlp.serving.registry import load_export
+        from feedback_nlp.serving.runtime import resolve
+
+        options = resolve(self._device, self.dtype, self.backend, self.batch_size)
+        predictor, manifest = load_export(folder, options)
+        if manifest["record_kind"] != self.kind:
+            raise ExportError(
+                f"{folder}: a {manifest['task']} export reads {manifest['record_kind']} records; "
+                f"route {self.name!r} serves {self.kind} records"
+            )
+        serving = None if self._active is None else self._active.task
+        if serving is not None and manifest["task"] != serving:
+            raise ExportError(f"{folder}: a {manifest['task']} export; route {self.name!r} serves {serving}")
+        predictor.predict(WARMUP[self.kind])
+        return Active(predictor, manifest["model_version"], folder, manifest["task"])
+
+    def _swap(self, active: Active) -> None:
+        self._active = active  # one reference: a running batch keeps the one it took
 
     def health(self) -> bool:
         if not self.ready_dir:
             return True
-        return len(list(Path(self.ready_dir).glob("ready-*"))) >= self.workers
+        return len(list(Path(self.ready_dir).glob(f"ready-{self.name}@*"))) >= self.workers
 
     # no annotations on `request` and the return of encode_response: LitServe reads them as the
     # HTTP request/response types of the endpoint
@@ -137,7 +183,8 @@ class RecordsAPI(ls.LitAPI):
         score gets an error (500, logged) and the others their rows."""
         if self._loaded is not None:
             self._loaded.wait()
-        if self.predictor is None:  # the load failed (logged): unavailable, not a bad request
+        active = self._active  # this batch's export, whatever a reload swaps in meanwhile
+        if active is None:  # the load failed (logged): unavailable, not a bad request
             from fastapi import HTTPException
 
             raise HTTPException(503, f"the model failed to load: {self._failure!r}")
@@ -145,18 +192,18 @@ class RecordsAPI(ls.LitAPI):
         live = [i for i, g in enumerate(groups) if not isinstance(g, dict)]  # dicts: errors from decode
         out: list[Any] = list(groups)
         try:
-            for i, rows in zip(live, self._score([groups[i] for i in live])):
+            for i, rows in zip(live, self._score([groups[i] for i in live], active)):
                 out[i] = rows
         except Exception:
             for i in live:
                 try:
-                    out[i] = self._score([groups[i]])[0]
+                    out[i] = self._score([groups[i]], active)[0]
                 except Exception as e:
                     logging.getLogger(__name__).exception("a request failed in the model")
                     out[i] = {ERROR_KEY: "the model failed on this request", "detail": repr(e)[:500], "status": 500}
         return out if self.max_batch_size > 1 else out[0]
 
-    def _score(self, groups: Sequence[list[Any]]) -> list[list[dict[str, Any]]]:
+    def _score(self, groups: Sequence[list[Any]], active: Active) -> list[list[dict[str, Any]]]:
         """One model call for every group's records; each group's rows, under their own ids."""
         from feedback_nlp.serving.metrics import metrics
 
@@ -168,7 +215,10 @@ class RecordsAPI(ls.LitAPI):
         m = metrics()
         m.batch_records.observe(len(flat))
         m.batch_requests.observe(len(groups))
-        rows = stamp_rows(flat, self.predictor.predict(flat), self.model_version)
+        raw = active.predictor.predict(flat)
+        # a question repository updated in place names the generation that answered in its rows
+        version = str((raw[0] if raw else {}).get("model_version") or active.model_version)
+        rows = stamp_rows(flat, raw, version)
         m.records.inc(len(flat))
         out, start = [], 0
         for group in groups:

@@ -52,6 +52,17 @@ class Metrics:
         self.batch_requests = Histogram(
             "feedback_serve_batch_requests", "Requests merged into one model batch", buckets=BATCH_BUCKETS
         )
+        # several exports behind one server (serving/traffic.py, serving/reload.py)
+        self.production_records = Counter(
+            "feedback_serve_production_records", "Records of POST /predict, by the export that answered", ["export"]
+        )
+        self.canary_fallbacks = Counter(
+            "feedback_serve_canary_fallbacks", "Canary parts that failed and were answered by the default export"
+        )
+        self.shadow_requests = Counter(
+            "feedback_serve_shadow_requests", "Copies of POST /predict sent to the shadow, by outcome", ["outcome"]
+        )
+        self.reloads = Counter("feedback_serve_reloads", "Export reload attempts per worker", ["export", "status"])
 
 
 _METRICS: Metrics | None = None

@@ -12,6 +12,10 @@ fail the batch), so a request that fails there comes back as a JSON object
 `{"error": ..., "status": N}` (successful answers are lists); this edge turns it into status N.
 Metrics are labelled by route from a fixed set (`routes`), never by the requested path, so a
 client probing random URLs cannot grow the metrics' label set without bound.
+
+With several exports (`traffic`, serving/routes.py) every `/predict/<name>` body is validated
+with that export's own record kind, and `/predict` is the production route: the default
+export, with the canary's share and the shadow's copy (serving/traffic.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 from feedback_nlp.core.errors import REQUEST, DataValidationError, Problem
 from feedback_nlp.core.records import Limits, decode_body, decode_request
+from feedback_nlp.serving.routes import Traffic
+from feedback_nlp.serving.traffic import TrafficRouter, error_status
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -60,13 +66,28 @@ def _too_large(message: str) -> DataValidationError:
 
 class ServingMiddleware:
     def __init__(
-        self, app: Any, kind: str, limits: Limits, max_body_bytes: int, routes: Collection[str] = (PREDICT_PATH,)
+        self,
+        app: Any,
+        kind: str,
+        limits: Limits,
+        max_body_bytes: int,
+        routes: Collection[str] = (PREDICT_PATH,),
+        traffic: Traffic | None = None,
     ) -> None:
         self.app, self.kind, self.limits, self.max_body_bytes = app, kind, limits, max_body_bytes
         self.routes = routes  # filled by the server once its routes exist (a shared set)
+        self.traffic = traffic  # None: one export, at /predict itself
+        self.router = TrafficRouter(traffic) if traffic is not None else None
 
     def route(self, path: str) -> str:
         return path if path in self.routes else OTHER_ROUTE
+
+    def kind_of(self, path: str) -> str | None:
+        """The record kind a predict path's body is validated with (None: not a predict path)."""
+        if self.traffic is None:
+            return self.kind if path == PREDICT_PATH else None
+        route = self.traffic.route_of(path)
+        return None if route is None else route.kind
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +103,8 @@ class ServingMiddleware:
                 status[0] = message["status"]
             await send(message)
 
-        if not (path == PREDICT_PATH and scope["method"] == "POST"):
+        kind = self.kind_of(path)
+        if not (kind is not None and scope["method"] == "POST"):
             await self.app(scope, receive, tracking_send)
             if path != "/metrics":
                 m.requests.labels(self.route(path), str(status[0])).inc()
@@ -90,7 +112,7 @@ class ServingMiddleware:
         start = time.perf_counter()
         m.queue_depth.inc()
         try:
-            await self._predict(scope, receive, tracking_send)
+            await self._predict(scope, receive, tracking_send, kind)
         finally:
             m.queue_depth.dec()
             m.requests.labels(path, str(status[0])).inc()
@@ -115,14 +137,18 @@ class ServingMiddleware:
             more = message.get("more_body", False)
         return b"".join(chunks)
 
-    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _predict(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
         try:
             body = await self._read_body(scope, receive)
             if body is None:
                 return
-            decode_request(decode_body(body), self.kind, self.limits)
+            payload = decode_body(body)
+            records = decode_request(payload, kind, self.limits)
         except DataValidationError as e:
             await send_json(send, e.status, error_body(e))
+            return
+        if self.traffic is not None:
+            await self._route(scope, receive, send, body, payload, records)
             return
         sent = False
 
@@ -139,6 +165,33 @@ class ServingMiddleware:
         await self.app(
             {**scope, "headers": [*headers, (b"content-type", b"application/json")]}, replay, _ErrorStatus(send)
         )
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, body: bytes, payload: Any, records: Any) -> None:
+        """A validated body to its export(s): `/predict/<name>` to that export alone; `/predict`
+        to the default export (or split with the canary), then a copy to the shadow."""
+        from feedback_nlp.serving.traffic import call
+
+        assert self.traffic is not None and self.router is not None
+        t, path = self.traffic, scope["path"]
+        if path == PREDICT_PATH and t.canary is not None:
+            status, answer = await self.router.canary_split(self.app, scope, receive, payload, records)
+        else:
+            target = t.routes[t.default].path if path == PREDICT_PATH else path
+            status, answer = await call(self.app, scope, target, body, receive)
+        await _send_bytes(send, status, answer)
+        if path == PREDICT_PATH and t.shadow is not None:
+            self.router.shadow(self.app, scope, body)  # after the response: off the request path
+
+
+async def _send_bytes(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _ErrorStatus:
@@ -174,11 +227,4 @@ class _ErrorStatus:
 
 
 def _error_status(body: bytes) -> int | None:
-    if not body.startswith(b"{"):
-        return None
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return None
-    status = obj.get("status") if isinstance(obj, dict) and ERROR_KEY in obj else None
-    return status if isinstance(status, int) and 400 <= status <= 599 else None
+    return error_status(body)

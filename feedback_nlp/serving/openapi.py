@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from feedback_nlp.core.records import SPEAKERS, Limits
+from feedback_nlp.serving.routes import Traffic
 
 _ID = {
     "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}, {"type": "null"}],
@@ -131,16 +132,33 @@ def predict_operation(kind: str, task: str, limits: Limits) -> dict[str, Any]:
     }
 
 
-def install(app: Any, kind: str, task: str, limits: Limits) -> None:
-    """Make `app.openapi()` (GET /openapi.json) describe /predict with the task's contract."""
+def install(app: Any, kind: str, task: str, limits: Limits, traffic: Traffic | None = None) -> None:
+    """Make `app.openapi()` (GET /openapi.json) describe /predict with the task's contract, and
+    with several exports (`traffic`) every `/predict/<name>` with its own export's contract."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=f"feedback-nlp: {task}", version="1", routes=app.routes)
-            path = schema.setdefault("paths", {}).setdefault("/predict", {})
-            path["post"] = predict_operation(kind, task, limits)
+            title = task if traffic is None else ", ".join(f"{r.name} ({r.task})" for r in traffic.routes.values())
+            schema = get_openapi(title=f"feedback-nlp: {title}", version="1", routes=app.routes)
+            paths = schema.setdefault("paths", {})
+            paths.setdefault("/predict", {})["post"] = predict_operation(kind, task, limits)
+            if traffic is not None:
+                paths["/predict"]["post"]["description"] += production_note(traffic)
+                for r in traffic.routes.values():
+                    op = predict_operation(r.kind, r.task, limits)
+                    op["summary"] = f"Score {r.kind} records with export {r.name!r} ({r.task}) alone"
+                    paths.setdefault(r.path, {})["post"] = op
             app.openapi_schema = schema
         return app.openapi_schema  # type: ignore[no-any-return]
 
     app.openapi = openapi
+
+
+def production_note(t: Traffic) -> str:
+    note = f" The production route: export {t.default!r}"
+    if t.canary is not None:
+        note += f", and export {t.canary!r} for the records whose id hashes below {t.canary_fraction:g}"
+    if t.shadow is not None:
+        note += f"; export {t.shadow!r} scores a copy of every request into the prediction log only"
+    return note + ". Every row names the model_version that produced it."

@@ -92,11 +92,11 @@ class PaperPlots(Callback):
             table = level_table(metrics)
             if table:
                 figs = {"level_metrics": level_figure(table)}
-                import wandb
-
                 from feedback_nlp.training.logging_setup import wandb_run
 
                 if wandb_run(trainer) is not None:
+                    import wandb  # only with a W&B run: a CSV-only job never imports it
+
                     cols = sorted({m for row in table.values() for m in row})
                     log_wandb(
                         trainer,

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from feedback_nlp.core.io import atomic_write_text  # noqa: E402,F401  (text siblings of the PNGs)
+from feedback_nlp.core.io import atomic_write_bytes, atomic_write_text  # noqa: E402,F401  (text siblings of the PNGs)
 
 PLOT_DIR = "plots"
 
@@ -27,21 +27,11 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:
 
 def save_png(fig: Any, path: Path) -> Path:
     """Render to memory, then write temp + rename: a crash never leaves half a PNG."""
-    import os
-    import tempfile
-
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def publish(trainer: Any, run_dir: Path, figures: dict[str, Any], prefix: str) -> dict[str, Path]:
