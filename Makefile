@@ -5,13 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/feedback-nlp
 STAMP := $(VENV)/.installed
+STAMP_BATCH := $(VENV)/.installed-batch
 # One torch thread per process and no network: see README "This machine".
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 DEMO_THREADS ?= 2
 
-.PHONY: setup demo demo-data lint test test-random test-fast bench bench-quality embedder-mpnet clean
+.PHONY: setup setup-batch demo demo-data lint test test-random test-fast bench bench-quality embedder-mpnet clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +21,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The `batch` extra (Ray Data, ~600 MB with pyarrow and pandas) for `feedback-nlp score`: not part
+# of `setup`; the test and bench targets install it so its tests run instead of being skipped.
+$(STAMP_BATCH): requirements-batch.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-batch.txt
+	touch $(STAMP_BATCH)
+
+setup-batch: $(STAMP_BATCH)
 
 demo-data: setup
 	$(PY) -m feedback_nlp.demo_data.generate --out data/demo --seed 0
@@ -40,7 +49,7 @@ lint: setup
 # Deterministic file order (-p no:randomly) with line coverage per module (pyproject [tool.coverage]).
 # Tests run on every core (pytest-xdist, one torch thread each); TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= auto
-test: setup
+test: setup setup-batch
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:randomly -n $(TEST_WORKERS) --dist worksteal --cov --cov-report=term
 
 # One run in random order, started from a scratch directory so no test can lean on the working
@@ -48,17 +57,17 @@ test: setup
 ifndef SEED
 SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 endif
-test-random: setup
+test-random: setup setup-batch
 	@echo "random order: --randomly-seed=$(SEED)"
 	cd "$$(mktemp -d)" && OMP_NUM_THREADS=1 $(abspath $(PY)) -m pytest -q -p randomly --randomly-seed=$(SEED) \
 		-c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) $(CURDIR)/tests
 
-test-fast: setup
+test-fast: setup setup-batch
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 # Each benchmark prints its ratio against the reference it measures in the same run.
 # numba (the bm25s reference's fast backend and our compiled BM25) comes with requirements.txt.
-bench: setup
+bench: setup setup-batch
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.seq2seq_throughput
 	$(PY) -m bench.noisy_negatives
@@ -72,6 +81,7 @@ bench: setup
 	$(PY) -m bench.serve_shadow
 	$(PY) -m bench.gpu
 	$(PY) -m bench.cli_help
+	$(PY) -m bench.batch_scoring
 
 # Optional, never part of setup: the stronger all-mpnet-base-v2 embedder (~440 MB) assembled from its
 # five PyPI parts, each pinned by sha256 (feedback_nlp/scripts/assemble_mpnet.py). Use: retrieval.embedder=models/all-mpnet-base-v2

@@ -68,6 +68,7 @@ def test_every_subcommand_has_a_fast_help_listing_its_flags(command):
     assert out.startswith(f"usage: feedback-nlp {command}")
     flags = {"train": "--config", "predict": "--on-error", "export": "--run-dir", "serve": "--max-batch-size"}
     flags |= {"sweep": "--trials", "repo": "stats", "monitor": "--outcomes", "compare": "--expect-sha256"}
+    flags |= {"score": "--address"}
     assert flags[command] in out
     if command in ("serve", "predict"):
         assert "--prediction-log" in out and "--log-text" in out

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("feedback_nlp.cli.train", "cli", "train, test and predict one experiment from a config"),
     "predict": ("feedback_nlp.cli.predict", "main", "score a JSONL file with an export (any task)"),
+    "score": ("feedback_nlp.cli.score", "main", "batch-score files or folders on Ray Data (local or a cluster)"),
     "export": ("feedback_nlp.cli.export", "main", "write a serving export from a run directory"),
     "serve": ("feedback_nlp.cli.serve", "main", "serve an export over HTTP (LitServe)"),
     "sweep": ("feedback_nlp.cli.sweep", "cli", "run a W&B sweep YAML locally on Optuna"),

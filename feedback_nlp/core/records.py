@@ -554,7 +554,38 @@ def iter_jsonl(
     check_kind(kind)
     path = Path(path)
     for lineno, raw in _lines(path):
-        try:
-            yield _scoring_record(parse_json(raw), kind, str(lineno), max_chars, field_map)
-        except _Bad as e:
-            yield Problem(str(path), lineno, e.field, e.message, e.too_large)
+        yield decode_line(raw, str(path), lineno, kind, field_map, max_chars)
+
+
+def decode_line(
+    raw: bytes | str,
+    path: str,
+    lineno: int,
+    kind: str,
+    field_map: Mapping[str, str] | None = None,
+    max_chars: int | None = None,
+) -> ScoringRecord | Problem:
+    """One non-blank line of a file to score -> its record, or a Problem naming `path:lineno:field`.
+
+    iter_jsonl's step, public for readers that split files themselves (batch scoring's Ray read
+    tasks), so a line gets the same record or the same message wherever it is read."""
+    try:
+        return _scoring_record(parse_json(raw), kind, str(lineno), max_chars, field_map)
+    except _Bad as e:
+        return Problem(path, lineno, e.field, e.message, e.too_large)
+
+
+def decode_row(
+    obj: Any,
+    path: str,
+    row: int,
+    kind: str,
+    field_map: Mapping[str, str] | None = None,
+    max_chars: int | None = None,
+) -> ScoringRecord | Problem:
+    """One already-parsed row (a Parquet row as a dict; `row` 1-based, its default id) -> its record,
+    or a Problem naming `path:row:field`: the field checks of a JSONL line, without the JSON step."""
+    try:
+        return _scoring_record(obj, kind, str(row), max_chars, field_map)
+    except _Bad as e:
+        return Problem(path, row, e.field, e.message, e.too_large)
