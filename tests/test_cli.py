@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -129,12 +130,17 @@ def _wait_healthy(proc: subprocess.Popen, port: int, seconds: float) -> bool:
     return False
 
 
-def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tmp_path):
+def test_serve_stops_on_sigterm_quietly_and_removes_its_temp_dirs(seacat_run, tmp_path, request):
     _, _, _, run_dir = seacat_run
     if not (run_dir / "export").is_dir():
         ok(run("export", "--run-dir", run_dir))
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    # a temp folder too long for the workers' Unix sockets: one error line before any work
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    err = one_error_line(run("serve", "--export", run_dir / "export", env=job_env(TMPDIR=str(deep))))
+    assert "too long for the worker processes' Unix sockets" in err
+    scratch = Path(tempfile.mkdtemp(prefix="fs-", dir="/tmp"))  # short: pytest's tmp_path can exceed the limit
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     env = job_env(TMPDIR=str(scratch))
     # a failed start (an export that is not one): exit 2, nothing left behind
     assert "is not an export" in one_error_line(run("serve", "--export", tmp_path, env=env))

@@ -193,6 +193,17 @@ def test_bad_detector_action_is_a_config_error(data, capsys):
     assert e.value.code == 2 and "callbacks.degenerate_generation.action" in capsys.readouterr().err
 
 
+def test_a_monitor_the_model_never_logs_is_a_config_error_before_any_run_dir(data, capsys):
+    """Generation off: val/selection_score is never computed, so monitoring it is refused up front
+    (Lightning would raise after the first validation, with a run directory half made)."""
+    out = data["tmp"] / "no-generation"
+    with pytest.raises(SystemExit) as e:
+        run_train(tiny_args(data, out, "model.generate_on_validation=false", "callbacks.early_stopping.enabled=true"))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "callbacks.checkpoint.monitor=val/selection_score" in err
+    assert "model.generate_on_validation=true" in err and not out.exists()
+
+
 # --- checkpoint selection on the task's metric ---------------------------------------------------
 class WeightsAtValidation(Callback):
     """Built from config: a copy of the model's weights and the dev metrics at the end of every

@@ -109,6 +109,22 @@ def check_args(a: argparse.Namespace) -> None:
             s.bind((a.host, a.port))
         except OSError as e:
             raise UsageError(f"--port {a.port}: cannot listen on {a.host}:{a.port} ({e.strerror})") from None
+    check_socket_dir()
+
+
+def check_socket_dir() -> None:
+    """The worker processes talk over Unix sockets made under the temp folder
+    (`<tmp>/pymp-XXXXXXXX/listener-XXXXXXXX`), and a socket path is limited to 107 bytes: a
+    long TMPDIR made a worker die at start with `OSError: AF_UNIX path too long`."""
+    import tempfile
+
+    tmp = tempfile.gettempdir()
+    longest = len(os.fsencode(os.path.join(tmp, "pymp-XXXXXXXX", "listener-XXXXXXXX")))
+    if longest > 107:
+        raise UsageError(
+            f"the temp folder {tmp} is too long for the worker processes' Unix sockets "
+            f"({longest} of at most 107 bytes): set TMPDIR to a shorter folder, e.g. TMPDIR=/tmp"
+        )
 
 
 def traffic_of(a: argparse.Namespace, manifests: dict[str, dict[str, Any]]) -> Any:

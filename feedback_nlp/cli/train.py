@@ -49,6 +49,22 @@ def resume_checkpoint(resume: str | None) -> tuple[str | None, str | None]:
     raise ConfigError(f"resume={resume}: no such run directory or checkpoint file")
 
 
+def check_monitors(callbacks: Any, model: Any) -> None:
+    """A checkpoint or early-stopping monitor the model never logs is a config error naming the key."""
+    from feedback_nlp.core.config import ConfigError
+
+    for name in ("checkpoint", "early_stopping"):
+        section = (callbacks or {}).get(name) or {}
+        monitor = section.get("monitor")
+        if section.get("enabled", True) is False or not monitor:
+            continue
+        why = model.unavailable_metric(str(monitor))
+        if why:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor}: the model does not log it ({why}, or monitor val/loss)"
+            )
+
+
 def run(cfg: Any) -> dict[str, float]:
     import lightning as L
 
@@ -105,6 +121,7 @@ def run(cfg: Any) -> dict[str, float]:
     callbacks = build_callbacks(
         cfg.get("callbacks"), run_dir, progress_bar=cfg.trainer.get("enable_progress_bar", True) is not False
     )
+    check_monitors(cfg.get("callbacks"), model)
     is_zero = global_rank() == 0 and rank_zero_only.rank == 0  # type: ignore[attr-defined]  # lightning sets it at import
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,12 @@ class TaskModule(L.LightningModule):
     def record_kind(self) -> str:
         return TASK_RECORD_KINDS.get(self.task, "")
 
+    def unavailable_metric(self, name: str) -> str | None:
+        """Why this model, as configured, never logs metric `name` (None: it may). A checkpoint or
+        early-stopping monitor on such a metric is refused before training, not after the first
+        validation with Lightning's traceback."""
+        return None
+
     def input_limits(self) -> dict[str, int]:
         """Input sizes the model was built for (e.g. max_length), handed to the DataModule's
         `connect`: one setting in the model section, never restated in the data section."""

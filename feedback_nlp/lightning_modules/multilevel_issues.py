@@ -301,6 +301,12 @@ class MultiLevelIssuesModule(TaskModule):
             [[r["input"], r["target"], r["prediction"]] for r in rows],
         )
 
+    def unavailable_metric(self, name: str) -> str | None:
+        generated = ("val/selection_score", "val/coarse/", "val/granular/")
+        if not self.generate_on_validation and name.startswith(generated) and not name.endswith("/loss"):
+            return "it is computed from issues generated at validation: set model.generate_on_validation=true"
+        return None
+
     # --- serving ----------------------------------------------------------------------------
     def input_limits(self) -> dict[str, int]:
         return {"max_source_length": self.max_source_length, "max_target_length": self.max_target_length}
