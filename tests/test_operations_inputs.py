@@ -143,3 +143,21 @@ def test_bounds_files_in_each_documented_form(tmp_path):
             load_rules(tmp_path / name)
     with pytest.raises(RuleError, match="no such file"):
         load_rules(tmp_path / "absent.yaml")
+
+
+def test_id_lists_read_plain_and_json_lines_and_name_a_bad_line(tmp_path):
+    """One reader for every deletion list (compare --delete-ids, repo delete/update --ids)."""
+    from feedback_nlp.core.records import read_id_list
+    from feedback_nlp.operations.compare import read_deletions
+    from feedback_nlp.universal_model.updates import read_ids
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text('c1\n\n  {"id": 7, "reason": "gdpr"}\nc1\n', encoding="utf-8")
+    assert read_id_list(ids) == [(1, "c1"), (3, "7"), (4, "c1")]
+    assert read_deletions(ids) == {"c1", "7"}
+    assert read_ids([str(ids)]) == (["c1", "7", "c1"], [(str(ids), 1), (str(ids), 3), (str(ids), 4)])
+    assert read_ids(["a", "b"]) == (["a", "b"], [("<command line>", 1), ("<command line>", 2)])
+    ids.write_text('c1\n{"ID": 3}\n', encoding="utf-8")
+    with pytest.raises(DataValidationError) as e:
+        read_deletions(ids)
+    assert [(p.path, p.line, p.field) for p in e.value.problems] == [(str(ids), 2, "id")]

@@ -343,6 +343,26 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield lineno, raw
 
 
+def read_id_list(path: str | Path) -> list[tuple[int, str]]:
+    """(line, id) of an id list: one id per line, plain or as a JSON object with `id` (blank
+    lines skipped). The one reader of the deletion lists `compare`, `repo delete` and
+    `repo update` take; a bad line is a `file:line: field 'id'` error."""
+    out: list[tuple[int, str]] = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                text = str(json.loads(text)["id"])
+            except (ValueError, KeyError, TypeError):
+                raise DataValidationError(
+                    [Problem(str(path), lineno, "id", "expected an id or a JSON object with 'id'")]
+                ) from None
+        out.append((lineno, text))
+    return out
+
+
 def read_records(
     path: str | Path, kind: str, field_map: Mapping[str, str] | None = None
 ) -> tuple[list[Record], list[Problem]]:

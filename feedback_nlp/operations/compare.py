@@ -13,7 +13,6 @@ Intervals are percentile intervals over `rounds` seeded draws.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +44,9 @@ def read_deletions(path: Path) -> set[str]:
     """Ids to delete: one per line, plain or as a JSON object with `id` (blank lines ignored)."""
     if not Path(path).is_file():
         raise CompareError(f"--delete-ids {path}: no such file")
-    out: set[str] = set()
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.strip()
-        if not text:
-            continue
-        if text.startswith("{"):
-            try:
-                text = str(json.loads(text)["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise CompareError(f"{path}:{lineno}: field 'id': expected an id or a JSON object with 'id'") from None
-        out.add(text)
-    return out
+    from feedback_nlp.core.records import read_id_list
+
+    return {i for _, i in read_id_list(path)}
 
 
 @dataclass

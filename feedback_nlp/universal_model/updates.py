@@ -192,21 +192,10 @@ def read_ids(args: Sequence[str]) -> tuple[list[str], list[tuple[str, int]]]:
     """Ids from the command line: one existing file (one id per line, or JSONL with "id") or
     the ids themselves. Returns the ids and where each came from (file or argument, line)."""
     if len(args) == 1 and Path(args[0]).is_file():
-        ids, where = [], []
-        for lineno, line in enumerate(Path(args[0]).read_text(encoding="utf-8").splitlines(), start=1):
-            text = line.strip()
-            if not text:
-                continue
-            if text.startswith("{"):
-                try:
-                    text = str(json.loads(text)["id"])
-                except (ValueError, KeyError, TypeError):
-                    raise DataValidationError(
-                        [Problem(args[0], lineno, "id", "expected an id or a JSON object with 'id'")]
-                    ) from None
-            ids.append(text)
-            where.append((args[0], lineno))
-        return ids, where
+        from feedback_nlp.core.records import read_id_list
+
+        listed = read_id_list(args[0])
+        return [i for _, i in listed], [(args[0], lineno) for lineno, _ in listed]
     return list(args), [("<command line>", i) for i in range(1, len(args) + 1)]
 
 
