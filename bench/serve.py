@@ -171,18 +171,24 @@ def in_process(export: Path, device: str, dtype: str, batch: int, seconds: float
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def client_parser(doc: str | None, seconds: float = 20.0) -> argparse.ArgumentParser:
+    """The flags every serving benchmark shares: export, client load, server batching, output."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--export", type=Path, help="an export folder (default: build the packaged-MiniLM safety model)")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--records-per-request", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=float, default=seconds)
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="fp32")
     p.add_argument("--max-batch-size", type=int, default=16)
     p.add_argument("--batch-timeout", type=float, default=0.01)
     p.add_argument("--json", type=Path, help="also write the figures here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = client_parser(__doc__)
+    p.add_argument("--dtype", default="fp32")
     a = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:

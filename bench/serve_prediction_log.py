@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.serve import build_export, drive, server
+from bench.serve import build_export, client_parser, drive, server
 
 
 def export_for_cost(a: argparse.Namespace, tmp: Path) -> Path:
@@ -80,18 +80,9 @@ def convert_cost(folder: Path, rows: int = 20000) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--export", type=Path, help="an export folder (default: build the packaged-MiniLM safety model)")
-    p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--records-per-request", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--warmup", type=float, default=3.0)
+    p = client_parser(__doc__, seconds=15.0)
     p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-batch-size", type=int, default=16)
-    p.add_argument("--batch-timeout", type=float, default=0.01)
     p.add_argument("--log-text", action="store_true", help="log the input text too")
-    p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from feedback_nlp.serving.prediction_log import read_log

@@ -21,7 +21,6 @@ runs beside production; that is where "latency unchanged" can hold.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.serve import build_export, drive, server
+from bench.serve import build_export, client_parser, drive, server
 
 
 def shadow_counts(port: int) -> dict[str, float]:
@@ -45,17 +44,8 @@ def shadow_counts(port: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--export", type=Path, help="an export folder (default: build the packaged-MiniLM safety model)")
-    p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--records-per-request", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--warmup", type=float, default=3.0)
+    p = client_parser(__doc__, seconds=15.0)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-batch-size", type=int, default=16)
-    p.add_argument("--batch-timeout", type=float, default=0.01)
-    p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
