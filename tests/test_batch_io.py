@@ -26,6 +26,40 @@ def test_score_without_the_batch_extra_is_one_clear_error(monkeypatch, tmp_path,
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--actors", "0"], "--actors: expected an integer >= 1, got '0'"),
+        (["--actors", "two"], "--actors: expected an integer, got 'two'"),
+        (["--cpus-per-actor", "-0.5"], "--cpus-per-actor: expected a number > 0, got '-0.5'"),
+        (["--cpus-per-actor", "half"], "--cpus-per-actor: expected a number, got 'half'"),
+        (["--rows-per-file", "0"], "--rows-per-file: expected an integer >= 1"),
+    ],
+)
+def test_resource_flags_are_checked_as_they_are_parsed(flags, message, tmp_path, capsys):
+    from feedback_nlp.cli import score
+
+    with pytest.raises(SystemExit) as e:
+        score.main(["--export", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o"), *flags])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--gpus-per-actor", "-1"], "--gpus-per-actor must be >= 0, got -1"),
+        (["--max-restarts", "-2"], "--max-restarts must be >= 0, got -2"),
+    ],
+)
+def test_negative_gpu_share_or_restarts_is_one_error_before_any_cluster(flags, message, tmp_path, capsys):
+    pytest.importorskip("ray.data", reason="batch scoring needs the `batch` extra: pip install -e '.[batch]'")
+    from feedback_nlp.cli import score
+
+    rc = score.main(["--export", str(tmp_path), "--input", str(tmp_path), "--output", str(tmp_path / "o"), *flags])
+    assert rc == 2 and capsys.readouterr().err == f"error: {message}\n" and not (tmp_path / "o").exists()
+
+
 pa = pytest.importorskip("pyarrow", reason="batch scoring needs the `batch` extra: pip install -e '.[batch]'")
 pq = pytest.importorskip("pyarrow.parquet")
 
