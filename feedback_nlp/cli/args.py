@@ -23,3 +23,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def add_bad_input_args(p: argparse.ArgumentParser, what: str, stop: str) -> None:
+    """`--on-error stop|skip` and `--rejects FILE`: the same switch for every command that reads
+    records from files (predict, score)."""
+    p.add_argument(
+        "--on-error",
+        choices=("skip", "stop"),
+        default="stop",
+        help=f"bad {what}: {stop} (default) or skip them (reported)",
+    )
+    p.add_argument("--rejects", default=None, help=f"write skipped {what} (file:line: field: message) here")

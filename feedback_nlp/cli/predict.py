@@ -18,17 +18,15 @@ any prediction (default) or are skipped (listed, and written to --rejects). With
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Iterator, Sequence
 
-from feedback_nlp.cli.args import Parser
+from feedback_nlp.cli.args import Parser, add_bad_input_args
 from feedback_nlp.core.errors import Problem, UserError
+from feedback_nlp.core.io import atomic_open
 from feedback_nlp.core.records import iter_jsonl
 
 
@@ -46,23 +44,6 @@ def parse_field_map(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[IO[str]]:
-    """A temp file next to `path`, fsynced and renamed over it only when the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _parser() -> argparse.ArgumentParser:
     from feedback_nlp.serving.runtime import BACKENDS, DEVICES, DTYPES
 
@@ -70,13 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--export", required=True, help="export folder (manifest.json + weights)")
     p.add_argument("--input", required=True, help="JSONL records of the export's task")
     p.add_argument("--output", required=True, help="JSONL predictions, one line per valid input record")
-    p.add_argument(
-        "--on-error",
-        choices=("skip", "stop"),
-        default="stop",
-        help="bad input lines: stop before predicting (default) or skip them (reported)",
-    )
-    p.add_argument("--rejects", default=None, help="write skipped lines (file:line: field: message) here")
+    add_bad_input_args(p, "input lines", "stop before predicting")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
@@ -206,13 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log = PredictionLog(log_root, manifest["task"], args.log_text, args.log_fsync)
     try:
-        with atomic_output(out) as f:
+        with atomic_open(out) as f:
             n = score_stream(predictor, manifest, iter_jsonl(inp, kind, field_map), f, args.batch_size, skipped, log)
     finally:
         if log is not None:
             log.close()
     if rejects is not None:
-        with atomic_output(rejects) as f:
+        with atomic_open(rejects) as f:
             f.writelines(f"{p}\n" for p in problems)
     print(
         f"wrote {n} predictions to {out} (model {manifest['model_version']}"

@@ -20,7 +20,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from feedback_nlp.cli.args import Parser
+from feedback_nlp.cli.args import Parser, add_bad_input_args
 
 
 def _positive_float(text: str) -> float:
@@ -49,13 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, nargs="+", help="JSONL/Parquet files, folders or globs, local or URIs")
     p.add_argument("--output", required=True, help="folder to create (local, shared, or a URI)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="part files (default parquet)")
-    p.add_argument(
-        "--on-error",
-        choices=("skip", "stop"),
-        default="stop",
-        help="bad records: stop before any model loads (default) or skip them (reported)",
-    )
-    p.add_argument("--rejects", default=None, help="write skipped records (file:line: field: message) here")
+    add_bad_input_args(p, "records", "stop before any model loads")
     p.add_argument("--field-map", nargs="*", default=[], metavar="FIELD=SOURCE", help="as for predict")
     p.add_argument("--batch-size", type=int, default=32, help="records per model call, as for predict (default 32)")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
